@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages for the real NBD clients and fault injection),
+# then runs every test in the solution. Exits non-zero when anything fails.
+set -euo pipefail
+cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+
+# command -> Debian package that provides it
+declare -A needs=(
+  [nbdinfo]=libnbd-bin [nbdcopy]=libnbd-bin
+  [qemu-io]=qemu-utils [qemu-img]=qemu-utils
+  [fio]=fio [nbdkit]=nbdkit [ip]=iproute2
+)
+missing=()
+for cmd in "${!needs[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
+done
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "installing test dependencies: $packages"
+  $sudo apt-get update
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y --no-install-recommends $packages
+fi
+
+dotnet build Replicator.sln -c Release -nologo -clp:ErrorsOnly
+dotnet test Replicator.sln -c Release --no-build -nologo \
+  --logger "console;verbosity=normal" \
+  --blame-hang-timeout 5m \
+  --results-directory "${TEST_RESULTS:-$PWD/.build/test-results}"
