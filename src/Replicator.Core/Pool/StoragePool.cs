@@ -1,0 +1,302 @@
+using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+using Replicator.Core.Metadata;
+using Replicator.Core.Storage;
+using Replicator.Core.Volumes;
+
+namespace Replicator.Core.Pool;
+
+/// <summary>
+/// The node's storage pool: backing stores cut into fixed-size extents, shared by every volume,
+/// and the metadata that says which volume unit lives in which extent.
+/// </summary>
+/// <remarks>
+/// <para><b>Concurrency.</b> One lock (<see cref="_lock"/>) guards the metadata (maps, allocation,
+/// journal appends); data is read and written outside it. An I/O looks up its extents and pins them
+/// under the lock, moves data without it, then unpins. An extent unmapped (trim, delete) while
+/// pinned is not reused until the last pin goes, so a slow write can never land in an extent that
+/// another volume has since been given.</para>
+/// <para><b>Crash safety.</b> A new mapping is appended to the journal (one pwrite, so it survives a
+/// kill -9) before the data is written and before any write to that unit is acknowledged. A freed
+/// extent is punched (reads as zeros) and then quarantined until a flush has made both the punch and
+/// the unmap record durable; only then can it be handed out again. So after any crash a unit maps
+/// either to its own data or to zeros, never to another volume's old data. At open, every extent no
+/// map references is punched, which covers data written to extents whose mapping never reached the
+/// journal.</para>
+/// </remarks>
+public sealed partial class StoragePool : IDisposable
+{
+    /// <summary>Journal size at which the pool writes a snapshot and starts a new journal.</summary>
+    public const long CheckpointThreshold = 64L << 20;
+
+    private readonly Lock _lock = new();
+    private readonly Lock _flushLock = new();
+    private readonly PoolMetadataStore _meta;
+    private readonly List<IBackingStore> _stores;
+    private readonly Dictionary<uint, ThinVolume> _volumes = [];
+    private readonly Dictionary<long, int> _pins = [];
+    private readonly HashSet<long> _unusable = [];
+    private readonly HashSet<long> _releaseWhenUnpinned = [];
+    private readonly List<long> _quarantine = [];
+    private readonly ILogger _logger;
+    private long _cursor;
+    private bool _disposed;
+
+    internal StoragePool(PoolMetadataStore meta, IEnumerable<IBackingStore> stores, ILogger logger)
+    {
+        _meta = meta;
+        _stores = stores.ToList();
+        _logger = logger;
+        var state = meta.State;
+        if (_stores.Count != state.FileCapacities.Count)
+        {
+            throw new InvalidDataException($"the pool metadata lists {state.FileCapacities.Count} files but {_stores.Count} were opened");
+        }
+
+        for (var i = 0; i < _stores.Count; i++)
+        {
+            if (_stores[i].Length != state.FileCapacities[i])
+            {
+                throw new InvalidDataException($"pool file {i} holds {_stores[i].Length} bytes, the metadata says {state.FileCapacities[i]}");
+            }
+        }
+
+        foreach (var volume in state.Volumes)
+        {
+            _volumes[volume.LocalId] = new ThinVolume(this, volume);
+        }
+
+        DiscardUnreferencedExtents();
+    }
+
+    public int ExtentSize => _meta.State.ExtentSize;
+
+    public IReadOnlyCollection<ThinVolume> Volumes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _volumes.Values.ToList();
+            }
+        }
+    }
+
+    public PoolUsage Usage
+    {
+        get
+        {
+            lock (_lock)
+            {
+                var state = _meta.State;
+                var capacity = state.ExtentCount * ExtentSize;
+                var allocated = state.Used.SetCount * ExtentSize;
+                return new PoolUsage(
+                    Capacity: capacity,
+                    Virtual: state.Volumes.Sum(v => v.Size),
+                    Allocated: allocated,
+                    Free: capacity - allocated - ((long)_unusable.Count * ExtentSize),
+                    Volumes: state.Volumes.Count);
+            }
+        }
+    }
+
+    public ThinVolume? Find(string name)
+    {
+        lock (_lock)
+        {
+            return _meta.State.Find(name) is { } v ? _volumes[v.LocalId] : null;
+        }
+    }
+
+    public ThinVolume? Find(Guid id)
+    {
+        lock (_lock)
+        {
+            return _meta.State.Find(id) is { } v ? _volumes[v.LocalId] : null;
+        }
+    }
+
+    /// <summary>Creates an empty volume. <paramref name="id"/> is given when the volume already exists on the peer.</summary>
+    public ThinVolume CreateVolume(string name, long size, Guid? id = null)
+    {
+        VolumeNames.Validate(name);
+        ValidateSize(size);
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            if (_meta.State.Find(name) is not null)
+            {
+                throw new VolumeExistsException($"a volume named '{name}' already exists");
+            }
+
+            var volumeId = id ?? Guid.NewGuid();
+            if (_meta.State.Find(volumeId) is not null)
+            {
+                throw new VolumeExistsException($"a volume with id {volumeId} already exists");
+            }
+
+            var localId = _meta.State.NextLocalId;
+            _meta.Commit(JournalRecord.VolumeCreated(localId, volumeId, name, size));
+            _meta.Flush();
+            var volume = new ThinVolume(this, _meta.State.Get(localId));
+            _volumes[localId] = volume;
+            return volume;
+        }
+    }
+
+    /// <summary>Grows a volume. Shrinking is refused: it would silently cut data off.</summary>
+    public void ResizeVolume(ThinVolume volume, long size)
+    {
+        ValidateSize(size);
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var state = volume.State;
+            if (size < state.Size)
+            {
+                throw new ArgumentOutOfRangeException(nameof(size), size, $"volume '{state.Name}' is {state.Size} bytes; shrinking is not supported");
+            }
+
+            if (size != state.Size)
+            {
+                _meta.Commit(JournalRecord.VolumeResized(state.LocalId, size));
+                _meta.Flush();
+            }
+        }
+    }
+
+    /// <summary>Deletes a volume and frees its extents.</summary>
+    public void DeleteVolume(ThinVolume volume)
+    {
+        List<long> discard;
+        lock (_lock)
+        {
+            ThrowIfDisposed();
+            var state = volume.State;
+            if (!_volumes.Remove(state.LocalId))
+            {
+                throw new InvalidOperationException($"volume '{state.Name}' is already deleted");
+            }
+
+            volume.MarkDeleted();
+            var records = state.Map.Entries().Select(e => JournalRecord.UnitUnmapped(state.LocalId, e.Unit)).ToList();
+            var extents = state.Map.Entries().Select(e => e.Extent).ToList();
+            records.Add(JournalRecord.VolumeDeleted(state.LocalId));
+            _meta.Commit(records.ToArray());
+            discard = RetireLocked(extents);
+            MaybeCheckpointLocked();
+        }
+
+        DiscardAndQuarantine(discard);
+        Flush();
+    }
+
+    /// <summary>Makes everything written, trimmed and mapped so far durable, and lets freed extents be reused.</summary>
+    public void Flush()
+    {
+        // Flushes run one at a time: each releases exactly the quarantined extents it saw before syncing.
+        lock (_flushLock)
+        {
+            int releasable;
+            lock (_lock)
+            {
+                ThrowIfDisposed();
+                releasable = _quarantine.Count;
+            }
+
+            foreach (var store in _stores)
+            {
+                store.Flush();
+            }
+
+            lock (_lock)
+            {
+                _meta.Flush();
+                for (var i = 0; i < releasable; i++)
+                {
+                    _unusable.Remove(_quarantine[i]);
+                }
+
+                _quarantine.RemoveRange(0, releasable);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            foreach (var store in _stores)
+            {
+                store.Flush();
+            }
+
+            _meta.Flush();
+            _meta.Checkpoint();
+            _meta.Dispose();
+            foreach (var store in _stores)
+            {
+                store.Dispose();
+            }
+
+            _lockFile?.Dispose();
+        }
+    }
+
+    internal static void ValidateSize(long size)
+    {
+        if (size <= 0 || size % VolumeNames.SizeAlignment != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"a volume size must be a positive multiple of {VolumeNames.SizeAlignment} bytes");
+        }
+    }
+
+    private void ThrowIfDisposed()
+    {
+        if (_disposed)
+        {
+            throw new BlockDeviceException(StorageError.Shutdown, "the storage pool is closed");
+        }
+    }
+
+    private void MaybeCheckpointLocked()
+    {
+        if (_meta.JournalLength >= CheckpointThreshold)
+        {
+            _meta.Checkpoint();
+        }
+    }
+
+    /// <summary>Punches every extent no volume maps, so none can leak old data into a new mapping.</summary>
+    private void DiscardUnreferencedExtents()
+    {
+        foreach (var (first, count) in _meta.State.Used.ClearRuns())
+        {
+            for (long extent = first; extent < first + count;)
+            {
+                var (store, offset) = Locate(extent);
+                var inStore = (_stores[store].Length - offset) / ExtentSize;
+                var run = Math.Min(count - (extent - first), inStore);
+                _stores[store].Discard(offset, run * ExtentSize);
+                extent += run;
+            }
+        }
+
+        foreach (var store in _stores)
+        {
+            store.Flush();
+        }
+    }
+}
+
+/// <summary>Pool space in bytes: <see cref="Virtual"/> is the sum of volume sizes (thin, so it may exceed capacity).</summary>
+public readonly record struct PoolUsage(long Capacity, long Virtual, long Allocated, long Free, int Volumes);
+
+public sealed class VolumeExistsException(string message) : InvalidOperationException(message);
