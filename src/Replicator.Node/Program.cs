@@ -1,1 +1,3 @@
-internal static class Program { private static int Main() => 0; }
+using Replicator.Node.Cli;
+
+return await CommandLine.InvokeAsync(args);

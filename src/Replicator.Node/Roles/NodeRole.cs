@@ -1,0 +1,120 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Replicator.Node.Admin;
+using Replicator.Node.Configuration;
+using Replicator.Node.Hosting;
+
+namespace Replicator.Node.Roles;
+
+/// <summary>Settings given on the command line of <c>replicator node run</c>; null means "keep node.json's value".</summary>
+internal sealed record NodeRunSettings(string Directory)
+{
+    public string? Name { get; init; }
+
+    public string? NbdListen { get; init; }
+
+    public string? AdminListen { get; init; }
+
+    public long? PoolSize { get; init; }
+}
+
+/// <summary>
+/// <c>replicator node run</c>: one storage node. Hosts the pool and its volumes, the NBD server
+/// (TCP and Unix socket) and the admin HTTP API, until SIGINT or SIGTERM.
+/// </summary>
+internal static class NodeRole
+{
+    public const string PidFileName = "node.pid";
+
+    public static async Task<int> RunAsync(NodeRunSettings settings, CancellationToken ct)
+    {
+        var directory = Path.GetFullPath(settings.Directory);
+        Directory.CreateDirectory(directory);
+        var config = LoadConfig(directory, settings);
+        var token = AdminToken.LoadOrCreate(AdminToken.PathIn(directory));
+
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = directory, Args = [] });
+        NodeLogging.Configure(builder.Logging);
+        builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
+        builder.Services.AddSingleton(config);
+        builder.Services.AddSingleton(new NodeIdentity(config, directory));
+        builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
+        builder.Services.AddSingleton(sp => sp.GetRequiredService<NodeStorage>().Exports);
+        builder.Services.AddHostedService(sp => new NbdHostedService(
+            sp.GetRequiredService<NodeStorage>().Exports,
+            NbdHostedService.Endpoints(config, directory),
+            sp.GetRequiredService<ILoggerFactory>(),
+            endpoints => SaveChosenNbdPort(directory, endpoints)));
+        builder.Services.AddProblemDetails();
+
+        await using var app = builder.Build();
+        var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Node");
+        try
+        {
+            // Open the pool before anything listens, so a bad pool fails the start with a clear message.
+            app.Services.GetRequiredService<NodeStorage>();
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
+        {
+            logger.LogCritical("Cannot open the storage pool in {Directory}: {Message}", directory, e.Message);
+            return Cli.ExitCodes.Failed;
+        }
+
+        app.UseMiddleware<BearerTokenAuth>(token);
+        app.MapAdminApi();
+        await app.StartAsync(ct);
+
+        var admin = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        SaveChosenAdminPort(directory, new Uri(admin).Port);
+        await File.WriteAllTextAsync(Path.Combine(directory, PidFileName), Environment.ProcessId.ToString(CultureInfo.InvariantCulture), ct);
+        logger.LogInformation("Node {Name} ready: admin {Admin}, data in {Directory}", config.Name, admin, directory);
+
+        await app.WaitForShutdownAsync(ct);
+        File.Delete(Path.Combine(directory, PidFileName));
+        return Cli.ExitCodes.Ok;
+    }
+
+    private static NodeConfig LoadConfig(string directory, NodeRunSettings s)
+    {
+        var existing = NodeConfig.TryLoad(directory);
+        var config = existing ?? new NodeConfig
+        {
+            Name = s.Name ?? "node",
+            NodeId = Guid.NewGuid(),
+            ClusterId = Guid.NewGuid(),
+        };
+
+        config = config with
+        {
+            Name = s.Name ?? config.Name,
+            NbdListen = s.NbdListen ?? config.NbdListen,
+            AdminListen = s.AdminListen ?? config.AdminListen,
+            PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
+        };
+        config.Save(directory);
+        return config;
+    }
+
+    /// <summary>A port asked for as 0 is chosen at the first start and kept from then on.</summary>
+    private static void SaveChosenAdminPort(string directory, int port)
+    {
+        var config = NodeConfig.TryLoad(directory)!;
+        var endpoint = IPEndPoint.Parse(config.AdminListen);
+        if (endpoint.Port == 0)
+        {
+            (config with { AdminListen = new IPEndPoint(endpoint.Address, port).ToString() }).Save(directory);
+        }
+    }
+
+    private static void SaveChosenNbdPort(string directory, IReadOnlyList<EndPoint> bound)
+    {
+        var config = NodeConfig.TryLoad(directory)!;
+        if (config.NbdListen.Length > 0 && IPEndPoint.Parse(config.NbdListen).Port == 0
+            && bound.OfType<IPEndPoint>().FirstOrDefault() is { } tcp)
+        {
+            (config with { NbdListen = tcp.ToString() }).Save(directory);
+        }
+    }
+}

@@ -1,0 +1,30 @@
+using System.Text.Json;
+
+namespace Replicator.IntegrationTests.Harness;
+
+/// <summary>Runs fio's NBD engine against an export and reads its JSON report.</summary>
+public static class Fio
+{
+    public static async Task<FioResult> RunAsync(string uri, string workDirectory, string name, params string[] options)
+    {
+        var args = new List<string>
+        {
+            "--name=" + name, "--ioengine=nbd", "--uri=" + uri, "--output-format=json",
+            "--directory=" + workDirectory, "--group_reporting=1",
+        };
+        args.AddRange(options);
+        var result = await ExternalTool.RunAsync("fio", args, TimeSpan.FromMinutes(3));
+        var start = result.Stdout.IndexOf('{', StringComparison.Ordinal);
+        Assert.True(start >= 0, result.Describe());
+        using var json = JsonDocument.Parse(result.Stdout[start..]);
+        var job = json.RootElement.GetProperty("jobs")[0];
+        return new FioResult(
+            ExitCode: result.ExitCode,
+            Errors: job.GetProperty("error").GetInt32(),
+            WrittenBytes: job.GetProperty("write").GetProperty("io_bytes").GetInt64(),
+            ReadBytes: job.GetProperty("read").GetProperty("io_bytes").GetInt64(),
+            Output: result.Describe());
+    }
+}
+
+public sealed record FioResult(int ExitCode, int Errors, long WrittenBytes, long ReadBytes, string Output);
