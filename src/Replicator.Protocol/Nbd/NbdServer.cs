@@ -1,0 +1,193 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
+
+namespace Replicator.Protocol.Nbd;
+
+/// <summary>
+/// Serves an <see cref="INbdExportCatalog"/> over NBD on any number of TCP and Unix socket end points,
+/// one <see cref="NbdServerSession"/> per connection. <see cref="StopAsync"/> stops accepting, lets each
+/// connection finish what it has in flight for <see cref="NbdServerOptions.ShutdownTimeout"/>, then
+/// closes whatever is left.
+/// </summary>
+internal sealed class NbdServer : IAsyncDisposable
+{
+    private readonly INbdExportCatalog _catalog;
+    private readonly NbdServerOptions _options;
+    private readonly ILogger _logger;
+    private readonly ILogger _sessionLogger;
+    private readonly List<NbdListener> _listeners = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly ConcurrentDictionary<NbdServerSession, Task> _sessions = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly Lock _stateLock = new();
+    private Task? _stopTask;
+    private long _connections;
+
+    public NbdServer(INbdExportCatalog catalog, ILoggerFactory loggerFactory, NbdServerOptions? options = null)
+    {
+        _catalog = catalog;
+        _options = options ?? NbdServerOptions.Default;
+        _logger = loggerFactory.CreateLogger<NbdServer>();
+        _sessionLogger = loggerFactory.CreateLogger<NbdServerSession>();
+    }
+
+    /// <summary>The end points bound by <see cref="Start"/>, with real port numbers where 0 was asked for.</summary>
+    public IReadOnlyList<EndPoint> EndPoints => [.. _listeners.Select(l => l.EndPoint)];
+
+    /// <summary>Connections currently open.</summary>
+    public int ConnectionCount => _sessions.Count;
+
+    /// <summary>Binds every end point and starts accepting. If any cannot be bound, none stays bound.</summary>
+    public void Start(IEnumerable<EndPoint> endPoints)
+    {
+        lock (_stateLock)
+        {
+            if (_listeners.Count > 0 || _stopTask is not null)
+            {
+                throw new InvalidOperationException("the NBD server was already started");
+            }
+
+            try
+            {
+                foreach (var endPoint in endPoints)
+                {
+                    _listeners.Add(NbdListener.Bind(endPoint, _logger));
+                }
+            }
+            catch
+            {
+                _listeners.ForEach(l => l.Dispose());
+                _listeners.Clear();
+                throw;
+            }
+
+            foreach (var listener in _listeners)
+            {
+                NbdLog.Listening(_logger, listener.EndPoint);
+                _acceptLoops.Add(AcceptLoopAsync(listener));
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stops accepting, asks every connection to finish its requests in flight, waits up to
+    /// <see cref="NbdServerOptions.ShutdownTimeout"/> (or until <paramref name="cancellationToken"/> fires),
+    /// then aborts what is left. Calling it again waits for the first stop.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_stateLock)
+        {
+            return _stopTask ??= StopCoreAsync(cancellationToken);
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await StopAsync();
+
+    private async Task StopCoreAsync(CancellationToken cancellationToken)
+    {
+        await _stopping.CancelAsync();
+        _listeners.ForEach(l => l.Dispose());
+        await Task.WhenAll(_acceptLoops);
+
+        var sessions = _sessions.ToArray();
+        foreach (var session in sessions)
+        {
+            session.Key.BeginShutdown();
+        }
+
+        var all = Task.WhenAll(sessions.Select(s => s.Value));
+        try
+        {
+            await all.WaitAsync(_options.ShutdownTimeout, cancellationToken);
+        }
+        catch (Exception exception) when (exception is TimeoutException or OperationCanceledException)
+        {
+            NbdLog.StopTimedOut(_logger, _sessions.Count, _options.ShutdownTimeout);
+            foreach (var session in sessions)
+            {
+                session.Key.Abort();
+            }
+
+            try
+            {
+                await all.WaitAsync(_options.AbortTimeout, CancellationToken.None);
+            }
+            catch (TimeoutException)
+            {
+                NbdLog.AbortTimedOut(_logger, _sessions.Count);
+            }
+        }
+
+        NbdLog.Stopped(_logger);
+    }
+
+    private async Task AcceptLoopAsync(NbdListener listener)
+    {
+        while (!_stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.Socket.AcceptAsync(_stopping.Token);
+            }
+            catch (Exception) when (_stopping.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException exception)
+            {
+                NbdLog.AcceptFailed(_logger, listener.EndPoint, exception);
+                await Task.Delay(TimeSpan.FromMilliseconds(100), CancellationToken.None);
+                continue;
+            }
+
+            StartSession(listener, socket);
+        }
+    }
+
+    private void StartSession(NbdListener listener, Socket socket)
+    {
+        var id = Interlocked.Increment(ref _connections);
+        if (listener.IsTcp)
+        {
+            socket.NoDelay = true;
+        }
+
+        var name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
+        var stream = new NetworkStream(socket, ownsSocket: true);
+        var input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: _options.ReceiveBufferSize, leaveOpen: true));
+        var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: _options.SendBufferSize, leaveOpen: true));
+        var session = new NbdServerSession(new DuplexPipe(input, output), _catalog, _options, _sessionLogger, name);
+        var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _sessions[session] = RunSessionAsync(session, socket, stream, registered.Task);
+        registered.SetResult();
+    }
+
+    /// <summary>Runs one connection once it is registered, so its removal can never precede its registration.</summary>
+    private async Task RunSessionAsync(NbdServerSession session, Socket socket, NetworkStream stream, Task registered)
+    {
+        await registered;
+        try
+        {
+            await session.RunAsync();
+        }
+        finally
+        {
+            try
+            {
+                socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+                // The peer is already gone.
+            }
+
+            await stream.DisposeAsync();
+            _sessions.TryRemove(session, out _);
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+
+namespace Replicator.Protocol.Nbd;
+
+/// <summary>
+/// The transmission phase: one reader takes requests off the wire and never waits for a device call.
+/// </summary>
+/// <remarks>
+/// Concurrency: the reader parses a header, validates it (a refused request is answered at once and a
+/// refused WRITE's payload skipped), then asks <see cref="NbdInFlightLimiter"/> for room. While the
+/// connection is at its limit the reader stops reading, which pushes back on the client through the
+/// transport. A WRITE's payload is copied from the pipe into one pooled buffer as it arrives, so the pipe
+/// never holds a whole 32 MiB payload and nothing is buffered twice. Each admitted request then runs on
+/// its own (<see cref="NbdCommandExecutor"/>) and writes its reply when done, so replies leave in
+/// completion order. NBD_CMD_DISC, the end of the stream and a server stop all end the reading; the
+/// session then waits for the requests in flight before it closes the transport.
+/// </remarks>
+internal sealed class NbdTransmission
+{
+    private readonly PipeReader _input;
+    private readonly IBlockDevice _device;
+    private readonly NbdTransmissionPolicy _policy;
+    private readonly NbdInFlightLimiter _limiter;
+    private readonly NbdCommandExecutor _executor;
+    private readonly ILogger _logger;
+    private readonly string _connection;
+    private readonly Action _wakeReader;
+    private readonly CancellationToken _stopping;
+    private readonly CancellationToken _aborting;
+    private NbdRequest _pendingWrite;
+    private byte[]? _pendingPayload;
+    private int _pendingFilled;
+    private long _skip;
+
+    public NbdTransmission(
+        PipeReader input, NbdReplyChannel replies, NbdNegotiatedExport export, NbdServerOptions options,
+        ILogger logger, string connection, Action wakeReader, CancellationToken stopping, CancellationToken aborting)
+    {
+        _input = input;
+        _device = export.Attachment.Device;
+        _policy = export.Policy;
+        _limiter = new NbdInFlightLimiter(options.MaxInFlightRequests, options.MaxInFlightBytes);
+        _executor = new NbdCommandExecutor(_device, _policy, replies, _limiter, OnDrained, logger, connection, aborting);
+        _logger = logger;
+        _connection = connection;
+        _wakeReader = wakeReader;
+        _stopping = stopping;
+        _aborting = aborting;
+    }
+
+    /// <summary>Reads and dispatches requests until the connection is to end; returns why.</summary>
+    /// <exception cref="NbdProtocolException">The client broke the protocol in a way that ends the connection.</exception>
+    public async Task<NbdConnectionEndReason> RunAsync()
+    {
+        while (true)
+        {
+            var result = await _input.ReadAsync();
+            var buffer = result.Buffer;
+            var examined = buffer.End;
+            try
+            {
+                if (result.IsCanceled && _aborting.IsCancellationRequested)
+                {
+                    return NbdConnectionEndReason.Aborted;
+                }
+
+                while (true)
+                {
+                    if (_pendingPayload is not null)
+                    {
+                        var length = (int)_pendingWrite.Length;
+                        _pendingFilled += NbdFrameReader.ReadPayload(ref buffer, _pendingPayload.AsSpan(_pendingFilled, length - _pendingFilled));
+                        if (_pendingFilled < length)
+                        {
+                            break;
+                        }
+
+                        var payload = _pendingPayload;
+                        _pendingPayload = null;
+                        _executor.Start(_pendingWrite, payload);
+                        continue;
+                    }
+
+                    if (_skip > 0)
+                    {
+                        _skip -= NbdFrameReader.Skip(ref buffer, _skip);
+                        if (_skip > 0)
+                        {
+                            break;
+                        }
+
+                        continue;
+                    }
+
+                    if (!NbdFrameReader.TryReadRequest(ref buffer, out var request))
+                    {
+                        break;
+                    }
+
+                    if (request.Type == NbdWire.CmdDisc)
+                    {
+                        examined = buffer.Start;
+                        return NbdConnectionEndReason.ClientDisconnect;
+                    }
+
+                    await AdmitAsync(request);
+                }
+
+                if (_stopping.IsCancellationRequested && _limiter.Count == 0 && _skip == 0)
+                {
+                    return NbdConnectionEndReason.ServerShutdown;
+                }
+
+                if (result.IsCompleted)
+                {
+                    return buffer.IsEmpty && _pendingPayload is null && _skip == 0
+                        ? NbdConnectionEndReason.ClientClosed
+                        : NbdConnectionEndReason.TruncatedMessage;
+                }
+            }
+            finally
+            {
+                _input.AdvanceTo(buffer.Start, examined);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits for every request in flight to write its reply (or fail to, if the client is gone) and gives
+    /// back the buffer of a WRITE whose payload never fully arrived.
+    /// </summary>
+    public Task DrainAsync()
+    {
+        if (_pendingPayload is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_pendingPayload);
+            _pendingPayload = null;
+            _limiter.Release(NbdCommandExecutor.BufferedBytes(_pendingWrite));
+        }
+
+        return _limiter.WhenIdleAsync();
+    }
+
+    /// <summary>Validates a request; refuses it, or admits it and starts it (a WRITE once its payload is in).</summary>
+    private async ValueTask AdmitAsync(NbdRequest request)
+    {
+        if (request.PayloadLength > NbdWire.MaxSkippableWriteLength)
+        {
+            NbdProtocolException.Throw(
+                NbdConnectionEndReason.OversizedRequest, $"WRITE of {request.Length} bytes is too large to read or skip");
+        }
+
+        string? reason;
+        var error = _stopping.IsCancellationRequested
+            ? Refusal(NbdWire.EShutdown, "the server is shutting down", out reason)
+            : NbdRequestValidator.Validate(request, _policy, _device.Size, out reason);
+        if (error != NbdWire.Success)
+        {
+            NbdLog.RequestRefused(
+                _logger, _connection, NbdErrors.CommandName(request.Type), NbdErrors.ErrorName(error), reason!,
+                request.Handle, request.Offset, request.Length, request.Flags);
+            await _executor.SendErrorAsync(request.Handle, error, reason!);
+            _skip = request.PayloadLength;
+            return;
+        }
+
+        await _limiter.AcquireAsync(NbdCommandExecutor.BufferedBytes(request), _aborting);
+        if (request.PayloadLength == 0)
+        {
+            _executor.Start(request, null);
+            return;
+        }
+
+        _pendingWrite = request;
+        _pendingPayload = ArrayPool<byte>.Shared.Rent((int)request.PayloadLength);
+        _pendingFilled = 0;
+    }
+
+    /// <summary>The last request in flight finished: a stopping reader waiting for more input can end now.</summary>
+    private void OnDrained()
+    {
+        if (_stopping.IsCancellationRequested)
+        {
+            _wakeReader();
+        }
+    }
+
+    private static uint Refusal(uint error, string why, out string? reason)
+    {
+        reason = why;
+        return error;
+    }
+}
