@@ -20,16 +20,32 @@ internal sealed partial class PeerConnection
     /// from us. A Ping stuck behind a peer that stopped reading is not waited for, so a dead peer
     /// is declared within the timeout plus one interval even when the TCP connection stays open.
     /// </summary>
+    /// <remarks>
+    /// A tick that comes more than an interval late means this process itself did not run for a
+    /// while (a GC pause, CPU starvation, a suspended VM): what the peer sent meanwhile may still
+    /// sit unread, so that silence is not the peer's. The verdict then waits one more interval,
+    /// for the receive loop to catch up.
+    /// </remarks>
     private async Task KeepaliveLoopAsync()
     {
-        using var timer = new PeriodicTimer(_options.EffectiveKeepaliveInterval);
+        var interval = _options.EffectiveKeepaliveInterval;
+        using var timer = new PeriodicTimer(interval);
         var ping = Task.CompletedTask;
+        var lastTick = Stopwatch.GetTimestamp();
+        var judgeFrom = lastTick;
         try
         {
             while (await timer.WaitForNextTickAsync(_closing.Token))
             {
-                var silence = Stopwatch.GetElapsedTime(Volatile.Read(ref _lastReceivedTimestamp));
-                if (silence >= _options.KeepaliveTimeout)
+                var now = Stopwatch.GetTimestamp();
+                if (Stopwatch.GetElapsedTime(lastTick, now) > 2 * interval)
+                {
+                    judgeFrom = now + (long)(interval.TotalSeconds * Stopwatch.Frequency);
+                }
+
+                lastTick = now;
+                var silence = Stopwatch.GetElapsedTime(Volatile.Read(ref _lastReceivedTimestamp), now);
+                if (silence >= _options.KeepaliveTimeout && now >= judgeFrom)
                 {
                     var message = $"nothing received from the peer for {silence.TotalMilliseconds:F0} ms (keepalive timeout {_options.KeepaliveTimeout.TotalMilliseconds:F0} ms): it is stopped, hung or unreachable";
                     TryEnd(new PeerConnectionEnd(PeerConnectionEndReason.KeepaliveTimeout, message));
