@@ -8,19 +8,30 @@ namespace Replicator.Protocol.Peer;
 /// Reads consume exactly one frame, so whatever the peer sends right after the handshake stays
 /// in the pipe for the connection.
 /// </summary>
-internal sealed class HandshakeChannel(IDuplexPipe transport, CancellationToken cancellationToken)
+internal sealed class HandshakeChannel
 {
+    private readonly IDuplexPipe _transport;
+    private readonly CancellationToken _cancellationToken;
+
+    public HandshakeChannel(IDuplexPipe transport, CancellationToken cancellationToken)
+    {
+        _transport = transport;
+        _cancellationToken = cancellationToken;
+    }
+
     public async ValueTask SendAsync(Envelope message)
     {
-        PeerFrameWriter.WriteFrame(transport.Output, message, ReadOnlySpan<byte>.Empty, PeerFrameLimits.Default);
-        await transport.Output.FlushAsync(cancellationToken);
+        PeerFrameWriter.WriteFrame(_transport.Output, message, ReadOnlySpan<byte>.Empty, PeerFrameLimits.Default);
+        await _transport.Output.FlushAsync(_cancellationToken);
     }
 
     /// <summary>The next message; a handshake message never carries a payload.</summary>
     /// <exception cref="PeerProtocolException">Not a valid frame, a frame with a payload, or the peer closed the connection.</exception>
-    public async ValueTask<Envelope> ReceiveAsync()
+    public ValueTask<Envelope> ReceiveAsync() => ReceiveAsync(_cancellationToken);
+
+    private async ValueTask<Envelope> ReceiveAsync(CancellationToken cancellationToken)
     {
-        var input = transport.Input;
+        var input = _transport.Input;
         while (true)
         {
             var result = await input.ReadAsync(cancellationToken);
@@ -57,13 +68,16 @@ internal sealed class HandshakeChannel(IDuplexPipe transport, CancellationToken 
 
     /// <summary>
     /// After refusing, reads the peer's own verdict (already on its way) so that closing the socket
-    /// does not reset the connection before the peer has read the refusal. Gives up at the deadline.
+    /// does not reset the connection before the peer has read the refusal. Waits at most
+    /// <paramref name="limit"/>: a peer that sends no verdict does not hold the refusal up.
     /// </summary>
-    public async ValueTask DrainVerdictAsync()
+    public async ValueTask DrainVerdictAsync(TimeSpan limit)
     {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(_cancellationToken);
+        deadline.CancelAfter(limit);
         try
         {
-            await ReceiveAsync();
+            await ReceiveAsync(deadline.Token);
         }
         catch (Exception exception) when (exception is PeerProtocolException or OperationCanceledException or IOException)
         {

@@ -31,6 +31,9 @@ internal static partial class PeerHandshake
 {
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long a refusing node waits for the peer's verdict before it hangs up.</summary>
+    private static readonly TimeSpan VerdictDrainLimit = TimeSpan.FromSeconds(1);
+
     /// <summary>The Hello this node sends: its identity and volumes, at this build's protocol version.</summary>
     public static Hello CreateHello(PeerIdentity local, IEnumerable<VolumeDescriptor> volumes)
     {
@@ -75,7 +78,7 @@ internal static partial class PeerHandshake
             {
                 Log.RefusedPeer(logger, peerAddress, refusal);
                 await channel.SendAsync(new Envelope { Refused = new Refused { Reason = refusal } });
-                await channel.DrainVerdictAsync();
+                await channel.DrainVerdictAsync(VerdictDrainLimit);
                 throw new PeerHandshakeException(PeerHandshakeFailure.RefusedByThisNode, $"This node refused peer {peerAddress}: {refusal}");
             }
 

@@ -21,8 +21,8 @@ internal static class PeerHelloValidator
         {
             var older = peer.ProtocolMajor < local.ProtocolMajor ? peerName : localName;
             var newer = peer.ProtocolMajor < local.ProtocolMajor ? localName : peerName;
-            return $"protocol version mismatch: node {peerName} speaks peer protocol version {peer.ProtocolMajor}.{peer.ProtocolMinor}, "
-                + $"node {localName} speaks {local.ProtocolMajor}.{local.ProtocolMinor}; nodes pair only within one major version: "
+            return $"protocol version mismatch: node {peerName} speaks peer protocol {peer.ProtocolMajor}.{peer.ProtocolMinor}, "
+                + $"node {localName} speaks peer protocol {local.ProtocolMajor}.{local.ProtocolMinor}; nodes pair only within one major version: "
                 + $"upgrade node {older} to the Replicator release of node {newer}";
         }
 
