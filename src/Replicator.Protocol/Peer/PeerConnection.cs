@@ -39,7 +39,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     private readonly TaskCompletionSource _handlersDrained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private PeerConnectionEnd? _end;
     private Task<PeerConnectionEnd>? _run;
-    private int _closeRequested;
+    private string? _closeReason;
 
     /// <summary>Handlers still running, plus one held by the receive loop until it ends.</summary>
     private int _handlersRunning = 1;
@@ -73,7 +73,10 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     /// <summary>Completes, never faulted, once the connection has ended, its handlers have returned and its pipes are completed.</summary>
     public Task<PeerConnectionEnd> Completion => _run ?? throw new InvalidOperationException("The peer connection has not been started.");
 
-    /// <summary>Starts receiving, serving requests and keeping the connection alive.</summary>
+    /// <summary>
+    /// Starts receiving, serving requests and keeping the connection alive, on the thread pool
+    /// (never on the caller's thread or synchronization context).
+    /// </summary>
     public void Start()
     {
         if (_run is not null)
@@ -82,7 +85,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
         }
 
         MarkReceived();
-        _run = RunAsync();
+        _run = Task.Run(RunAsync);
     }
 
     /// <summary>
@@ -93,7 +96,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     public async Task<PeerConnectionEnd> CloseAsync(string reason = "this node closed the connection")
     {
         var completion = Completion;
-        if (Interlocked.Exchange(ref _closeRequested, 1) == 0 && End is null)
+        if (Interlocked.CompareExchange(ref _closeReason, reason, null) is null && End is null)
         {
             await SayGoodbyeAsync(reason);
             TryEnd(new PeerConnectionEnd(PeerConnectionEndReason.LocalShutdown, reason));
@@ -102,6 +105,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
         return await completion;
     }
 
+    /// <summary>Closes the connection if it was started; before <see cref="Start"/> the transport is still the caller's.</summary>
     public async ValueTask DisposeAsync()
     {
         if (_run is not null)
@@ -114,6 +118,12 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     {
         var keepalive = KeepaliveLoopAsync();
         var received = await ReceiveLoopAsync();
+        if (received.Reason == PeerConnectionEndReason.RemoteClosed && Volatile.Read(ref _closeReason) is { } closeReason)
+        {
+            // The peer hung up in answer to our Goodbye, possibly before CloseAsync recorded the end.
+            received = new PeerConnectionEnd(PeerConnectionEndReason.LocalShutdown, closeReason);
+        }
+
         if (received.Reason == PeerConnectionEndReason.ProtocolError && End is null)
         {
             await SayGoodbyeAsync($"this node received a frame it cannot accept: {received.Message}");

@@ -127,7 +127,7 @@ public sealed class PeerHandshakeTests
 
         Assert.Equal(PeerHandshakeFailure.TimedOut, error.Failure);
         Assert.Contains("did not complete the handshake within 0.3 s", error.Message, StringComparison.Ordinal);
-        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(5));
+        Assert.InRange(clock.Elapsed, TimeSpan.FromMilliseconds(250), TimeSpan.FromSeconds(5));
     }
 
     [Fact]
