@@ -16,10 +16,10 @@ internal sealed partial class PeerConnection
         [LoggerMessage(3, LogLevel.Warning, "The {Body} payload of request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum (sent 0x{Expected:X16}, computed 0x{Computed:X16}); not applied, asking the peer to resend it")]
         public static partial void RequestPayloadCorrupted(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, int length, ulong expected, ulong computed);
 
-        [LoggerMessage(4, LogLevel.Warning, "Peer {Peer} received the {Body} payload of request {RequestId} corrupted; resending it (retry {Attempt} of {MaxRetries})")]
+        [LoggerMessage(4, LogLevel.Warning, "A payload of {Body} request {RequestId} to peer {Peer} arrived corrupted; sending the request again (retry {Attempt} of {MaxRetries})")]
         public static partial void ChecksumMismatchResending(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, int attempt, int maxRetries);
 
-        [LoggerMessage(5, LogLevel.Error, "The {Body} payload reached peer {Peer} corrupted at each of {Attempts} attempts; giving up on the request")]
+        [LoggerMessage(5, LogLevel.Error, "A payload of {Body} request to peer {Peer} arrived corrupted at each of {Attempts} attempts; giving up on the request")]
         public static partial void ChecksumRetriesExhausted(ILogger logger, string peer, Envelope.BodyOneofCase body, int attempts);
 
         [LoggerMessage(6, LogLevel.Warning, "The reply payload to request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum (sent 0x{Expected:X16}, computed 0x{Computed:X16}); the request will be sent again")]

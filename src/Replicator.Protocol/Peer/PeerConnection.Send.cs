@@ -56,7 +56,7 @@ internal sealed partial class PeerConnection
                     Log.ChecksumRetriesExhausted(_logger, PeerName, request.BodyCase, attempt);
                     return new PeerReply(
                         ReplyStatus.ChecksumMismatch,
-                        $"the {request.BodyCase} payload arrived corrupted at every one of {attempt} attempts; the link to peer {PeerName} damages data",
+                        $"a payload of the {request.BodyCase} request arrived corrupted at every one of {attempt} attempts; the link to peer {PeerName} damages data",
                         null);
                 }
 

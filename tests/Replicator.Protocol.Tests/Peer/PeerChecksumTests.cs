@@ -26,7 +26,7 @@ public sealed class PeerChecksumTests
         Assert.Equal(2, aToB.ForwardedWithPayload);
         Assert.Equal(data, Assert.Single(seen));
         Assert.True(pair.LogB.Contains("failed its checksum"));
-        Assert.True(pair.LogA.Contains("resending it (retry 1 of 3)"));
+        Assert.True(pair.LogA.Contains("sending the request again (retry 1 of 3)"));
     }
 
     [Fact]

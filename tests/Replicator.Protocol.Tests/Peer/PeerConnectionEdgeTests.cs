@@ -7,6 +7,22 @@ namespace Replicator.Protocol.Tests.Peer;
 public sealed class PeerConnectionEdgeTests
 {
     [Fact]
+    public async Task A_request_trickling_in_one_byte_at_a_time_is_served_once_complete()
+    {
+        await using var harness = Harness.Start();
+        var frame = PeerFrameSamples.Encode(PeerFrameSamples.Write(300), PeerFrameSamples.Blocks(300));
+
+        foreach (var b in frame)
+        {
+            await harness.Raw.SendAsync([b]);
+        }
+
+        var reply = await harness.Raw.ReceiveIgnoringKeepaliveAsync();
+        Assert.Equal(ReplyStatus.Ok, reply!.Value.Header.Reply.Status);
+        Assert.Equal(1, harness.HandlerCalls);
+    }
+
+    [Fact]
     public async Task A_write_whose_payload_differs_from_its_length_is_refused_as_invalid()
     {
         await using var harness = Harness.Start();
