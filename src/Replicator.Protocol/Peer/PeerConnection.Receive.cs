@@ -1,0 +1,213 @@
+using System.Net.Sockets;
+using Replicator.Core.Hashing;
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Protocol.Peer;
+
+internal sealed partial class PeerConnection
+{
+    /// <summary>
+    /// Reads frames until the connection ends and returns why it did. Processing a frame never
+    /// waits (see the class remarks), so the loop only awaits the next read.
+    /// </summary>
+    private async Task<PeerConnectionEnd> ReceiveLoopAsync()
+    {
+        var input = _transport.Input;
+        try
+        {
+            while (true)
+            {
+                var result = await input.ReadAsync();
+                var buffer = result.Buffer;
+                try
+                {
+                    if (result.IsCanceled)
+                    {
+                        return End!;
+                    }
+
+                    if (!buffer.IsEmpty)
+                    {
+                        MarkReceived();
+                    }
+
+                    while (PeerFrameReader.TryReadFrame(ref buffer, _options.FrameLimits, out var frame))
+                    {
+                        if (ProcessFrame(frame) is { } end)
+                        {
+                            return end;
+                        }
+                    }
+
+                    if (result.IsCompleted)
+                    {
+                        return buffer.IsEmpty
+                            ? new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, "the peer closed the connection")
+                            : new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, $"the peer closed the connection in the middle of a frame ({buffer.Length} bytes of it received)");
+                    }
+                }
+                finally
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                }
+            }
+        }
+        catch (PeerProtocolException exception)
+        {
+            return new PeerConnectionEnd(PeerConnectionEndReason.ProtocolError, exception.Message, exception);
+        }
+        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
+        {
+            return End ?? new PeerConnectionEnd(PeerConnectionEndReason.TransportError, $"receiving from the peer failed: {exception.Message}", exception);
+        }
+        catch (Exception exception)
+        {
+            return new PeerConnectionEnd(PeerConnectionEndReason.InternalError, $"the receive loop failed: {exception.Message}", exception);
+        }
+    }
+
+    /// <summary>Acts on one frame, taking ownership of its payload; returns how the connection ends when the frame ends it.</summary>
+    private PeerConnectionEnd? ProcessFrame(PeerFrame frame)
+    {
+        var header = frame.Header;
+        switch (header.BodyCase)
+        {
+            case Envelope.BodyOneofCase.Reply:
+                CompleteRequest(header, frame.Payload);
+                return null;
+            case Envelope.BodyOneofCase.Ping:
+                RejectPayload(frame);
+                _ = SendControlAsync(new Envelope { Pong = new Pong { Nonce = header.Ping.Nonce, SentAtUs = header.Ping.SentAtUs } });
+                return null;
+            case Envelope.BodyOneofCase.Pong:
+                RejectPayload(frame);
+                RecordRoundTrip(header.Pong);
+                return null;
+            case Envelope.BodyOneofCase.Goodbye:
+                RejectPayload(frame);
+                return new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, $"the peer said goodbye: {header.Goodbye.Reason}");
+            case Envelope.BodyOneofCase.Hello or Envelope.BodyOneofCase.HelloAccepted or Envelope.BodyOneofCase.Refused:
+                frame.Payload?.Dispose();
+                PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a handshake message ({header.BodyCase}) after the handshake.");
+                return null;
+            default:
+                StartRequest(frame);
+                return null;
+        }
+    }
+
+    private static void RejectPayload(PeerFrame frame)
+    {
+        if (frame.Payload is { } payload)
+        {
+            payload.Dispose();
+            PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a {frame.Header.BodyCase} with a {payload.Length}-byte payload; it takes none.");
+        }
+    }
+
+    private void CompleteRequest(Envelope header, PeerPayload? payload)
+    {
+        if (!_pending.TryRemove(header.RequestId, out var pending))
+        {
+            Log.ReplyWithoutRequest(_logger, PeerName, header.RequestId);
+            payload?.Dispose();
+            return;
+        }
+
+        PeerReply reply;
+        if (payload is not null && !PayloadChecksumMatches(header, payload, out var computed))
+        {
+            Log.ReplyPayloadCorrupted(_logger, PeerName, header.RequestId, payload.Length, header.PayloadChecksum, computed);
+            payload.Dispose();
+            reply = new PeerReply(ReplyStatus.ChecksumMismatch, "the reply's payload arrived corrupted", null);
+        }
+        else
+        {
+            reply = new PeerReply(header.Reply.Status, header.Reply.Message, payload);
+        }
+
+        if (!pending.TrySetResult(reply))
+        {
+            reply.Dispose();
+        }
+    }
+
+    /// <summary>Checks an incoming request at the edge and, when it passes, hands it to the handler.</summary>
+    private void StartRequest(PeerFrame frame)
+    {
+        var header = frame.Header;
+        if (header.RequestId == 0)
+        {
+            frame.Payload?.Dispose();
+            PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a request ({header.BodyCase}) without a request id.");
+        }
+
+        if (frame.Payload is { } payload && !PayloadChecksumMatches(header, payload, out var computed))
+        {
+            Log.RequestPayloadCorrupted(_logger, PeerName, header.BodyCase, header.RequestId, payload.Length, header.PayloadChecksum, computed);
+            payload.Dispose();
+            _ = SendReplyInBackgroundAsync(header.RequestId, ReplyStatus.ChecksumMismatch, "the payload arrived corrupted and was not applied; send it again");
+            return;
+        }
+
+        if (PeerRequestValidator.Validate(header, frame.PayloadLength, _options.FrameLimits) is { } refusal)
+        {
+            Log.RequestRefused(_logger, PeerName, header.BodyCase, header.RequestId, refusal.Status, refusal.Message);
+            frame.Payload?.Dispose();
+            _ = SendReplyInBackgroundAsync(header.RequestId, refusal.Status, refusal.Message);
+            return;
+        }
+
+        _ = DispatchAsync(new PeerIncomingRequest(this, header, frame.Payload));
+    }
+
+    private static bool PayloadChecksumMatches(Envelope header, PeerPayload payload, out ulong computed)
+    {
+        computed = XxHash64.Hash(payload.Memory.Span, PeerWire.PayloadChecksumSeed);
+        return computed == header.PayloadChecksum;
+    }
+
+    /// <summary>Runs the handler for one request and makes sure the request gets exactly one reply.</summary>
+    private async Task DispatchAsync(PeerIncomingRequest request)
+    {
+        Interlocked.Increment(ref _handlersRunning);
+        try
+        {
+            await _handler.HandleAsync(request, _closing.Token);
+            if (!request.HasReplied)
+            {
+                Log.HandlerDidNotReply(_logger, PeerName, request.Header.BodyCase, request.RequestId);
+                await request.ReplyAsync(ReplyStatus.IoError, "the node did not answer the request");
+            }
+        }
+        catch (Exception exception) when (exception is PeerConnectionClosedException || (exception is OperationCanceledException && _closing.IsCancellationRequested))
+        {
+        }
+        catch (Exception exception)
+        {
+            Log.HandlerFailed(_logger, PeerName, request.Header.BodyCase, request.RequestId, exception);
+            await ReplyToFailedRequestAsync(request, exception);
+        }
+        finally
+        {
+            request.ReleasePayload();
+            ReleaseHandlerHold();
+        }
+    }
+
+    private static async Task ReplyToFailedRequestAsync(PeerIncomingRequest request, Exception exception)
+    {
+        if (request.HasReplied)
+        {
+            return;
+        }
+
+        try
+        {
+            await request.ReplyAsync(ReplyStatus.IoError, $"the node failed the request: {exception.Message}");
+        }
+        catch (PeerConnectionClosedException)
+        {
+        }
+    }
+}

@@ -1,0 +1,202 @@
+using System.Collections.Concurrent;
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Protocol.Peer;
+
+internal sealed partial class PeerConnection
+{
+    private readonly SemaphoreSlim _sendLock = new(1, 1);
+    private readonly SemaphoreSlim _requestSlots;
+    private readonly ConcurrentDictionary<ulong, TaskCompletionSource<PeerReply>> _pending = new();
+    private long _lastRequestId;
+
+    /// <summary>
+    /// Sends a request and waits for the peer's reply. Many may be in flight; replies come in
+    /// any order. The connection sets <paramref name="request"/>'s request id and payload checksum.
+    /// </summary>
+    /// <remarks>
+    /// When the peer reports that the payload arrived corrupted (or a reply's payload arrives
+    /// corrupted here) the request is sent again, up to <see cref="PeerConnectionOptions.MaxChecksumRetries"/>
+    /// times; after that the reply is returned with <see cref="ReplyStatus.ChecksumMismatch"/>.
+    /// Cancelling stops the wait, not the request: a request already sent may still be applied.
+    /// </remarks>
+    /// <param name="request">A request body (write, trim, flush, ...), not a connection control message.</param>
+    /// <param name="payload">Data that travels raw after the header (a write's blocks); it must stay unchanged until this completes.</param>
+    /// <param name="cancellationToken">Stops waiting for a request slot, the send lock or the reply.</param>
+    /// <returns>The reply, whatever its status; dispose it to release a data payload.</returns>
+    /// <exception cref="PeerConnectionClosedException">The connection ended before the reply arrived.</exception>
+    public async Task<PeerReply> SendRequestAsync(Envelope request, ReadOnlyMemory<byte> payload = default, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (!PeerRequestValidator.IsRequest(request.BodyCase))
+        {
+            throw new ArgumentException($"{request.BodyCase} is not a request; the connection sends its own control messages.", nameof(request));
+        }
+
+        if (payload.Length > _options.FrameLimits.MaxPayloadLength)
+        {
+            throw new ArgumentException($"The payload is {payload.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
+        }
+
+        PeerFrameWriter.SealPayload(request, payload.Span);
+        await WaitAsync(_requestSlots, cancellationToken);
+        try
+        {
+            for (var attempt = 1; ; attempt++)
+            {
+                var reply = await SendOnceAsync(request, payload, cancellationToken);
+                if (reply.Status != ReplyStatus.ChecksumMismatch)
+                {
+                    return reply;
+                }
+
+                reply.Dispose();
+                if (attempt > _options.MaxChecksumRetries)
+                {
+                    Log.ChecksumRetriesExhausted(_logger, PeerName, request.BodyCase, attempt);
+                    return new PeerReply(
+                        ReplyStatus.ChecksumMismatch,
+                        $"a payload of the {request.BodyCase} request arrived corrupted at every one of {attempt} attempts; the link to peer {PeerName} damages data",
+                        null);
+                }
+
+                Log.ChecksumMismatchResending(_logger, PeerName, request.BodyCase, request.RequestId, attempt, _options.MaxChecksumRetries);
+            }
+        }
+        finally
+        {
+            _requestSlots.Release();
+        }
+    }
+
+    private async Task<PeerReply> SendOnceAsync(Envelope request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        var requestId = (ulong)Interlocked.Increment(ref _lastRequestId);
+        request.RequestId = requestId;
+        var pending = new TaskCompletionSource<PeerReply>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _pending[requestId] = pending;
+        try
+        {
+            // Published before this check: an ending connection either sees the entry and fails it, or ended before and is seen here.
+            if (End is not null)
+            {
+                throw ClosedException();
+            }
+
+            await SendFrameAsync(request, payload, cancellationToken);
+            await using var registration = cancellationToken.Register(
+                static (state, token) => ((TaskCompletionSource<PeerReply>)state!).TrySetCanceled(token),
+                pending);
+            return await pending.Task;
+        }
+        finally
+        {
+            _pending.TryRemove(requestId, out _);
+        }
+    }
+
+    /// <summary>Sends the reply to an incoming request (<see cref="PeerIncomingRequest.ReplyAsync"/>).</summary>
+    internal async ValueTask SendReplyAsync(ulong requestId, ReplyStatus status, string? message, ReadOnlyMemory<byte> payload)
+    {
+        var header = new Envelope { RequestId = requestId, Reply = new Reply { Status = status, Message = message ?? string.Empty } };
+        PeerFrameWriter.SealPayload(header, payload.Span);
+        await SendFrameAsync(header, payload, CancellationToken.None);
+    }
+
+    /// <summary>Throws unless a reply payload of this size fits in a frame; checked before a request counts as replied.</summary>
+    internal void ValidateReplyPayload(ReadOnlyMemory<byte> payload)
+    {
+        if (payload.Length > _options.FrameLimits.MaxPayloadLength)
+        {
+            throw new ArgumentException($"The reply payload is {payload.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
+        }
+    }
+
+    /// <summary>
+    /// Writes and flushes one frame under the send lock. The flush waits only for the connection
+    /// to end, never for <paramref name="cancellationToken"/>: a frame once started goes out whole.
+    /// </summary>
+    private async ValueTask SendFrameAsync(Envelope header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        await WaitAsync(_sendLock, cancellationToken);
+        try
+        {
+            PeerFrameWriter.WriteFrame(_transport.Output, header, payload.Span, _options.FrameLimits);
+            var result = await _transport.Output.FlushAsync(_closing.Token);
+            if (result.IsCompleted)
+            {
+                TryEnd(new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, "the transport stopped accepting data"));
+                throw ClosedException();
+            }
+        }
+        catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+        {
+            throw ClosedException();
+        }
+        catch (Exception exception) when (exception is IOException and not PeerConnectionClosedException or ObjectDisposedException)
+        {
+            TryEnd(new PeerConnectionEnd(PeerConnectionEndReason.TransportError, $"sending to the peer failed: {exception.Message}", exception));
+            throw ClosedException();
+        }
+        finally
+        {
+            _sendLock.Release();
+        }
+    }
+
+    /// <summary>Sends a frame the receive loop or the keepalive timer must not wait for; a closed connection is not an error here.</summary>
+    private async Task SendControlAsync(Envelope header)
+    {
+        try
+        {
+            await SendFrameAsync(header, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
+        }
+        catch (PeerConnectionClosedException)
+        {
+        }
+    }
+
+    private Task SendReplyInBackgroundAsync(ulong requestId, ReplyStatus status, string message)
+        => SendControlAsync(new Envelope { RequestId = requestId, Reply = new Reply { Status = status, Message = message } });
+
+    /// <summary>Says Goodbye, waiting at most the goodbye timeout; a send still stuck then is cancelled when the connection ends.</summary>
+    private async Task SayGoodbyeAsync(string reason)
+    {
+        var goodbye = SendControlAsync(new Envelope { Goodbye = new Goodbye { Reason = reason } });
+        await Task.WhenAny(goodbye, Task.Delay(_options.GoodbyeTimeout));
+    }
+
+    /// <summary>Waits on a semaphore until it is free, <paramref name="cancellationToken"/> fires, or the connection ends.</summary>
+    private async ValueTask WaitAsync(SemaphoreSlim semaphore, CancellationToken cancellationToken)
+    {
+        if (!semaphore.Wait(0))
+        {
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+            try
+            {
+                await semaphore.WaitAsync(linked.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw ClosedException();
+            }
+        }
+
+        if (End is not null)
+        {
+            semaphore.Release();
+            throw ClosedException();
+        }
+    }
+
+    private void FailPendingRequests(PeerConnectionEnd end)
+    {
+        foreach (var (requestId, pending) in _pending)
+        {
+            if (_pending.TryRemove(requestId, out _))
+            {
+                pending.TrySetException(new PeerConnectionClosedException(PeerName, end));
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+namespace Replicator.Protocol.Peer;
+
+/// <summary>Tuning of one peer connection. <see cref="Validate"/> refuses values that cannot work, with a message naming the setting.</summary>
+internal sealed record PeerConnectionOptions
+{
+    public static PeerConnectionOptions Default { get; } = new();
+
+    /// <summary>The peer is declared dead when nothing at all has arrived from it for this long.</summary>
+    public TimeSpan KeepaliveTimeout { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a Ping is sent and silence is checked; by default a quarter of <see cref="KeepaliveTimeout"/>.</summary>
+    public TimeSpan? KeepaliveInterval { get; init; }
+
+    /// <summary>Requests this node may have outstanding on the connection; further senders wait for a reply.</summary>
+    public int MaxRequestsInFlight { get; init; } = 256;
+
+    /// <summary>How often a request whose payload arrived corrupted is sent again before it fails.</summary>
+    public int MaxChecksumRetries { get; init; } = 3;
+
+    /// <summary>How long closing waits to say Goodbye to a peer that does not read.</summary>
+    public TimeSpan GoodbyeTimeout { get; init; } = TimeSpan.FromSeconds(1);
+
+    public PeerFrameLimits FrameLimits { get; init; } = PeerFrameLimits.Default;
+
+    public TimeSpan EffectiveKeepaliveInterval => KeepaliveInterval ?? KeepaliveTimeout / 4;
+
+    public void Validate()
+    {
+        if (KeepaliveTimeout <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepaliveTimeout), KeepaliveTimeout, "The peer keepalive timeout must be positive.");
+        }
+
+        if (EffectiveKeepaliveInterval <= TimeSpan.Zero || EffectiveKeepaliveInterval >= KeepaliveTimeout)
+        {
+            throw new ArgumentOutOfRangeException(nameof(KeepaliveInterval), EffectiveKeepaliveInterval, $"The peer keepalive interval must be positive and shorter than the keepalive timeout ({KeepaliveTimeout}).");
+        }
+
+        if (MaxRequestsInFlight <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxRequestsInFlight), MaxRequestsInFlight, "At least one peer request must be allowed in flight.");
+        }
+
+        if (MaxChecksumRetries < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxChecksumRetries), MaxChecksumRetries, "The number of checksum retries cannot be negative.");
+        }
+
+        if (GoodbyeTimeout < TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(GoodbyeTimeout), GoodbyeTimeout, "The goodbye timeout cannot be negative.");
+        }
+
+        FrameLimits.Validate();
+    }
+}

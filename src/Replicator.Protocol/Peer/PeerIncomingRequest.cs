@@ -1,0 +1,48 @@
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Protocol.Peer;
+
+/// <summary>A request received from the peer, handed to <see cref="IPeerRequestHandler"/>.</summary>
+internal sealed class PeerIncomingRequest
+{
+    private readonly PeerConnection _connection;
+    private readonly PeerPayload? _payload;
+    private int _replied;
+
+    internal PeerIncomingRequest(PeerConnection connection, Envelope header, PeerPayload? payload)
+    {
+        _connection = connection;
+        Header = header;
+        _payload = payload;
+    }
+
+    /// <summary>The request: its <see cref="Envelope.BodyCase"/> says which, e.g. <see cref="Envelope.Write"/>.</summary>
+    public Envelope Header { get; }
+
+    public ulong RequestId => Header.RequestId;
+
+    /// <summary>The request's data (a write's blocks), checksum verified; valid until the handler's task completes.</summary>
+    public ReadOnlyMemory<byte> Payload => _payload?.Memory ?? ReadOnlyMemory<byte>.Empty;
+
+    public bool HasReplied => Volatile.Read(ref _replied) != 0;
+
+    /// <summary>
+    /// Sends the reply. <paramref name="payload"/> is data for requests that return some (a read);
+    /// it is copied out before this completes, so the caller may reuse its buffer afterwards.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The request was already replied to.</exception>
+    /// <exception cref="PeerConnectionClosedException">The connection ended; the peer will never see the reply.</exception>
+    /// <exception cref="ArgumentException">The payload is larger than a frame may carry; the request still awaits its reply.</exception>
+    public ValueTask ReplyAsync(ReplyStatus status, string? message = null, ReadOnlyMemory<byte> payload = default)
+    {
+        _connection.ValidateReplyPayload(payload);
+        if (Interlocked.Exchange(ref _replied, 1) != 0)
+        {
+            throw new InvalidOperationException($"Peer request {RequestId} ({Header.BodyCase}) was already replied to.");
+        }
+
+        return _connection.SendReplyAsync(RequestId, status, message, payload);
+    }
+
+    internal void ReleasePayload() => _payload?.Dispose();
+}

@@ -1,0 +1,41 @@
+namespace Replicator.Protocol.Peer;
+
+/// <summary>
+/// Every constant of the peer protocol's framing and versioning, in one place. The frame
+/// layout they describe is drawn in <see cref="PeerFrameReader"/>; the message headers are
+/// in <c>proto/peer.proto</c>.
+/// </summary>
+internal static class PeerWire
+{
+    /// <summary>
+    /// Major version of the peer protocol this build speaks. Nodes of different major versions
+    /// refuse each other; bump it when a peer of the previous version could misread a message.
+    /// </summary>
+    public const uint ProtocolMajor = 1;
+
+    /// <summary>Minor version: compatible additions (new messages, new fields).</summary>
+    public const uint ProtocolMinor = 0;
+
+    /// <summary>"RPLP" (Replicator peer), the first four bytes of every frame.</summary>
+    public const uint FrameMagic = 0x52504C50;
+
+    /// <summary>Length of the fixed part of a frame: magic, header length, payload length, header CRC.</summary>
+    public const int PrefixLength = 16;
+
+    public const int MagicOffset = 0;
+    public const int HeaderLengthOffset = 4;
+    public const int PayloadLengthOffset = 8;
+    public const int HeaderCrcOffset = 12;
+
+    /// <summary>The header CRC covers the prefix up to (not including) the CRC itself, then the header.</summary>
+    public const int CrcCoveredPrefixLength = HeaderCrcOffset;
+
+    /// <summary>Largest header accepted by default: a Hello with a few hundred volumes fits.</summary>
+    public const int DefaultMaxHeaderLength = 64 * 1024;
+
+    /// <summary>Largest payload accepted by default: the largest NBD request (32 MiB) fits in one frame.</summary>
+    public const int DefaultMaxPayloadLength = 32 * 1024 * 1024;
+
+    /// <summary>Seed of the payload checksum (<see cref="Core.Hashing.XxHash64"/>).</summary>
+    public const ulong PayloadChecksumSeed = 0;
+}
