@@ -48,12 +48,7 @@ internal sealed partial class DirtyBitmap
     public DirtyBitmap(long volumeSize, int granularity = DefaultGranularity)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(volumeSize);
-        if (granularity is < MinGranularity or > MaxGranularity || !BitOperations.IsPow2(granularity))
-        {
-            throw new ArgumentOutOfRangeException(nameof(granularity), granularity,
-                $"the bitmap granularity must be a power of two from {MinGranularity} to {MaxGranularity} bytes");
-        }
-
+        CheckGranularity(granularity);
         Granularity = granularity;
         GranularityShift = BitOperations.Log2((uint)granularity);
         _pagePresent = [];
@@ -91,6 +86,15 @@ internal sealed partial class DirtyBitmap
 
     /// <summary>Pages currently held in memory.</summary>
     public int AllocatedPages => _pages.Count;
+
+    public static void CheckGranularity(int granularity)
+    {
+        if (granularity is < MinGranularity or > MaxGranularity || !BitOperations.IsPow2(granularity))
+        {
+            throw new ArgumentOutOfRangeException(nameof(granularity), granularity,
+                $"the bitmap granularity must be a power of two from {MinGranularity} to {MaxGranularity} bytes");
+        }
+    }
 
     /// <summary>Marks every region that [<paramref name="offset"/>, +<paramref name="length"/>) touches; appends each changed word to <paramref name="changed"/>.</summary>
     /// <returns>The number of words that changed: 0 when every region was already dirty, and then there is nothing to persist.</returns>
