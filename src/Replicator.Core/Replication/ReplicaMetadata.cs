@@ -32,16 +32,19 @@ internal sealed record ReplicaMetadata(
     public ReplicaStatus Status => new(Generation, DiskState, Flags);
 
     /// <summary>
-    /// The metadata to write at startup. A replica found <see cref="ReplicaFlags.ConnectedAndUpToDate"/>
-    /// died with writes possibly in flight: <paramref name="markActivityLog"/> tells the node to mark
-    /// the loaded activity log's extents in the dirty bitmap and flush the bitmap; only then does it
-    /// write the returned metadata, which records the crash (<see cref="ReplicaFlags.CrashedWhileConnected"/>)
-    /// and no longer claims a connection. A crash in between repeats the marking, which is harmless.
+    /// The metadata to write at startup. First the node marks every extent of the loaded activity
+    /// log in the dirty bitmap and flushes the bitmap (a clean shutdown leaves the log empty, so
+    /// this costs nothing then); only then does it write the returned metadata. A replica found
+    /// <see cref="ReplicaFlags.ConnectedAndUpToDate"/> died with writes possibly in flight to an
+    /// up-to-date peer (<paramref name="crashedWhileConnected"/>): the returned metadata records that
+    /// (<see cref="ReplicaFlags.CrashedWhileConnected"/>, which makes it the resync source while both
+    /// replicas hold the same data set) and no longer claims a connection. A crash in between
+    /// repeats the marking, which is harmless.
     /// </summary>
-    public ReplicaMetadata AfterRestart(out bool markActivityLog)
+    public ReplicaMetadata AfterRestart(out bool crashedWhileConnected)
     {
-        markActivityLog = (Flags & ReplicaFlags.ConnectedAndUpToDate) != 0;
-        return markActivityLog
+        crashedWhileConnected = (Flags & ReplicaFlags.ConnectedAndUpToDate) != 0;
+        return crashedWhileConnected
             ? this with { Flags = (Flags & ~ReplicaFlags.ConnectedAndUpToDate) | ReplicaFlags.CrashedWhileConnected }
             : this;
     }

@@ -194,6 +194,26 @@ public class ActivityLogTests
     }
 
     [Fact]
+    public void Clearing_for_a_clean_shutdown_empties_the_log_once_every_write_ended()
+    {
+        var log = new ActivityLog(16);
+        log.Begin(0, 1);
+        log.Begin(3 * E, 1);
+        log.MarkDurable(log.Sequence);
+        Assert.Throws<InvalidOperationException>(() => log.Clear());
+        log.End(0, 1);
+        log.End(3 * E, 1);
+
+        var update = log.Clear()!;
+        Assert.Equal([0L, 3L], update.Evicted);
+        Assert.Equal(log.Sequence, update.Sequence);
+        Assert.Empty(log.Snapshot().Extents);
+        Assert.Equal(0, log.IdleExtents);
+        Assert.Null(log.Clear());
+        Assert.Equal(ActivityLogStatus.MustPersist, log.Begin(0, 1).Status);
+    }
+
+    [Fact]
     public void Under_random_load_every_extent_with_a_write_in_flight_is_in_the_durable_set()
     {
         var random = new Random(99);

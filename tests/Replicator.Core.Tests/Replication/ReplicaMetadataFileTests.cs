@@ -93,16 +93,16 @@ public class ReplicaMetadataFileTests
     }
 
     [Fact]
-    public void A_restart_after_dying_while_connected_records_the_crash_and_asks_for_the_activity_log()
+    public void A_restart_after_dying_while_connected_records_the_crash()
     {
         var running = Sample with { Flags = ReplicaFlags.ConnectedAndUpToDate };
-        var restarted = running.AfterRestart(out var markActivityLog);
-        Assert.True(markActivityLog);
+        var restarted = running.AfterRestart(out var crashed);
+        Assert.True(crashed);
         Assert.Equal(ReplicaFlags.CrashedWhileConnected, restarted.Flags);
         Assert.True(restarted.Status.Crashed);
 
-        var again = restarted.AfterRestart(out var markAgain);
-        Assert.False(markAgain);
+        var again = restarted.AfterRestart(out var crashedAgain);
+        Assert.False(crashedAgain);
         Assert.Equal(restarted, again);
     }
 }
