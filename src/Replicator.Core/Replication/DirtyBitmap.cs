@@ -36,6 +36,9 @@ internal sealed partial class DirtyBitmap
     public const int MinGranularity = 4 * 1024;
     public const int MaxGranularity = 1024 * 1024;
     public const int DefaultGranularity = 4 * 1024;
+
+    /// <summary>1 PiB: the page summary of such a volume at 4 KiB granularity is 1 MiB.</summary>
+    public const long MaxVolumeSize = 1L << 50;
     public const int PageShift = 9;
     public const int PageWords = 1 << PageShift;
     public const int PageBytes = PageWords * sizeof(ulong);
@@ -217,15 +220,16 @@ internal sealed partial class DirtyBitmap
 
     private void Resize(long volumeSize)
     {
-        VolumeSize = volumeSize;
-        RegionCount = (long)(((ulong)volumeSize + (ulong)Granularity - 1) >> GranularityShift);
-        var summaryWords = (PageCount + 63) >> 6;
-        if (summaryWords > Array.MaxLength)
+        if (volumeSize > MaxVolumeSize)
         {
-            throw new ArgumentOutOfRangeException(nameof(volumeSize), volumeSize, "the volume is too large for a bitmap");
+            throw new ArgumentOutOfRangeException(nameof(volumeSize), volumeSize, $"a bitmap covers volumes of at most {MaxVolumeSize} bytes");
         }
 
-        Array.Resize(ref _pagePresent, (int)summaryWords);
+        var regions = (long)(((ulong)volumeSize + (ulong)Granularity - 1) >> GranularityShift);
+        var pages = (((regions + 63) >> 6) + PageMask) >> PageShift;
+        Array.Resize(ref _pagePresent, (int)((pages + 63) >> 6));
+        VolumeSize = volumeSize;
+        RegionCount = regions;
     }
 
     private void CheckRange(long offset, long length)

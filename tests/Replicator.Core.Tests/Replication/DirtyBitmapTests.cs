@@ -210,6 +210,10 @@ public class DirtyBitmapTests
         bitmap.Mark((1L << 40) - 1, 1, null);
         Assert.Equal([(10L, 1L), (bitmap.RegionCount - 1, 1L)], bitmap.DirtyRuns());
         Assert.Throws<ArgumentOutOfRangeException>(() => bitmap.Grow((1L << 40) - 1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => bitmap.Grow(DirtyBitmap.MaxVolumeSize + 1));
+        Assert.Equal(1L << 40, bitmap.VolumeSize);
+        bitmap.Grow(DirtyBitmap.MaxVolumeSize);
+        Assert.Equal((1L << 40) / K4 - 1, bitmap.NextDirty(11));
     }
 
     [Fact]
