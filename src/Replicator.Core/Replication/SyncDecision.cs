@@ -1,0 +1,219 @@
+namespace Replicator.Core.Replication;
+
+internal enum SyncOutcome
+{
+    /// <summary>The replicas hold the same data set: nothing to send.</summary>
+    NoSync,
+
+    /// <summary>This replica sends the difference to its peer.</summary>
+    BecomeSource,
+
+    /// <summary>This replica receives the difference from its peer.</summary>
+    BecomeTarget,
+
+    /// <summary>Both replicas were written independently since they last agreed. Reported, never resolved silently.</summary>
+    SplitBrain,
+
+    /// <summary>The replicas share no data set: different volumes, or a disk from elsewhere. Refused.</summary>
+    Unrelated,
+
+    /// <summary>Neither replica holds a usable copy (both empty or inconsistent, or a disk is missing). Refused.</summary>
+    NoUsableSource,
+}
+
+internal enum SyncKind
+{
+    None,
+
+    /// <summary>Only the regions set in either replica's dirty bitmap (their union) are sent.</summary>
+    Bitmap,
+
+    /// <summary>
+    /// Every region allocated on either replica: each side marks its allocated ranges in its bitmap
+    /// (<see cref="DirtyBitmap.MarkAll"/>) and the union is sent, holes as trims.
+    /// </summary>
+    Full,
+}
+
+/// <summary>
+/// What two replicas do when they connect, decided from their generation identifiers and disk
+/// states alone. Both nodes run it with the arguments swapped and reach mirrored answers.
+/// </summary>
+/// <param name="Rule">Which rule decided (stable numbers, for logs and status output).</param>
+/// <param name="Reason">The rule in words, for people.</param>
+internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind, int Rule, string Reason)
+{
+    /// <summary>
+    /// Decides from this replica's point of view. The identifier rules, first match wins
+    /// (DRBD's <c>drbd_uuid_compare</c> in spirit; L is this replica, P its peer):
+    /// <code>
+    ///  10  both Empty                               no usable source
+    ///  20  L Empty                                  L target, full
+    ///  30  P Empty                                  L source, full
+    ///  40  L.Current == P.Current                   no sync, unless a side crashed while connected or still
+    ///                                               holds a bitmap id (a resync whose end it did not record):
+    ///                                               that side is source by bitmap; both: the tie-breaker decides
+    ///  50  P.Bitmap == L.Current                    L target, bitmap   (P wrote alone since L's data set)
+    ///  60  L.Bitmap == P.Current                    L source, bitmap
+    ///  70  L.Current in P.History                   L target, full     (P moved on, its bitmap no longer reaches back)
+    ///  80  P.Current in L.History                   L source, full
+    ///  90  L.Bitmap == P.Bitmap != 0                split brain; the union of both bitmaps can repair it
+    /// 100  L and P share a bitmap or history id     split brain; only a full sync can repair it
+    /// 110  otherwise                                unrelated
+    /// </code>
+    /// Then the disk states: a replica without a disk refuses everything (rule 1); two inconsistent
+    /// replicas have no source (rule 2); when exactly one is inconsistent, the consistent one is the
+    /// source (rule 3 where that changes the answer; by bitmap unless the identifiers asked for a
+    /// full sync), as an interrupted resync leaves its target inconsistent. Split brain and unrelated are never overridden.
+    /// Last, a bitmap resync becomes a full one when either replica lost its bitmap
+    /// (<see cref="ReplicaFlags.FullSyncRequired"/>).
+    /// </summary>
+    /// <param name="localWinsTies">
+    /// Breaks rule 40 when both replicas crashed while connected; the two nodes must pass opposite
+    /// values (for example: this node's id sorts before its peer's).
+    /// </param>
+    public static SyncDecision Decide(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
+    {
+        if (!local.HasDisk || !peer.HasDisk)
+        {
+            var side = local.HasDisk ? "the peer" : "this replica";
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, $"{side} has no usable disk");
+        }
+
+        var decision = ApplyDiskStates(CompareIds(local, peer, localWinsTies), local, peer);
+        if (decision.Kind == SyncKind.Bitmap && decision.Outcome != SyncOutcome.SplitBrain && (local.NeedsFullSync || peer.NeedsFullSync))
+        {
+            var side = local.NeedsFullSync ? "this replica" : "the peer";
+            return decision with { Kind = SyncKind.Full, Reason = $"{decision.Reason}; full because {side} lost its bitmap" };
+        }
+
+        return decision;
+    }
+
+    /// <summary>Whether the identifiers show a split brain (rules 90 and 100), and which sync can repair it.</summary>
+    public static bool IsSplitBrain(GenerationIds local, GenerationIds peer, out SyncKind repair)
+    {
+        var decision = CompareIds(new ReplicaStatus(local, ReplicaDiskState.UpToDate), new ReplicaStatus(peer, ReplicaDiskState.UpToDate), true);
+        repair = decision.Kind;
+        return decision.Outcome == SyncOutcome.SplitBrain;
+    }
+
+    private static SyncDecision ApplyDiskStates(SyncDecision byIds, ReplicaStatus local, ReplicaStatus peer)
+    {
+        if (byIds.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
+        {
+            return byIds;
+        }
+
+        if (!local.IsConsistent && !peer.IsConsistent)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 2, "both replicas are inconsistent");
+        }
+
+        if (local.IsConsistent == peer.IsConsistent)
+        {
+            return byIds;
+        }
+
+        var kind = byIds.Kind == SyncKind.Full ? SyncKind.Full : SyncKind.Bitmap;
+        var outcome = local.IsConsistent ? SyncOutcome.BecomeSource : SyncOutcome.BecomeTarget;
+        if (byIds.Outcome == outcome && byIds.Kind == kind)
+        {
+            return byIds;
+        }
+
+        return local.IsConsistent
+            ? Source(kind, 3, $"the peer is inconsistent, overriding: {byIds.Reason}")
+            : Target(kind, 3, $"this replica is inconsistent, overriding: {byIds.Reason}");
+    }
+
+    private static SyncDecision CompareIds(ReplicaStatus localStatus, ReplicaStatus peerStatus, bool localWinsTies)
+    {
+        var (l, p) = (localStatus.Ids, peerStatus.Ids);
+        if (l.IsEmpty && p.IsEmpty)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 10, "neither replica holds data");
+        }
+
+        if (l.IsEmpty)
+        {
+            return Target(SyncKind.Full, 20, "this replica is empty");
+        }
+
+        if (p.IsEmpty)
+        {
+            return Source(SyncKind.Full, 30, "the peer is empty");
+        }
+
+        if (l.Current == p.Current)
+        {
+            return SameDataSet(localStatus, peerStatus, localWinsTies);
+        }
+
+        if (p.Bitmap == l.Current)
+        {
+            return Target(SyncKind.Bitmap, 50, "the peer wrote alone since this replica's data set");
+        }
+
+        if (l.Bitmap == p.Current)
+        {
+            return Source(SyncKind.Bitmap, 60, "this replica wrote alone since the peer's data set");
+        }
+
+        if (p.InHistory(l.Current))
+        {
+            return Target(SyncKind.Full, 70, "the peer descends from this replica's data set but its bitmap does not reach back to it");
+        }
+
+        if (l.InHistory(p.Current))
+        {
+            return Source(SyncKind.Full, 80, "this replica descends from the peer's data set but its bitmap does not reach back to it");
+        }
+
+        if (l.Bitmap != 0 && l.Bitmap == p.Bitmap)
+        {
+            return new(SyncOutcome.SplitBrain, SyncKind.Bitmap, 90, "both replicas wrote alone since the same data set");
+        }
+
+        if (SharesAncestor(l, p))
+        {
+            return new(SyncOutcome.SplitBrain, SyncKind.Full, 100, "both replicas moved on from a common ancestor");
+        }
+
+        return new(SyncOutcome.Unrelated, SyncKind.None, 110, "the replicas share no data set");
+    }
+
+    private static SyncDecision SameDataSet(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
+    {
+        var localOwes = local.Crashed || local.Ids.Bitmap != 0;
+        var peerOwes = peer.Crashed || peer.Ids.Bitmap != 0;
+        return (localOwes, peerOwes) switch
+        {
+            (false, false) => new(SyncOutcome.NoSync, SyncKind.None, 40, "both replicas hold the same data set"),
+            (true, false) => Source(SyncKind.Bitmap, 41, "same data set, but this replica may hold writes the peer lacks"),
+            (false, true) => Target(SyncKind.Bitmap, 42, "same data set, but the peer may hold writes this replica lacks"),
+            _ => localWinsTies
+                ? Source(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; this replica wins the tie")
+                : Target(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; the peer wins the tie"),
+        };
+    }
+
+    private static bool SharesAncestor(GenerationIds l, GenerationIds p)
+    {
+        ReadOnlySpan<ulong> mine = [l.Bitmap, l.History0, l.History1];
+        ReadOnlySpan<ulong> theirs = [p.Bitmap, p.History0, p.History1];
+        foreach (var id in mine)
+        {
+            if (id != 0 && theirs.Contains(id))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    private static SyncDecision Source(SyncKind kind, int rule, string reason) => new(SyncOutcome.BecomeSource, kind, rule, reason);
+
+    private static SyncDecision Target(SyncKind kind, int rule, string reason) => new(SyncOutcome.BecomeTarget, kind, rule, reason);
+}
