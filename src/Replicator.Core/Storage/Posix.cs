@@ -3,12 +3,15 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Replicator.Core.Storage;
 
-/// <summary>The few libc calls .NET does not expose: hole punching and syncing a directory.</summary>
+/// <summary>The few libc calls .NET does not expose: hole punching, syncing a directory, signals.</summary>
 internal static partial class Posix
 {
     public const int FallocFlKeepSize = 0x01;
     public const int FallocFlPunchHole = 0x02;
     public const int EOPNOTSUPP = 95;
+    public const int SigKill = 9;
+    public const int SigTerm = 15;
+    private const int ESRCH = 3;
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000;
 
@@ -47,6 +50,15 @@ internal static partial class Posix
         File.Move(temp, path, overwrite: true);
         SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
+
+    /// <summary>Sends <paramref name="signal"/> to a process; false when it no longer exists.</summary>
+    public static bool Signal(int pid, int signal) => Kill(pid, signal) == 0 || Marshal.GetLastPInvokeError() != ESRCH;
+
+    /// <summary>True while the process exists (signal 0 checks without sending anything).</summary>
+    public static bool IsAlive(int pid) => Signal(pid, 0);
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int Kill(int pid, int signal);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
     public static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);

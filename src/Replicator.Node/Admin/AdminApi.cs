@@ -1,31 +1,49 @@
 using Replicator.Core;
 using Replicator.Core.Pool;
+using Replicator.Core.Replication;
 using Replicator.Core.Volumes;
+using Replicator.Node.Replication;
 using Replicator.Node.Roles;
 using Replicator.Node.Storage;
 
 namespace Replicator.Node.Admin;
 
 /// <summary>The node's admin HTTP API, version 1: <c>/api/v1/…</c>. Errors are RFC 7807 problem details.</summary>
-internal static class AdminApi
+internal static partial class AdminApi
 {
     public const string Prefix = "/api/v1";
 
     public static void MapAdminApi(this WebApplication app)
     {
         var api = app.MapGroup(Prefix);
-        api.MapGet("/node", (NodeIdentity identity) => identity.Info);
+        api.MapGet("/node", (NodeIdentity identity, ReplicationManager volumes) => Describe(identity, volumes));
         api.MapGet("/pool", (NodeStorage storage) => ToInfo(storage.Pool));
-        api.MapGet("/volumes", (NodeStorage storage) =>
-            storage.Pool.Volumes.OrderBy(v => v.Name, StringComparer.Ordinal).Select(v => ToInfo(v, storage.Exports)).ToList());
-        api.MapGet("/volumes/{name}", (string name, NodeStorage storage) =>
-            storage.Pool.Find(name) is { } v ? Results.Ok(ToInfo(v, storage.Exports)) : NoSuchVolume(name));
-        api.MapPost("/volumes", CreateVolume);
-        api.MapPost("/volumes/{name}/resize", ResizeVolume);
-        api.MapDelete("/volumes/{name}", DeleteVolume);
+        api.MapGet("/volumes", (ReplicationManager volumes, VolumeExports exports) => volumes.Volumes.Select(v => ToInfo(v, volumes, exports)).ToList());
+        api.MapGet("/volumes/{name}", (string name, ReplicationManager volumes, VolumeExports exports) =>
+            volumes.Find(name) is { } v ? Results.Ok(ToInfo(v, volumes, exports)) : NoSuchVolume(name));
+        api.MapPost("/volumes", CreateVolumeAsync);
+        api.MapPost("/volumes/{name}/resize", ResizeVolumeAsync);
+        api.MapDelete("/volumes/{name}", DeleteVolumeAsync);
+        MapReplication(api);
     }
 
-    private static IResult CreateVolume(CreateVolumeRequest? request, NodeStorage storage)
+    internal static NodeInfo Describe(NodeIdentity identity, ReplicationManager volumes)
+    {
+        var info = identity.Info;
+        if (volumes.PeerName is not { } peer)
+        {
+            return info;
+        }
+
+        var state = volumes.Link;
+        return info with
+        {
+            Peer = new PeerInfo(peer, state is not null, state?.Address, state?.Since, volumes.Connects),
+            Quorum = volumes.Quorum.Describe(),
+        };
+    }
+
+    private static async Task<IResult> CreateVolumeAsync(CreateVolumeRequest? request, ReplicationManager volumes, VolumeExports exports, CancellationToken ct)
     {
         if (request?.Name is null || request.Size is null)
         {
@@ -39,8 +57,8 @@ internal static class AdminApi
 
         try
         {
-            var volume = storage.Pool.CreateVolume(request.Name, size);
-            return Results.Created($"{Prefix}/volumes/{volume.Name}", ToInfo(volume, storage.Exports));
+            var volume = await volumes.CreateVolumeAsync(request.Name, size, request.PreferredNode, ct);
+            return Results.Created($"{Prefix}/volumes/{volume.Name}", ToInfo(volume, volumes, exports));
         }
         catch (VolumeExistsException e)
         {
@@ -52,9 +70,9 @@ internal static class AdminApi
         }
     }
 
-    private static IResult ResizeVolume(string name, ResizeVolumeRequest? request, NodeStorage storage)
+    private static async Task<IResult> ResizeVolumeAsync(string name, ResizeVolumeRequest? request, ReplicationManager volumes, VolumeExports exports, CancellationToken ct)
     {
-        if (storage.Pool.Find(name) is not { } volume)
+        if (volumes.Find(name) is not { } volume)
         {
             return NoSuchVolume(name);
         }
@@ -66,8 +84,8 @@ internal static class AdminApi
 
         try
         {
-            storage.Pool.ResizeVolume(volume, size);
-            return Results.Ok(ToInfo(volume, storage.Exports));
+            await volumes.ResizeVolumeAsync(volume, size, ct);
+            return Results.Ok(ToInfo(volume, volumes, exports));
         }
         catch (ArgumentException e)
         {
@@ -75,24 +93,24 @@ internal static class AdminApi
         }
     }
 
-    private static IResult DeleteVolume(string name, bool? confirm, NodeStorage storage)
+    private static async Task<IResult> DeleteVolumeAsync(string name, bool? confirm, bool? force, ReplicationManager volumes, CancellationToken ct)
     {
-        if (storage.Pool.Find(name) is not { } volume)
+        if (volumes.Find(name) is not { } volume)
         {
             return NoSuchVolume(name);
         }
 
         if (confirm != true)
         {
-            return BadRequest($"Deleting volume '{name}' destroys its data; repeat the request with ?confirm=true.");
+            return BadRequest($"Deleting volume '{name}' destroys its data on both nodes; repeat the request with ?confirm=true.");
         }
 
         try
         {
-            storage.Exports.DeleteUnlessAttached(volume);
+            await volumes.DeleteVolumeAsync(volume, force == true, volumes.AttachedClients, ct);
             return Results.NoContent();
         }
-        catch (VolumeInUseException e)
+        catch (InvalidOperationException e)
         {
             return Conflict(e.Message);
         }
@@ -104,8 +122,41 @@ internal static class AdminApi
         return new PoolInfo(usage.Capacity, usage.Virtual, usage.Allocated, usage.Free, usage.Volumes, pool.ExtentSize);
     }
 
-    internal static VolumeInfo ToInfo(ThinVolume volume, VolumeExports exports) =>
-        new(volume.Name, volume.Id, volume.Size, volume.AllocatedBytes, volume.UnitSize, exports.AttachedCount(volume.Id));
+    /// <summary>A volume of a node that is not running (the CLI works on its directory): no replication state to report.</summary>
+    internal static VolumeInfo ToInfo(ThinVolume volume) => new(volume.Name, volume.Id, volume.Size, volume.AllocatedBytes, volume.UnitSize, 0);
+
+    internal static VolumeInfo ToInfo(ReplicatedVolume volume, ReplicationManager volumes, VolumeExports exports) =>
+        new(volume.Name, volume.Id, volume.Size, volume.Local.AllocatedBytes, volume.Local.UnitSize, exports.AttachedCount(volume.Id))
+        {
+            PreferredNode = volumes.PreferredNode(volume),
+            Replication = volume.HasPeer ? ToReplicaInfo(volume, volumes) : null,
+        };
+
+    private static ReplicaInfo ToReplicaInfo(ReplicatedVolume volume, ReplicationManager volumes)
+    {
+        var session = volume.Session;
+        var status = volume.Replica.Status;
+        var problem = volumes.PairingProblem(volume.Id);
+        var progress = volume.Resync.Progress;
+        var connection = session is not null ? "connected" : problem is not null ? "unpaired" : "disconnected";
+        return new ReplicaInfo(
+            connection,
+            Kebab(status.Disk.ToString()),
+            Kebab((session?.Role ?? SyncRole.None).ToString()),
+            session is null ? null : session.LocalIsOwner ? volumes.LocalName : session.PeerName,
+            volume.Replica.OutOfSyncBytes,
+            new GenerationInfo(Hex(status.Ids.Current), Hex(status.Ids.Bitmap), [Hex(status.Ids.History0), Hex(status.Ids.History1)]),
+            new ResyncInfo(Kebab(progress.State.ToString()), progress.TotalBytes, progress.DoneBytes, progress.RemainingBytes,
+                progress.BytesPerSecond, progress.Eta?.TotalSeconds, progress.SentBytes, progress.Completed),
+            problem);
+    }
+
+    private static string Hex(ulong value) => value.ToString("X16", System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Kebab(string pascal) => KebabPattern().Replace(pascal, "$1-$2").ToLowerInvariant();
+
+    [System.Text.RegularExpressions.GeneratedRegex("([a-z])([A-Z])")]
+    private static partial System.Text.RegularExpressions.Regex KebabPattern();
 
     private static IResult NoSuchVolume(string name) =>
         Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such volume", detail: $"There is no volume named '{name}' on this node.");

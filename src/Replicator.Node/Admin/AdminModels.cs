@@ -1,12 +1,43 @@
 namespace Replicator.Node.Admin;
 
 /// <summary>The JSON shapes of the admin API (camelCase on the wire). The CLI reads the same types.</summary>
-internal sealed record NodeInfo(string Name, Guid NodeId, Guid ClusterId, string Version, int Pid, string NbdTcp, string NbdSocket);
+internal sealed record NodeInfo(string Name, Guid NodeId, Guid ClusterId, string Version, int Pid, string NbdTcp, string NbdSocket)
+{
+    public PeerInfo? Peer { get; init; }
+
+    public string? Quorum { get; init; }
+}
+
+internal sealed record PeerInfo(string Name, bool Connected, string? Address, DateTimeOffset? ConnectedSince, int Connects);
 
 internal sealed record PoolInfo(long CapacityBytes, long VirtualBytes, long AllocatedBytes, long FreeBytes, int Volumes, int ExtentSize);
 
-internal sealed record VolumeInfo(string Name, Guid Id, long SizeBytes, long AllocatedBytes, int AllocationUnit, int AttachedClients);
+internal sealed record VolumeInfo(string Name, Guid Id, long SizeBytes, long AllocatedBytes, int AllocationUnit, int AttachedClients)
+{
+    public string? PreferredNode { get; init; }
 
-internal sealed record CreateVolumeRequest(string? Name, string? Size);
+    public ReplicaInfo? Replication { get; init; }
+}
+
+/// <summary>One volume's replication state on this node.</summary>
+/// <param name="Connection">connected, disconnected, standalone (no peer configured), or unpaired (split brain and the like).</param>
+internal sealed record ReplicaInfo(
+    string Connection,
+    string DiskState,
+    string Role,
+    string? WritesOrderedBy,
+    long OutOfSyncBytes,
+    GenerationInfo Generation,
+    ResyncInfo Resync,
+    string? Problem);
+
+internal sealed record GenerationInfo(string Current, string Bitmap, string[] History);
+
+internal sealed record ResyncInfo(string State, long TotalBytes, long DoneBytes, long RemainingBytes, double BytesPerSecond, double? EtaSeconds, long SentBytes, int Completed);
+
+internal sealed record CreateVolumeRequest(string? Name, string? Size)
+{
+    public string? PreferredNode { get; init; }
+}
 
 internal sealed record ResizeVolumeRequest(string? Size);

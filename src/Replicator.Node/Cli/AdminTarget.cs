@@ -58,7 +58,7 @@ internal sealed class AdminTarget
             return null;
         }
 
-        var client = new AdminClient(new Uri($"http://{endpoint}"), ReadToken(tokenFile?.FullName ?? AdminToken.PathIn(dir.FullName)), TimeSpan.FromSeconds(30));
+        var client = new AdminClient(new Uri($"http://{endpoint}"), ReadToken(tokenFile?.FullName ?? config.TokenPath(dir.FullName)), TimeSpan.FromSeconds(30));
         try
         {
             await client.GetAsync<NodeInfo>("/node", ct);

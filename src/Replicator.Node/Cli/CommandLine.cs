@@ -10,6 +10,7 @@ internal static class CommandLine
         var root = new RootCommand("Replicator: synchronous, active-active block storage mirror served over NBD");
         root.Subcommands.Add(NodeCommands.Build());
         root.Subcommands.Add(VolumeCommands.Build());
+        root.Subcommands.Add(ClusterCommands.Build());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)
@@ -23,6 +24,7 @@ internal static class CommandLine
             return ExitCodes.Usage;
         }
 
-        return await parse.InvokeAsync();
+        // SIGINT/SIGTERM cancel the command's token; long-running roles get time to stop cleanly.
+        return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(2) });
     }
 }

@@ -21,7 +21,8 @@ internal static class NodeCommands
         var nbd = new Option<string?>("--nbd-listen") { Description = "NBD TCP address:port (default 127.0.0.1:10809; port 0 picks a free one and keeps it)" };
         var admin = new Option<string?>("--admin-listen") { Description = "Admin HTTP address:port (default 127.0.0.1 with a free port, kept)" };
         var poolSize = new Option<string?>("--pool-size") { Description = "Capacity of the storage pool at first start (sparse file; default 64G)" };
-        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize };
+        var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
+        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize, parentPid };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             long? pool = null;
@@ -36,6 +37,7 @@ internal static class NodeCommands
                 NbdListen = parse.GetValue(nbd),
                 AdminListen = parse.GetValue(admin),
                 PoolSize = pool,
+                ParentPid = parse.GetValue(parentPid),
             }, ct);
         }));
         return command;

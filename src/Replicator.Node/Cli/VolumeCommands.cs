@@ -4,7 +4,8 @@ using Replicator.Core;
 using Replicator.Core.Pool;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
-using Replicator.Node.Storage;
+using Replicator.Core.Volumes;
+using Replicator.Node.Replication;
 
 namespace Replicator.Node.Cli;
 
@@ -37,7 +38,7 @@ internal static class VolumeCommands
             var bytes = ParseSize(parse.GetValue(size)!);
             var info = await WithNodeAsync(parse, target, ct,
                 client => client.PostAsync<VolumeInfo>("/volumes", new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct),
-                storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes)), storage.Exports));
+                storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes))));
             Print(info, parse.GetValue(json), $"created volume {info.Name} ({ByteSize.Format(info.SizeBytes)}, id {info.Id})");
         }));
         return command;
@@ -52,7 +53,7 @@ internal static class VolumeCommands
         {
             var volumes = await WithNodeAsync(parse, target, ct,
                 client => client.GetAsync<List<VolumeInfo>>("/volumes", ct),
-                storage => storage.Pool.Volumes.OrderBy(v => v.Name, StringComparer.Ordinal).Select(v => AdminApi.ToInfo(v, storage.Exports)).ToList());
+                storage => storage.Pool.Volumes.OrderBy(v => v.Name, StringComparer.Ordinal).Select(AdminApi.ToInfo).ToList());
             if (parse.GetValue(json))
             {
                 CommonOptions.PrintJson(volumes);
@@ -79,7 +80,7 @@ internal static class VolumeCommands
             var volumeName = parse.GetValue(name)!;
             var info = await WithNodeAsync(parse, target, ct,
                 client => client.GetAsync<VolumeInfo>($"/volumes/{Uri.EscapeDataString(volumeName)}", ct),
-                storage => AdminApi.ToInfo(storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName), storage.Exports));
+                storage => AdminApi.ToInfo(storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName)));
             Print(info, parse.GetValue(json),
                 $"{info.Name}: {ByteSize.Format(info.SizeBytes)}, {ByteSize.Format(info.AllocatedBytes)} allocated, id {info.Id}, {info.AttachedClients} attached");
         }));
@@ -104,7 +105,7 @@ internal static class VolumeCommands
                 {
                     var volume = storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName);
                     Guard(() => storage.Pool.ResizeVolume(volume, bytes));
-                    return AdminApi.ToInfo(volume, storage.Exports);
+                    return AdminApi.ToInfo(volume);
                 });
             Print(info, parse.GetValue(json), $"volume {info.Name} is now {ByteSize.Format(info.SizeBytes)}");
         }));
@@ -133,7 +134,7 @@ internal static class VolumeCommands
                 },
                 storage =>
                 {
-                    storage.Exports.DeleteUnlessAttached(storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName));
+                    storage.Delete(storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName));
                     return true;
                 });
             Console.WriteLine($"deleted volume {volumeName}");
@@ -193,15 +194,17 @@ internal static class VolumeCommands
     /// <summary>The pool of a node that is not running, opened directly.</summary>
     private sealed class OfflineStorage : IDisposable
     {
-        private OfflineStorage(StoragePool pool)
+        private readonly string _directory;
+        private readonly NodeConfig _config;
+
+        private OfflineStorage(string directory, NodeConfig config, StoragePool pool)
         {
+            _directory = directory;
+            _config = config;
             Pool = pool;
-            Exports = new VolumeExports(pool);
         }
 
         public StoragePool Pool { get; }
-
-        public VolumeExports Exports { get; }
 
         public static OfflineStorage Open(string dir)
         {
@@ -209,13 +212,29 @@ internal static class VolumeCommands
             var poolDir = Path.Combine(dir, "pool");
             try
             {
-                return new OfflineStorage(StoragePool.ExistsOnDisk(poolDir)
+                return new OfflineStorage(dir, config, StoragePool.ExistsOnDisk(poolDir)
                     ? StoragePool.OpenOnDisk(poolDir, NullLogger.Instance)
                     : StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, NullLogger.Instance));
             }
             catch (IOException e)
             {
                 throw new CliException(ExitCodes.Failed, e.Message);
+            }
+        }
+
+        /// <summary>Deletes a volume of a node without a peer; a replicated volume is deleted through the running node, on both replicas.</summary>
+        public void Delete(ThinVolume volume)
+        {
+            if (_config.Peer is not null)
+            {
+                throw new CliException(ExitCodes.Failed, $"volume '{volume.Name}' is replicated to {_config.Peer.Name}; start the node and delete it there, so both replicas go");
+            }
+
+            Pool.DeleteVolume(volume);
+            var replica = Path.Combine(_directory, ReplicationManager.ReplicasDirectoryName, volume.Id.ToString());
+            if (Directory.Exists(replica))
+            {
+                Directory.Delete(replica, recursive: true);
             }
         }
 

@@ -28,6 +28,12 @@ internal sealed record NodeConfig
     /// <summary>Admin HTTP endpoint; loopback unless deliberately changed.</summary>
     public string AdminListen { get; init; } = "127.0.0.1:0";
 
+    /// <summary>Admin token file, relative to the node directory (<c>cluster up</c> shares one for the pair).</summary>
+    public string AdminTokenFile { get; init; } = AdminToken.FileName;
+
+    /// <summary>The peer node, when this node is one of a pair; null for a single node.</summary>
+    public PeerConfig? Peer { get; init; }
+
     public long PoolFileCapacity { get; init; } = Core.Pool.PoolOptions.DefaultFileCapacity;
 
     public int ExtentSize { get; init; } = Core.Pool.PoolOptions.DefaultExtentSize;
@@ -77,6 +83,8 @@ internal sealed record NodeConfig
 
     public string SocketPath(string directory) => Path.GetFullPath(NbdSocket, directory);
 
+    public string TokenPath(string directory) => Path.GetFullPath(AdminTokenFile, directory);
+
     private void Validate(string path)
     {
         if (string.IsNullOrWhiteSpace(Name) || Name.Length > 64)
@@ -93,8 +101,55 @@ internal sealed record NodeConfig
         {
             throw new ConfigurationException($"{path}: adminListen '{AdminListen}' is not an address:port");
         }
+
+        Peer?.Validate(path, Name);
     }
 }
 
 /// <summary>Configuration that cannot be used; the message says what to fix.</summary>
 internal sealed class ConfigurationException(string message) : Exception(message);
+
+/// <summary>
+/// How a node reaches its peer. Exactly one of the two dials (the one with <see cref="Address"/>);
+/// the other listens on <see cref="Listen"/>. A proxy between them (for link-cut tests) sits at
+/// the dialer's <see cref="Address"/>.
+/// </summary>
+internal sealed record PeerConfig
+{
+    public required string Name { get; init; }
+
+    /// <summary>Where this node accepts its peer's connection (address:port), or null if it dials.</summary>
+    public string? Listen { get; init; }
+
+    /// <summary>Where this node dials its peer (address:port), or null if it listens.</summary>
+    public string? Address { get; init; }
+
+    /// <summary>Seconds without any frame from the peer before it is declared gone.</summary>
+    public double KeepaliveTimeoutSeconds { get; init; } = 2;
+
+    public void Validate(string path, string localName)
+    {
+        if (string.IsNullOrWhiteSpace(Name) || Name == localName)
+        {
+            throw new ConfigurationException($"{path}: peer.name must name the other node, not '{Name}'");
+        }
+
+        if ((Listen is null) == (Address is null))
+        {
+            throw new ConfigurationException($"{path}: the peer needs exactly one of peer.listen (this node accepts) or peer.address (this node dials)");
+        }
+
+        foreach (var (key, value) in new[] { ("listen", Listen), ("address", Address) })
+        {
+            if (value is not null && !IPEndPoint.TryParse(value, out _))
+            {
+                throw new ConfigurationException($"{path}: peer.{key} '{value}' is not an address:port");
+            }
+        }
+
+        if (KeepaliveTimeoutSeconds is < 0.2 or > 600)
+        {
+            throw new ConfigurationException($"{path}: peer.keepaliveTimeoutSeconds must be between 0.2 and 600");
+        }
+    }
+}

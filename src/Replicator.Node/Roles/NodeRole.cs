@@ -4,7 +4,10 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
+using Replicator.Core.Replication;
 using Replicator.Node.Hosting;
+using Replicator.Node.Replication;
+using Replicator.Node.Storage;
 
 namespace Replicator.Node.Roles;
 
@@ -18,6 +21,9 @@ internal sealed record NodeRunSettings(string Directory)
     public string? AdminListen { get; init; }
 
     public long? PoolSize { get; init; }
+
+    /// <summary>Stop when this process is gone (set by cluster up, so its nodes never outlive it).</summary>
+    public int? ParentPid { get; init; }
 }
 
 /// <summary>
@@ -33,28 +39,47 @@ internal static class NodeRole
         var directory = Path.GetFullPath(settings.Directory);
         Directory.CreateDirectory(directory);
         var config = LoadConfig(directory, settings);
-        var token = AdminToken.LoadOrCreate(AdminToken.PathIn(directory));
+        var token = AdminToken.LoadOrCreate(config.TokenPath(directory));
 
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = directory, Args = [] });
+        // The content root is the install directory, never the data directory: configuration
+        // reload would otherwise watch the pool files and wake on every write.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ContentRootPath = AppContext.BaseDirectory,
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         NodeLogging.Configure(builder.Logging);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(new NodeIdentity(config, directory));
         builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
-        builder.Services.AddSingleton(sp => sp.GetRequiredService<NodeStorage>().Exports);
+        builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
+        builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
+            sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
+        builder.Services.AddSingleton(sp => new VolumeExports(sp.GetRequiredService<ReplicationManager>()));
+        if (config.Peer is not null)
+        {
+            builder.Services.AddHostedService<PeerLink>();
+        }
+
         builder.Services.AddHostedService(sp => new NbdHostedService(
-            sp.GetRequiredService<NodeStorage>().Exports,
+            sp.GetRequiredService<VolumeExports>(),
             NbdHostedService.Endpoints(config, directory),
             sp.GetRequiredService<ILoggerFactory>(),
             endpoints => SaveChosenNbdPort(directory, endpoints)));
         builder.Services.AddProblemDetails();
+        if (settings.ParentPid is { } parent)
+        {
+            builder.Services.AddHostedService(sp => new ParentWatch(parent, sp.GetRequiredService<IHostApplicationLifetime>(),
+                sp.GetRequiredService<ILogger<ParentWatch>>()));
+        }
 
         await using var app = builder.Build();
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Node");
         try
         {
-            // Open the pool before anything listens, so a bad pool fails the start with a clear message.
-            app.Services.GetRequiredService<NodeStorage>();
+            // Open the pool and the replicas before anything listens, so damage fails the start with a clear message.
+            app.Services.GetRequiredService<VolumeExports>();
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {

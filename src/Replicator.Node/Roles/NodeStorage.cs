@@ -4,8 +4,8 @@ using Replicator.Node.Configuration;
 namespace Replicator.Node.Roles;
 
 /// <summary>
-/// The node's pool and volumes: what the NBD server exports and the admin API manages. Opened
-/// when the node starts (creating the pool on first start) and closed, with a checkpoint, when it stops.
+/// The node's storage pool, opened when the node starts (created on first start) and closed,
+/// with a checkpoint, when it stops.
 /// </summary>
 internal sealed class NodeStorage : IDisposable
 {
@@ -21,13 +21,9 @@ internal sealed class NodeStorage : IDisposable
             Pool = StoragePool.CreateOnDisk(poolDirectory, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, logger);
             logger.LogInformation("Created a {Capacity} storage pool in {Directory}", Core.ByteSize.Format(config.PoolFileCapacity), poolDirectory);
         }
-
-        Exports = new Storage.VolumeExports(Pool);
     }
 
     public StoragePool Pool { get; }
-
-    public Storage.VolumeExports Exports { get; }
 
     public void Dispose() => Pool.Dispose();
 }

@@ -1,31 +1,34 @@
 using System.Diagnostics.CodeAnalysis;
-using Replicator.Core.Devices;
-using Replicator.Core.Pool;
-using Replicator.Core.Volumes;
+using Replicator.Core.Replication;
+using Replicator.Node.Replication;
 using Replicator.Protocol.Nbd;
 
 namespace Replicator.Node.Storage;
 
 /// <summary>
-/// The node's volumes as NBD exports. Counts the connections attached to each volume, so the
-/// admin side can refuse to delete a volume a client is using.
+/// The node's replicated volumes as NBD exports. Counts the connections attached to each volume,
+/// so a volume a client is using is not deleted under it.
 /// </summary>
-internal sealed class VolumeExports(StoragePool pool) : INbdExportCatalog
+internal sealed class VolumeExports : INbdExportCatalog
 {
     private readonly Dictionary<Guid, int> _attached = [];
     private readonly Lock _lock = new();
+    private readonly ReplicationManager _volumes;
+
+    public VolumeExports(ReplicationManager volumes)
+    {
+        _volumes = volumes;
+        volumes.AttachedClients = v => AttachedCount(v.Id);
+    }
 
     public IReadOnlyList<NbdExportInfo> ListExports() =>
-        pool.Volumes.OrderBy(v => v.Name, StringComparer.Ordinal)
-            .Select(v => new NbdExportInfo(v.Name, $"replicated volume {v.Name} ({Core.ByteSize.Format(v.Size)})"))
-            .ToList();
+        _volumes.Volumes.Select(v => new NbdExportInfo(v.Name, $"replicated volume {v.Name} ({Core.ByteSize.Format(v.Size)})")).ToList();
 
     public bool TryAttach(string name, [NotNullWhen(true)] out IExportAttachment? attachment, out AttachRefusal refusal, out string? message)
     {
-        ThinVolume? volume;
         lock (_lock)
         {
-            volume = pool.Find(name);
+            var volume = _volumes.Find(name);
             if (volume is null)
             {
                 attachment = null;
@@ -35,12 +38,11 @@ internal sealed class VolumeExports(StoragePool pool) : INbdExportCatalog
             }
 
             _attached[volume.Id] = _attached.GetValueOrDefault(volume.Id) + 1;
+            attachment = new Attachment(this, volume);
+            refusal = AttachRefusal.None;
+            message = null;
+            return true;
         }
-
-        attachment = new Attachment(this, volume.Id, volume);
-        refusal = AttachRefusal.None;
-        message = null;
-        return true;
     }
 
     public int AttachedCount(Guid volumeId)
@@ -48,22 +50,6 @@ internal sealed class VolumeExports(StoragePool pool) : INbdExportCatalog
         lock (_lock)
         {
             return _attached.GetValueOrDefault(volumeId);
-        }
-    }
-
-    /// <summary>Deletes a volume unless a client is attached to it; no client can attach while this runs.</summary>
-    public void DeleteUnlessAttached(ThinVolume volume)
-    {
-        lock (_lock)
-        {
-            var attached = _attached.GetValueOrDefault(volume.Id);
-            if (attached > 0)
-            {
-                throw new VolumeInUseException(
-                    $"volume '{volume.Name}' has {attached} attached NBD connection(s); disconnect them before deleting it");
-            }
-
-            pool.DeleteVolume(volume);
         }
     }
 
@@ -78,20 +64,18 @@ internal sealed class VolumeExports(StoragePool pool) : INbdExportCatalog
         }
     }
 
-    private sealed class Attachment(VolumeExports owner, Guid volumeId, IBlockDevice device) : IExportAttachment
+    private sealed class Attachment(VolumeExports owner, ReplicatedVolume volume) : IExportAttachment
     {
         private int _disposed;
 
-        public IBlockDevice Device { get; } = device;
+        public Core.Devices.IBlockDevice Device => volume;
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _disposed, 1) == 0)
             {
-                owner.Detach(volumeId);
+                owner.Detach(volume.Id);
             }
         }
     }
 }
-
-internal sealed class VolumeInUseException(string message) : InvalidOperationException(message);

@@ -123,7 +123,7 @@ internal sealed partial class PeerConnection
         }
         else
         {
-            reply = new PeerReply(header.Reply.Status, header.Reply.Message, payload);
+            reply = new PeerReply(header.Reply.Status, header.Reply.Message, payload, header.Reply);
         }
 
         if (!pending.TrySetResult(reply))

@@ -96,9 +96,12 @@ internal sealed partial class PeerConnection
     }
 
     /// <summary>Sends the reply to an incoming request (<see cref="PeerIncomingRequest.ReplyAsync"/>).</summary>
-    internal async ValueTask SendReplyAsync(ulong requestId, ReplyStatus status, string? message, ReadOnlyMemory<byte> payload)
+    internal ValueTask SendReplyAsync(ulong requestId, ReplyStatus status, string? message, ReadOnlyMemory<byte> payload) =>
+        SendReplyAsync(requestId, new Reply { Status = status, Message = message ?? string.Empty }, payload);
+
+    internal async ValueTask SendReplyAsync(ulong requestId, Reply reply, ReadOnlyMemory<byte> payload)
     {
-        var header = new Envelope { RequestId = requestId, Reply = new Reply { Status = status, Message = message ?? string.Empty } };
+        var header = new Envelope { RequestId = requestId, Reply = reply };
         PeerFrameWriter.SealPayload(header, payload.Span);
         await SendFrameAsync(header, payload, CancellationToken.None);
     }

@@ -44,5 +44,18 @@ internal sealed class PeerIncomingRequest
         return _connection.SendReplyAsync(RequestId, status, message, payload);
     }
 
+    /// <summary>Sends a reply with a typed result (<see cref="Reply"/>'s result field); its status is normally OK.</summary>
+    public ValueTask ReplyAsync(Reply reply, ReadOnlyMemory<byte> payload = default)
+    {
+        ArgumentNullException.ThrowIfNull(reply);
+        _connection.ValidateReplyPayload(payload);
+        if (Interlocked.Exchange(ref _replied, 1) != 0)
+        {
+            throw new InvalidOperationException($"Peer request {RequestId} ({Header.BodyCase}) was already replied to.");
+        }
+
+        return _connection.SendReplyAsync(RequestId, reply, payload);
+    }
+
     internal void ReleasePayload() => _payload?.Dispose();
 }

@@ -10,12 +10,16 @@ internal sealed class PeerReply : IDisposable
 {
     private readonly PeerPayload? _payload;
 
-    public PeerReply(ReplyStatus status, string message, PeerPayload? payload)
+    public PeerReply(ReplyStatus status, string message, PeerPayload? payload, Reply? body = null)
     {
         Status = status;
         Message = message;
         _payload = payload;
+        Body = body ?? new Reply { Status = status, Message = message };
     }
+
+    /// <summary>The whole reply message, with the typed result of requests that have one.</summary>
+    public Reply Body { get; }
 
     public ReplyStatus Status { get; }
 

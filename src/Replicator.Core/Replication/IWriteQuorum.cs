@@ -1,0 +1,26 @@
+namespace Replicator.Core.Replication;
+
+/// <summary>
+/// Decides whether a replica that has lost its peer may keep acknowledging writes alone
+/// (invariant 5). Without a witness every node may (and a split brain is detected on reconnect);
+/// with one, only the node holding the witness's vote for the volume may.
+/// </summary>
+internal interface IWriteQuorum
+{
+    /// <summary>Returns when this node may write <paramref name="volume"/> without its peer; throws a
+    /// <see cref="Devices.BlockDeviceException"/> with <see cref="Devices.StorageError.NotPermitted"/> when it may not.</summary>
+    ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken);
+
+    /// <summary>How this node decides, for status output.</summary>
+    string Describe();
+}
+
+/// <summary>No witness: a node that loses its peer keeps writing; both sides writing is detected as a split brain later.</summary>
+internal sealed class NoWitnessQuorum : IWriteQuorum
+{
+    public static NoWitnessQuorum Instance { get; } = new();
+
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public string Describe() => "no witness: each node keeps writing when it loses its peer (a split brain is possible, and is detected on reconnect)";
+}

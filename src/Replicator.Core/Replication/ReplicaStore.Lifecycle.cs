@@ -1,0 +1,261 @@
+namespace Replicator.Core.Replication;
+
+/// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
+internal sealed partial class ReplicaStore
+{
+    /// <summary>A write's hold on its activity-log extents, returned to <see cref="EndActivity"/>.</summary>
+    public readonly record struct Activity(long Offset, long Length, bool Held);
+
+    /// <summary>
+    /// Puts the range's extents in the activity log before a write starts, writing the log durably
+    /// (one fsync shared by every write waiting for it) when an extent is new; waits while every
+    /// slot has writes in flight. Ranges longer than the log split into pieces would need more
+    /// slots than exist, so such a write is tracked by the bitmap instead.
+    /// </summary>
+    public async ValueTask<Activity> BeginActivityAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        if (length == 0 || length > _activity.ExtentSize * (_activity.Slots / 2))
+        {
+            if (length > 0)
+            {
+                MarkOutOfSync(offset, length, degraded: false);
+            }
+
+            return new Activity(offset, length, Held: false);
+        }
+
+        while (true)
+        {
+            ActivityLogBegin begin;
+            Task freed;
+            lock (_lock)
+            {
+                begin = _activity.Begin(offset, length);
+                freed = _activityFreed.Task;
+            }
+
+            switch (begin.Status)
+            {
+                case ActivityLogStatus.Active:
+                    return new Activity(offset, length, Held: true);
+                case ActivityLogStatus.Full:
+                    await freed.WaitAsync(cancellationToken);
+                    continue;
+                default:
+                    await PersistActivityAsync(begin.Sequence, cancellationToken);
+                    return new Activity(offset, length, Held: true);
+            }
+        }
+    }
+
+    public void EndActivity(Activity activity)
+    {
+        if (!activity.Held)
+        {
+            return;
+        }
+
+        lock (_lock)
+        {
+            if (_activity.End(activity.Offset, activity.Length))
+            {
+                _activityFreed.TrySetResult();
+                _activityFreed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            }
+        }
+    }
+
+    /// <summary>The replica is paired with its peer. Both up to date with no resync: writes may be in flight to an up-to-date peer from now on.</summary>
+    public void OnConnected(Guid peerNodeId, bool inSync)
+    {
+        lock (_lock)
+        {
+            _degradedSinceConnect = false;
+            var flags = inSync ? _metadata.Flags | ReplicaFlags.ConnectedAndUpToDate : _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate;
+            if (flags != _metadata.Flags || peerNodeId != _metadata.PeerNodeId)
+            {
+                WriteMetadataLocked(_metadata with { Flags = flags, PeerNodeId = peerNodeId });
+            }
+        }
+    }
+
+    public void OnDisconnected()
+    {
+        lock (_lock)
+        {
+            if ((_metadata.Flags & ReplicaFlags.ConnectedAndUpToDate) != 0)
+            {
+                WriteMetadataLocked(_metadata with { Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });
+            }
+        }
+    }
+
+    public void SetDiskState(ReplicaDiskState state)
+    {
+        lock (_lock)
+        {
+            if (_metadata.DiskState != state)
+            {
+                WriteMetadataLocked(_metadata with { DiskState = state });
+            }
+        }
+    }
+
+    /// <summary>The volume grew: the bitmap covers the new size.</summary>
+    public void Grow(long volumeSize)
+    {
+        lock (_lock)
+        {
+            if (volumeSize > _bitmap.VolumeSize)
+            {
+                _bitmap.Grow(volumeSize);
+                _bitmapFile.Grow(volumeSize);
+            }
+        }
+    }
+
+    /// <summary>Marks every given range (the allocated ranges of this replica) for a full sync.</summary>
+    public void MarkForFullSync(IEnumerable<(long Offset, long Length)> ranges)
+    {
+        lock (_lock)
+        {
+            _bitmap.MarkAll(ranges);
+            _bitmapFile.WriteAll(_bitmap);
+            _bitmapFile.Flush();
+        }
+    }
+
+    /// <summary>This replica's bitmap in wire chunks of at most <paramref name="chunkBytes"/> each.</summary>
+    public IReadOnlyList<byte[]> EncodeBitmap(int chunkBytes)
+    {
+        lock (_lock)
+        {
+            return DirtyBitmapCodec.EncodeAll(_bitmap, chunkBytes).ToList();
+        }
+    }
+
+    /// <summary>One wire chunk of this replica's bitmap from <paramref name="fromPage"/>, and where the next starts (-1: none).</summary>
+    public (byte[] Chunk, long NextPage) EncodeBitmapChunk(long fromPage, int chunkBytes)
+    {
+        var buffer = new byte[chunkBytes];
+        lock (_lock)
+        {
+            var length = DirtyBitmapCodec.Encode(_bitmap, fromPage, buffer, out var next);
+            return (buffer[..length], next);
+        }
+    }
+
+    /// <summary>ORs a chunk of the peer's bitmap into this one (the union is what a resync sends).</summary>
+    public void MergePeerBitmap(ReadOnlySpan<byte> chunk)
+    {
+        lock (_lock)
+        {
+            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed) > 0)
+            {
+                _bitmapFile.WriteWords(_changed);
+            }
+
+            _changed.Clear();
+        }
+    }
+
+    /// <summary>The resync this replica sent is done: the peer holds everything.</summary>
+    public void CompleteResyncAsSource()
+    {
+        lock (_lock)
+        {
+            ClearAllLocked();
+            WriteMetadataLocked(_metadata with
+            {
+                Generation = _metadata.Generation.CompleteResyncAsSource(),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+            });
+        }
+    }
+
+    /// <summary>The resync this replica received is done: it holds the source's data set and is up to date.</summary>
+    public void CompleteResyncAsTarget(GenerationIds source)
+    {
+        lock (_lock)
+        {
+            ClearAllLocked();
+            WriteMetadataLocked(_metadata with
+            {
+                Generation = _metadata.Generation.CompleteResyncAsTarget(source),
+                DiskState = ReplicaDiskState.UpToDate,
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+            });
+        }
+    }
+
+    /// <summary>An admin named this replica as the side of a split brain whose changes are discarded.</summary>
+    public void DiscardThisSide(GenerationIds peer)
+    {
+        lock (_lock)
+        {
+            var ids = _metadata.Generation.ResolveSplitBrainDiscardingThisSide(peer);
+            WriteMetadataLocked(_metadata with
+            {
+                Generation = ids,
+                DiskState = ids.IsEmpty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.Outdated,
+            });
+        }
+    }
+
+    /// <summary>A clean stop: every write is done, so the activity log is emptied and the bitmap synced.</summary>
+    public void CloseCleanly()
+    {
+        lock (_lock)
+        {
+            if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
+            {
+                var snapshot = _activity.Snapshot();
+                _activityFile.Write(snapshot);
+                _activity.MarkDurable(snapshot.Sequence);
+            }
+
+            _bitmapFile.Flush();
+            if ((_metadata.Flags & ReplicaFlags.ConnectedAndUpToDate) != 0)
+            {
+                WriteMetadataLocked(_metadata with { Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });
+            }
+        }
+    }
+
+    private async ValueTask PersistActivityAsync(long sequence, CancellationToken cancellationToken)
+    {
+        await _activityWriter.WaitAsync(cancellationToken);
+        try
+        {
+            ActivityLogSnapshot snapshot;
+            lock (_lock)
+            {
+                if (_activity.DurableSequence >= sequence)
+                {
+                    return;
+                }
+
+                snapshot = _activity.Snapshot();
+            }
+
+            _activityFile.Write(snapshot);
+            lock (_lock)
+            {
+                _activity.MarkDurable(snapshot.Sequence);
+            }
+        }
+        finally
+        {
+            _activityWriter.Release();
+        }
+    }
+
+    private void ClearAllLocked()
+    {
+        if (_bitmap.DirtyRegions > 0)
+        {
+            _bitmap.ClearRegions(0, _bitmap.RegionCount, null);
+            _bitmapFile.WriteAll(_bitmap);
+        }
+    }
+}

@@ -1,0 +1,160 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
+
+namespace Replicator.Core.Replication;
+
+/// <summary>What the peer asks of this replica: apply its changes, order forwarded ones, serve reads and checksums.</summary>
+internal sealed partial class ReplicatedVolume
+{
+    /// <summary>Applies a change the owner ordered (or resync data from the source).</summary>
+    public async ValueTask ApplyFromPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        CheckRange(op.Offset, op.Length);
+        try
+        {
+            await op.ApplyAsync(_local, cancellationToken);
+        }
+        catch (BlockDeviceException)
+        {
+            // This replica now lacks a change its peer acknowledged: it stops counting as up to
+            // date, reads of the range go to the peer, and the owner resends it.
+            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+            Replica.SetDiskState(ReplicaDiskState.Inconsistent);
+            throw;
+        }
+
+        Replica.NoteInSync(op.Offset, op.Length);
+    }
+
+    /// <summary>The resync source says this replica now holds everything.</summary>
+    public void CompleteResyncAsTarget(GenerationIds source)
+    {
+        Replica.CompleteResyncAsTarget(source);
+        if (Session is { } session)
+        {
+            session.Role = SyncRole.None;
+        }
+    }
+
+    /// <summary>Orders a change the peer forwarded: this node must be the owner.</summary>
+    public async ValueTask OrderForwardedAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        CheckRange(op.Offset, op.Length);
+        await WaitForPairingAsync(cancellationToken);
+        var session = Session;
+        if (session is not { LocalIsOwner: true })
+        {
+            throw new BlockDeviceException(StorageError.NotPermitted,
+                $"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
+        }
+
+        await WriteOrderedAsync(session, op, cancellationToken);
+    }
+
+    /// <summary>Reads this replica for the peer, which lacks the range during its resync.</summary>
+    public ValueTask ReadForPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        CheckRange(offset, destination.Length);
+        if (!Replica.IsUpToDate)
+        {
+            throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{Name}' on this node is not up to date; it cannot serve the peer's reads");
+        }
+
+        return _local.ReadAsync(offset, destination, cancellationToken);
+    }
+
+    /// <summary>
+    /// One XXH64 per region of <paramref name="regionSize"/> bytes over the range, computed over the
+    /// contents (a hole hashes as the zeros it reads as), so both replicas compare equal exactly
+    /// when their contents do, whatever their allocation.
+    /// </summary>
+    public async ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    {
+        CheckRange(offset, length);
+        if (regionSize <= 0 || regionSize > 16 << 20)
+        {
+            throw new BlockDeviceException(StorageError.InvalidArgument, $"region size {regionSize} is outside 1 byte to 16 MiB");
+        }
+
+        var count = (int)((length + regionSize - 1) / regionSize);
+        var sums = new ulong[count];
+        var allocation = await _local.GetAllocationAsync(offset, length, cancellationToken);
+        var buffer = ArrayPool<byte>.Shared.Rent(regionSize);
+        try
+        {
+            for (var i = 0; i < count; i++)
+            {
+                var start = offset + ((long)i * regionSize);
+                var size = (int)Math.Min(regionSize, offset + length - start);
+                if (IsHole(allocation, offset, start, size))
+                {
+                    buffer.AsSpan(0, size).Clear();
+                }
+                else
+                {
+                    await _local.ReadAsync(start, buffer.AsMemory(0, size), cancellationToken);
+                }
+
+                sums[i] = XxHash64.Hash(buffer.AsSpan(0, size));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return sums;
+    }
+
+    /// <summary>Encodes checksums for the wire (little-endian u64 each).</summary>
+    public static byte[] EncodeChecksums(ulong[] sums)
+    {
+        var bytes = new byte[sums.Length * sizeof(ulong)];
+        for (var i = 0; i < sums.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(i * sizeof(ulong)), sums[i]);
+        }
+
+        return bytes;
+    }
+
+    public static ulong[] DecodeChecksums(ReadOnlySpan<byte> bytes)
+    {
+        if (bytes.Length % sizeof(ulong) != 0)
+        {
+            throw new InvalidDataException($"a checksum list of {bytes.Length} bytes is not a whole number of 8-byte values");
+        }
+
+        var sums = new ulong[bytes.Length / sizeof(ulong)];
+        for (var i = 0; i < sums.Length; i++)
+        {
+            sums[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * sizeof(ulong))..]);
+        }
+
+        return sums;
+    }
+
+    private static bool IsHole(IReadOnlyList<AllocationExtent> allocation, long origin, long start, int size)
+    {
+        var position = origin;
+        foreach (var extent in allocation)
+        {
+            var end = position + extent.Length;
+            if (end > start)
+            {
+                if ((extent.State & AllocationState.Zero) == 0 || end < start + size)
+                {
+                    return false;
+                }
+
+                return true;
+            }
+
+            position = end;
+        }
+
+        return false;
+    }
+}

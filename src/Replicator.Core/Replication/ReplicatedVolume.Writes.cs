@@ -1,0 +1,177 @@
+using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+
+namespace Replicator.Core.Replication;
+
+/// <summary>The write path: ordered on the owner, forwarded from the other node, alone when the peer is away.</summary>
+internal sealed partial class ReplicatedVolume
+{
+    private async ValueTask ExecuteAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        CheckRange(op.Offset, op.Length);
+        NoteForeground();
+        if (!HasPeer)
+        {
+            await op.ApplyAsync(_local, cancellationToken);
+            return;
+        }
+
+        while (true)
+        {
+            var session = Session;
+            if (session is null)
+            {
+                await WriteAloneAsync(op, cancellationToken);
+                return;
+            }
+
+            if (session.LocalIsOwner)
+            {
+                await WriteOrderedAsync(session, op, cancellationToken);
+                return;
+            }
+
+            try
+            {
+                await session.Peer.ForwardAsync(op, cancellationToken);
+                return;
+            }
+            catch (PeerUnavailableException)
+            {
+                // The owner may or may not have applied it; once the pairing is gone this node
+                // applies it alone (if it may) and the bitmap makes both sides agree later.
+                await WaitDetachedAsync(session, cancellationToken);
+            }
+            catch (PeerFailedException e)
+            {
+                throw new BlockDeviceException(e.Error, e.Message, e);
+            }
+        }
+    }
+
+    /// <summary>On the owner: orders the change, applies it on both replicas in parallel, returns when both have it.</summary>
+    internal async ValueTask WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    {
+        using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        try
+        {
+            var peer = ReplicateToPeerAsync(session, op, cancellationToken);
+            BlockDeviceException? localFailure = null;
+            try
+            {
+                await op.ApplyAsync(_local, cancellationToken);
+            }
+            catch (BlockDeviceException e)
+            {
+                localFailure = e;
+            }
+
+            var peerHasIt = await peer;
+            if (localFailure is not null)
+            {
+                if (peerHasIt)
+                {
+                    // The replicas now differ where the change failed here; the next resync from
+                    // this node (the owner) makes the peer match this replica again.
+                    Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+                    Resync.Kick();
+                }
+
+                throw localFailure;
+            }
+
+            if (!peerHasIt)
+            {
+                await AcknowledgeWithoutPeerAsync(op, cancellationToken);
+                Resync.Kick();
+            }
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
+        }
+    }
+
+    /// <summary>With no peer: the change goes to the bitmap first, then to the local replica.</summary>
+    private async ValueTask WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        if (!Replica.IsUpToDate)
+        {
+            throw new BlockDeviceException(StorageError.NotPermitted,
+                $"volume '{Name}' on this node is not up to date (disk {Replica.DiskState}) and its peer {PeerName} is not connected; write through the peer");
+        }
+
+        await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
+        using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        try
+        {
+            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: true);
+            await op.ApplyAsync(_local, cancellationToken);
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
+        }
+    }
+
+    /// <summary>
+    /// The peer did not confirm a change this replica applied: record it before acknowledging.
+    /// Acknowledging it makes this replica newer than the peer (its generation moves on); when the
+    /// quorum forbids writing alone, the change is only recorded as out of sync and the client gets
+    /// an error, so the peer's side wins that region on reconnect.
+    /// </summary>
+    private async ValueTask AcknowledgeWithoutPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
+        }
+        catch (BlockDeviceException)
+        {
+            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+            throw;
+        }
+
+        Replica.MarkOutOfSync(op.Offset, op.Length, degraded: true);
+    }
+
+    /// <summary>Replicates to the peer; false when the peer did not confirm (link down, or its disk refused).</summary>
+    private async ValueTask<bool> ReplicateToPeerAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.Peer.ReplicateAsync(op, cancellationToken);
+            return true;
+        }
+        catch (PeerUnavailableException e)
+        {
+            LogPeerMissedWrite(Name, PeerName, op.ToString(), e.Message);
+            return false;
+        }
+        catch (PeerFailedException e)
+        {
+            LogPeerRefusedWrite(Name, PeerName, op.ToString(), e.Message);
+            return false;
+        }
+    }
+
+    private async Task WaitDetachedAsync(ReplicationSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.Ended.WaitAsync(DetachWait, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': the link to {PeerName} failed but did not close within {DetachWait.TotalSeconds} s");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: peer {Peer} did not confirm {Op} ({Reason}); marked out of sync")]
+    private partial void LogPeerMissedWrite(string volume, string peer, string op, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Volume {Volume}: peer {Peer} failed {Op}: {Reason}; marked out of sync")]
+    private partial void LogPeerRefusedWrite(string volume, string peer, string op, string reason);
+}

@@ -1,0 +1,242 @@
+using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+using Replicator.Core.Volumes;
+
+namespace Replicator.Core.Replication;
+
+/// <summary>
+/// A volume as a node of the pair serves it: the local thin replica, kept identical to the
+/// peer's. This is what the NBD server exports on a node.
+/// </summary>
+/// <remarks>
+/// <para><b>Write path (protocol C).</b> Connected, on the owner (see <see cref="ReplicationSession"/>):
+/// order the range → note its extent in the activity log (durably, only when the extent is new)
+/// → apply locally and on the peer in parallel → acknowledge once both are done. Connected, on
+/// the other node: forward to the owner, which replicates back before it answers. A write the
+/// peer does not confirm (the link died, or its disk refused) is recorded in the out-of-sync
+/// bitmap before it is acknowledged, and the replica's generation moves on, so a reconnect
+/// resends exactly those regions in the right direction.</para>
+/// <para><b>Alone</b> (no peer): allowed only with the quorum's consent and an up-to-date replica;
+/// every change marks the bitmap (persisted) before it is applied.</para>
+/// <para><b>Reads</b> are served locally, except regions this replica lacks while it is a resync
+/// target, which are read from the peer.</para>
+/// </remarks>
+internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
+{
+    private static readonly TimeSpan DetachWait = TimeSpan.FromSeconds(30);
+
+    private readonly ThinVolume _local;
+    private readonly RangeLock _order = new();
+    private readonly IWriteQuorum _quorum;
+    private readonly ILogger _logger;
+    private ReplicationSession? _session;
+    private Pairing? _pairing;
+
+    private long _lastForegroundTicks;
+
+    /// <param name="peerName">The peer node's name, or null for a node without a peer (nothing to replicate, nothing to track).</param>
+    public ReplicatedVolume(ThinVolume local, ReplicaStore replica, IWriteQuorum quorum, string? peerName, ILogger logger)
+    {
+        _local = local;
+        Replica = replica;
+        _quorum = quorum;
+        PeerName = peerName ?? "(none)";
+        HasPeer = peerName is not null;
+        _logger = logger;
+        Resync = new ResyncEngine(this, logger);
+    }
+
+    /// <summary>Whether this node has a peer at all; a single node serves its volumes without replication.</summary>
+    public bool HasPeer { get; }
+
+    /// <summary>Whether clients have used the volume in the last 100 ms (the resync yields to them).</summary>
+    public bool ForegroundActive => Environment.TickCount64 - Volatile.Read(ref _lastForegroundTicks) < 100;
+
+    public Guid Id => _local.Id;
+
+    public string Name => _local.Name;
+
+    public long Size => _local.Size;
+
+    public DeviceFeatures Features => _local.Features;
+
+    public ThinVolume Local => _local;
+
+    public ReplicaStore Replica { get; }
+
+    public string PeerName { get; }
+
+    public ResyncEngine Resync { get; }
+
+    public ReplicationSession? Session => Volatile.Read(ref _session);
+
+    public IWriteQuorum Quorum => _quorum;
+
+    public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
+    {
+        CheckRange(offset, destination.Length);
+        NoteForeground();
+        if (Replica.LacksData(offset, destination.Length))
+        {
+            return ReadFromPeerAsync(offset, destination, cancellationToken);
+        }
+
+        return _local.ReadAsync(offset, destination, cancellationToken);
+    }
+
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, IoFlags flags, CancellationToken cancellationToken = default) =>
+        ExecuteAsync(WriteOp.Write(offset, source, flags), cancellationToken);
+
+    public ValueTask TrimAsync(long offset, long length, IoFlags flags, CancellationToken cancellationToken = default) =>
+        ExecuteAsync(WriteOp.Trim(offset, length, flags), cancellationToken);
+
+    public ValueTask WriteZeroesAsync(long offset, long length, IoFlags flags, CancellationToken cancellationToken = default) =>
+        ExecuteAsync(WriteOp.WriteZeroes(offset, length, flags), cancellationToken);
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken = default)
+    {
+        var session = Session;
+        var peer = session is null ? ValueTask.CompletedTask : session.Peer.FlushAsync(cancellationToken);
+        await _local.FlushAsync(cancellationToken);
+        Replica.Flush();
+        try
+        {
+            await peer;
+        }
+        catch (Exception e) when (e is PeerUnavailableException or PeerFailedException)
+        {
+            // Writes the peer acknowledged but may now lose are in its activity log, and come
+            // back from this replica on reconnect; what is durable here is what counts now.
+            LogPeerFlushFailed(Name, PeerName, e.Message);
+        }
+    }
+
+    public ValueTask CacheAsync(long offset, long length, CancellationToken cancellationToken = default) =>
+        _local.CacheAsync(offset, length, cancellationToken);
+
+    public ValueTask<IReadOnlyList<AllocationExtent>> GetAllocationAsync(long offset, long length, CancellationToken cancellationToken = default) =>
+        _local.GetAllocationAsync(offset, length, cancellationToken);
+
+    /// <summary>Orders a range against foreground writes (the resync and verify take ranges this way).</summary>
+    public ValueTask<RangeLock.Releaser> OrderRangeAsync(long offset, long length, CancellationToken cancellationToken) =>
+        _order.AcquireAsync(offset, length, cancellationToken);
+
+    /// <summary>
+    /// Starts pairing with the peer: waits for changes in flight and holds new ones back until
+    /// <see cref="Attach"/> (or <see cref="Pairing.Dispose"/> on failure), so nothing changes while
+    /// the two sides compare and exchange bitmaps.
+    /// </summary>
+    public async Task<Pairing> BeginPairingAsync(CancellationToken cancellationToken)
+    {
+        var hold = await _order.AcquireAsync(0, long.MaxValue, cancellationToken);
+        var pairing = new Pairing(this, hold);
+        Volatile.Write(ref _pairing, pairing);
+        return pairing;
+    }
+
+    /// <summary>Pairs the volume with its peer for one connection and lets writes flow again.</summary>
+    public void Attach(Pairing pairing, ReplicationSession session, Guid peerNodeId)
+    {
+        Replica.OnConnected(peerNodeId, inSync: session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0);
+        Volatile.Write(ref _session, session);
+        pairing.Dispose();
+        LogAttached(Name, PeerName, session.LocalIsOwner ? "this node" : PeerName, session.Role, Replica.OutOfSyncBytes);
+        if (session.LocalIsOwner)
+        {
+            Resync.Start(session);
+        }
+    }
+
+    /// <summary>Ends the pairing: the connection is gone. Changes in flight that the peer never confirmed mark the bitmap.</summary>
+    public async Task DetachAsync(ReplicationSession session)
+    {
+        if (Interlocked.CompareExchange(ref _session, null, session) != session)
+        {
+            return;
+        }
+
+        session.End();
+        await Resync.StopAsync();
+        Replica.OnDisconnected();
+        LogDetached(Name, PeerName, Replica.OutOfSyncBytes);
+    }
+
+    /// <summary>A clean stop: empties the activity log so the next start has nothing to recover.</summary>
+    public void Dispose()
+    {
+        Replica.CloseCleanly();
+        Replica.Dispose();
+    }
+
+    private async ValueTask ReadFromPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var session = Session ?? throw new BlockDeviceException(StorageError.Io,
+            $"volume '{Name}' on this node lacks data at [{offset}, +{destination.Length}) until its resync completes, and its peer {PeerName} is not connected");
+        try
+        {
+            await session.Peer.ReadAsync(offset, destination, cancellationToken);
+        }
+        catch (PeerUnavailableException e)
+        {
+            throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': reading a region not yet resynced from {PeerName} failed: {e.Message}", e);
+        }
+        catch (PeerFailedException e)
+        {
+            throw new BlockDeviceException(e.Error, e.Message, e);
+        }
+    }
+
+    /// <summary>Waits for a pairing in progress to end (a forwarded write may arrive just before this side attaches).</summary>
+    private async ValueTask WaitForPairingAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref _pairing) is { } pairing)
+        {
+            try
+            {
+                await pairing.Done.WaitAsync(DetachWait, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': pairing with {PeerName} did not finish within {DetachWait.TotalSeconds} s");
+            }
+        }
+    }
+
+    private void NoteForeground() => Volatile.Write(ref _lastForegroundTicks, Environment.TickCount64);
+
+    private void CheckRange(long offset, long length)
+    {
+        if (offset < 0 || length < 0 || offset > Size - length)
+        {
+            throw new BlockDeviceException(StorageError.OutOfRange, $"range [{offset}, +{length}) is outside volume '{Name}' of {Size} bytes");
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume} paired with {Peer}: writes ordered by {Owner}, resync role {Role}, {OutOfSync} bytes out of sync")]
+    private partial void LogAttached(string volume, string peer, string owner, SyncRole role, long outOfSync);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume} lost its peer {Peer}; {OutOfSync} bytes out of sync so far")]
+    private partial void LogDetached(string volume, string peer, long outOfSync);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: flush on peer {Peer} failed ({Reason}); flushed locally")]
+    private partial void LogPeerFlushFailed(string volume, string peer, string reason);
+
+    /// <summary>A pairing in progress: holds the volume's writes until it is attached or abandoned.</summary>
+    internal sealed class Pairing(ReplicatedVolume volume, RangeLock.Releaser hold) : IDisposable
+    {
+        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _disposed;
+
+        public Task Done => _done.Task;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                Interlocked.CompareExchange(ref volume._pairing, null, this);
+                hold.Dispose();
+                _done.TrySetResult();
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+namespace Replicator.Core.Replication;
+
+/// <summary>Which way a resync runs, from this replica's point of view.</summary>
+internal enum SyncRole
+{
+    None,
+    /// <summary>This replica sends the regions the peer lacks.</summary>
+    Source,
+    /// <summary>This replica receives them; until then it reads those regions from the peer.</summary>
+    Target,
+}
+
+/// <summary>
+/// One connection's worth of pairing for a volume: how to reach the peer's replica, which side
+/// orders writes, and which way a resync runs. Fixed for the life of the connection, except
+/// that the resync role ends when the resync completes.
+/// </summary>
+/// <remarks>
+/// <b>Write ordering (invariant 2).</b> While the replicas are connected, exactly one of them —
+/// the owner — orders every write, trim and write-zeroes of the volume: it takes the range in
+/// its <see cref="RangeLock"/>, applies the change locally and on the peer in parallel, and
+/// releases the range only when both are done. A change that arrives at the other node is
+/// forwarded to the owner. Overlapping changes therefore reach both replicas one after another
+/// in the owner's order, and concurrent writers through both nodes still leave the replicas
+/// identical. The owner is the node the volume prefers while both replicas are up to date, and
+/// the resync source while one is catching up (so foreground writes and resync data are ordered
+/// by the same lock, and resync never overwrites a newer foreground write).
+/// </remarks>
+internal sealed class ReplicationSession
+{
+    private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public ReplicationSession(IPeerVolume peer, string peerName, bool localIsOwner, SyncRole role)
+    {
+        Peer = peer;
+        PeerName = peerName;
+        LocalIsOwner = localIsOwner;
+        Role = role;
+    }
+
+    public IPeerVolume Peer { get; }
+
+    public string PeerName { get; }
+
+    public bool LocalIsOwner { get; }
+
+    public SyncRole Role { get; internal set; }
+
+    /// <summary>Completes when the session is detached (the connection ended).</summary>
+    public Task Ended => _ended.Task;
+
+    internal void End() => _ended.TrySetResult();
+}

@@ -1,0 +1,319 @@
+using System.Buffers;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+
+namespace Replicator.Core.Replication;
+
+internal enum ResyncState
+{
+    Idle,
+    Running,
+    Paused,
+}
+
+/// <summary>Where a resync stands: what the admin API, the CLI and the status page show.</summary>
+internal readonly record struct ResyncProgress(
+    ResyncState State,
+    SyncRole Role,
+    long TotalBytes,
+    long DoneBytes,
+    long RemainingBytes,
+    double BytesPerSecond,
+    TimeSpan? Eta,
+    long SentBytes,
+    int Completed);
+
+/// <summary>
+/// The resync source's side of a resync: walks the out-of-sync bitmap and sends each dirty run
+/// to the peer — its data, or a trim where this replica has a hole, so thin stays thin — under
+/// the same range lock that orders foreground writes, so resync data never overwrites a newer
+/// write. Bits are cleared only once the peer confirmed, so a kill -9 of either side resumes from
+/// what the bitmap still says.
+/// </summary>
+/// <remarks>
+/// <para><b>Rate.</b> A fixed cap (bytes per second, 0 = none) and an adaptive controller in the
+/// spirit of DRBD's c-plan-ahead: while foreground I/O is active, the engine spends at most
+/// <see cref="ForegroundShare"/> of its time resyncing and leaves the rest to the clients; on an
+/// idle volume it runs flat out.</para>
+/// </remarks>
+internal sealed partial class ResyncEngine
+{
+    /// <summary>Largest run sent in one message.</summary>
+    public const int ChunkBytes = 1 << 20;
+
+    private readonly ReplicatedVolume _volume;
+    private readonly ILogger _logger;
+    private readonly Lock _lock = new();
+    private readonly SemaphoreSlim _kick = new(0, 1);
+    private CancellationTokenSource? _stop;
+    private Task _run = Task.CompletedTask;
+    private TaskCompletionSource _resumed = CreateResumed(resumed: true);
+    private long _total;
+    private long _sent;
+    private double _rate;
+    private int _completed;
+    private volatile bool _running;
+
+    internal ResyncEngine(ReplicatedVolume volume, ILogger logger)
+    {
+        _volume = volume;
+        _logger = logger;
+    }
+
+    /// <summary>Resync bytes per second allowed; 0 means no fixed cap.</summary>
+    public long RateLimit { get; set; }
+
+    /// <summary>Whether the adaptive controller yields to foreground I/O.</summary>
+    public bool Adaptive { get; set; } = true;
+
+    /// <summary>Fraction of time the resync may take while clients are writing.</summary>
+    public double ForegroundShare { get; set; } = 0.5;
+
+    public bool IsPaused => !_resumed.Task.IsCompleted;
+
+    /// <summary>Bytes sent by resyncs since this node started (data and trimmed ranges alike).</summary>
+    public long SentBytes => Interlocked.Read(ref _sent);
+
+    public ResyncProgress Progress
+    {
+        get
+        {
+            var role = _volume.Session?.Role ?? SyncRole.None;
+            var remaining = _volume.Replica.OutOfSyncBytes;
+            var total = Math.Max(Interlocked.Read(ref _total), remaining);
+            var active = _running || role != SyncRole.None;
+            var state = !active ? ResyncState.Idle : IsPaused ? ResyncState.Paused : ResyncState.Running;
+            var rate = Volatile.Read(ref _rate);
+            TimeSpan? eta = rate > 0 && remaining > 0 ? TimeSpan.FromSeconds(remaining / rate) : remaining == 0 ? TimeSpan.Zero : null;
+            return new ResyncProgress(state, role, total, total - remaining, remaining, rate, eta, SentBytes, Volatile.Read(ref _completed));
+        }
+    }
+
+    public void Pause()
+    {
+        lock (_lock)
+        {
+            if (_resumed.Task.IsCompleted)
+            {
+                _resumed = CreateResumed(resumed: false);
+                LogPaused(_volume.Name);
+            }
+        }
+    }
+
+    public void Resume()
+    {
+        lock (_lock)
+        {
+            if (_resumed.TrySetResult())
+            {
+                LogResumed(_volume.Name);
+            }
+        }
+    }
+
+    internal void Start(ReplicationSession session)
+    {
+        lock (_lock)
+        {
+            _stop = new CancellationTokenSource();
+            Interlocked.Exchange(ref _total, _volume.Replica.OutOfSyncBytes);
+            var token = _stop.Token;
+            _run = Task.Run(() => RunAsync(session, token), CancellationToken.None);
+        }
+    }
+
+    internal async Task StopAsync()
+    {
+        CancellationTokenSource? stop;
+        Task run;
+        lock (_lock)
+        {
+            stop = _stop;
+            run = _run;
+            _stop = null;
+        }
+
+        if (stop is not null)
+        {
+            await stop.CancelAsync();
+            await run;
+            stop.Dispose();
+        }
+    }
+
+    /// <summary>New regions were marked while connected (a write the peer refused): look again.</summary>
+    internal void Kick()
+    {
+        if (_kick.CurrentCount == 0)
+        {
+            _kick.Release();
+        }
+    }
+
+    /// <summary>
+    /// Runs on the owner for the whole connection: sends whatever is out of sync, tells the peer when
+    /// everything is, then waits for new marks (a write the peer refused).
+    /// </summary>
+    private async Task RunAsync(ReplicationSession session, CancellationToken ct)
+    {
+        var replica = _volume.Replica;
+        var clock = Stopwatch.StartNew();
+        var windowStart = clock.Elapsed;
+        long windowBytes = 0;
+        var cursor = 0L;
+        var sending = session.Role == SyncRole.Source;
+        if (sending)
+        {
+            LogStarted(_volume.Name, session.PeerName, replica.OutOfSyncBytes);
+        }
+
+        try
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                await _resumed.Task.WaitAsync(ct);
+                var run = replica.NextOutOfSyncRun(cursor, ChunkBytes);
+                if (run is null && cursor != 0)
+                {
+                    cursor = 0;
+                    continue;
+                }
+
+                if (run is null)
+                {
+                    if (sending)
+                    {
+                        await session.Peer.CompleteResyncAsync(replica.Generation, ct);
+                        replica.CompleteResyncAsSource();
+                        session.Role = SyncRole.None;
+                        Interlocked.Increment(ref _completed);
+                        LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        sending = false;
+                    }
+
+                    _running = false;
+                    Volatile.Write(ref _rate, 0);
+                    await _kick.WaitAsync(ct);
+                    continue;
+                }
+
+                if (!sending)
+                {
+                    sending = true;
+                    Interlocked.Exchange(ref _total, replica.OutOfSyncBytes);
+                    LogStarted(_volume.Name, session.PeerName, replica.OutOfSyncBytes);
+                }
+
+                _running = true;
+                var (offset, length) = run.Value;
+                var started = clock.Elapsed;
+                await SendRunAsync(session, offset, length, ct);
+                cursor = offset + length;
+                windowBytes += length;
+                await ThrottleAsync(clock.Elapsed - started, length, ct);
+                var window = clock.Elapsed - windowStart;
+                if (window >= TimeSpan.FromSeconds(1))
+                {
+                    Volatile.Write(ref _rate, windowBytes / window.TotalSeconds);
+                    windowStart = clock.Elapsed;
+                    windowBytes = 0;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+        catch (Exception e) when (e is PeerUnavailableException or PeerFailedException or BlockDeviceException)
+        {
+            LogInterrupted(_volume.Name, session.PeerName, e.Message, replica.OutOfSyncBytes);
+        }
+        finally
+        {
+            _running = false;
+            Volatile.Write(ref _rate, 0);
+        }
+    }
+
+    /// <summary>Sends one dirty run under the volume's write order: data where this replica has data, a trim where it has a hole.</summary>
+    private async Task SendRunAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
+    {
+        using var order = await _volume.OrderRangeAsync(offset, length, ct);
+        var local = _volume.Local;
+        var allocation = await local.GetAllocationAsync(offset, length, ct);
+        var position = offset;
+        var buffer = ArrayPool<byte>.Shared.Rent((int)length);
+        try
+        {
+            foreach (var extent in allocation)
+            {
+                if ((extent.State & AllocationState.Zero) != 0)
+                {
+                    await session.Peer.ResyncAsync(WriteOp.Trim(position, extent.Length, IoFlags.None), ct);
+                }
+                else
+                {
+                    var data = buffer.AsMemory(0, (int)extent.Length);
+                    await local.ReadAsync(position, data, ct);
+                    await session.Peer.ResyncAsync(WriteOp.Write(position, data, IoFlags.None), ct);
+                }
+
+                position += extent.Length;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        _volume.Replica.ClearOutOfSync(offset, length);
+        Interlocked.Add(ref _sent, length);
+    }
+
+    private async Task ThrottleAsync(TimeSpan spent, long bytes, CancellationToken ct)
+    {
+        var wait = TimeSpan.Zero;
+        if (RateLimit > 0)
+        {
+            wait = TimeSpan.FromSeconds((double)bytes / RateLimit) - spent;
+        }
+
+        if (Adaptive && _volume.ForegroundActive)
+        {
+            var yieldTime = spent * ((1 - ForegroundShare) / ForegroundShare);
+            wait = yieldTime > wait ? yieldTime : wait;
+        }
+
+        if (wait > TimeSpan.Zero)
+        {
+            await Task.Delay(wait, ct);
+        }
+    }
+
+    private static TaskCompletionSource CreateResumed(bool resumed)
+    {
+        var source = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (resumed)
+        {
+            source.SetResult();
+        }
+
+        return source;
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: resync to {Peer} started, {Bytes} bytes out of sync")]
+    private partial void LogStarted(string volume, string peer, long bytes);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: resync to {Peer} completed, {Sent} bytes sent in {Seconds:0.0} s")]
+    private partial void LogCompleted(string volume, string peer, long sent, double seconds);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: resync to {Peer} interrupted ({Reason}); {Remaining} bytes remain and resume on reconnect")]
+    private partial void LogInterrupted(string volume, string peer, string reason, long remaining);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: resync paused")]
+    private partial void LogPaused(string volume);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: resync resumed")]
+    private partial void LogResumed(string volume);
+}

@@ -1,0 +1,83 @@
+using Replicator.Core.Replication;
+using Replicator.Node.Replication;
+
+namespace Replicator.Node.Admin;
+
+/// <summary>Verify and resync resources of a volume.</summary>
+internal static partial class AdminApi
+{
+    private static void MapReplication(RouteGroupBuilder api)
+    {
+        api.MapPost("/volumes/{name}/verify", (string name, int? regionSize, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                try
+                {
+                    var verifier = volumes.StartVerify(volume, regionSize ?? VolumeVerifier.DefaultRegionSize);
+                    return Results.Accepted($"{Prefix}/volumes/{name}/verify", ToVerifyInfo(verifier.Report));
+                }
+                catch (ArgumentOutOfRangeException e)
+                {
+                    return BadRequest(e.Message);
+                }
+            }));
+        api.MapGet("/volumes/{name}/verify", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume => volumes.LatestVerify(volume) is { } verifier
+                ? Results.Ok(ToVerifyInfo(verifier.Report))
+                : Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No verify yet", detail: $"No verify of '{name}' has run since this node started; start one with POST.")));
+        api.MapGet("/volumes/{name}/resync", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume => Results.Ok(ToReplicaInfo(volume, volumes))));
+        api.MapPost("/volumes/{name}/resync/pause", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                volume.Resync.Pause();
+                return Results.Ok(ToReplicaInfo(volume, volumes));
+            }));
+        api.MapPost("/volumes/{name}/resync/resume", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                volume.Resync.Resume();
+                return Results.Ok(ToReplicaInfo(volume, volumes));
+            }));
+        api.MapPost("/volumes/{name}/resync/resolve", async (string name, ResolveRequest? request, ReplicationManager volumes, CancellationToken ct) =>
+        {
+            if (volumes.Find(name) is not { } volume)
+            {
+                return NoSuchVolume(name);
+            }
+
+            if (request?.Discard is not { Length: > 0 } discard)
+            {
+                return BadRequest("Name the node whose changes are discarded, e.g. {\"discard\": \"b\"}. Its replica then resyncs from the other.");
+            }
+
+            try
+            {
+                await volumes.ResolveSplitBrainAsync(volume, discard, ct);
+                return Results.Ok(ToReplicaInfo(volume, volumes));
+            }
+            catch (ArgumentException e)
+            {
+                return BadRequest(e.Message);
+            }
+            catch (InvalidOperationException e)
+            {
+                return Conflict(e.Message);
+            }
+        });
+    }
+
+    private static IResult WithVolume(ReplicationManager volumes, string name, Func<ReplicatedVolume, IResult> action) =>
+        volumes.Find(name) is { } volume ? action(volume) : NoSuchVolume(name);
+
+    internal static VerifyInfo ToVerifyInfo(VerifyReport report) => new(
+        Kebab(report.State.ToString()), report.TotalBytes, report.CheckedBytes, report.RegionSize, report.DifferingRegions,
+        report.Differing.Select(d => new RangeInfo(d.Offset, d.Length)).ToList(), report.Started, report.Elapsed.TotalSeconds, report.Error);
+}
+
+internal sealed record ResolveRequest(string? Discard);
+
+internal sealed record RangeInfo(long Offset, long Length);
+
+internal sealed record VerifyInfo(string State, long TotalBytes, long CheckedBytes, int RegionSize, long DifferingRegions, List<RangeInfo> Differing,
+    DateTimeOffset Started, double ElapsedSeconds, string? Error);

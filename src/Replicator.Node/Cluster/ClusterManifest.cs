@@ -1,0 +1,69 @@
+using System.Text.Json;
+using Replicator.Node.Configuration;
+
+namespace Replicator.Node.Cluster;
+
+/// <summary>
+/// <c>DIR/cluster.json</c>: the machine-readable contract of <c>cluster up</c> — every endpoint, the
+/// pids of the processes it started, the volumes. Fields are added over time, never renamed.
+/// </summary>
+internal sealed record ClusterManifest
+{
+    public const string FileName = "cluster.json";
+
+    public required Guid ClusterId { get; init; }
+
+    public required List<ClusterNodeEntry> Nodes { get; init; }
+
+    public List<string> Volumes { get; init; } = [];
+
+    /// <summary>Bearer token file shared by both nodes' admin APIs.</summary>
+    public required string AdminTokenFile { get; init; }
+
+    public static string PathIn(string directory) => Path.Combine(directory, FileName);
+
+    public static ClusterManifest? TryLoad(string directory)
+    {
+        var path = PathIn(directory);
+        if (!File.Exists(path))
+        {
+            return null;
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<ClusterManifest>(File.ReadAllText(path), NodeConfig.JsonOptions)
+                ?? throw new ConfigurationException($"{path} is empty");
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigurationException($"{path} is not a valid cluster manifest: {e.Message}");
+        }
+    }
+
+    public void Save(string directory)
+    {
+        var temp = PathIn(directory) + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(this, NodeConfig.JsonOptions));
+        File.Move(temp, PathIn(directory), overwrite: true);
+    }
+}
+
+internal sealed record ClusterNodeEntry
+{
+    public required string Name { get; init; }
+
+    public int? Pid { get; init; }
+
+    /// <summary><c>nbd://127.0.0.1:PORT</c>; a volume is <c>{nbd}/{volume}</c>.</summary>
+    public required string Nbd { get; init; }
+
+    public required string NbdSocket { get; init; }
+
+    public required string Admin { get; init; }
+
+    public required string DataDir { get; init; }
+
+    /// <summary>Where the node accepts or dials its peer.</summary>
+    public required string Peer { get; init; }
+}

@@ -1,0 +1,82 @@
+using Replicator.Core.Replication;
+using Replicator.Protocol.Peer;
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Node.Replication;
+
+/// <summary>The peer's replica of one volume, reached over the current peer connection.</summary>
+internal sealed class PeerVolumeChannel(PeerConnection connection, Guid volumeId) : IPeerVolume
+{
+    private readonly string _id = volumeId.ToString();
+
+    public ValueTask ReplicateAsync(WriteOp op, CancellationToken cancellationToken) => SendChangeAsync(op, WriteKind.Replicate, cancellationToken);
+
+    public ValueTask ForwardAsync(WriteOp op, CancellationToken cancellationToken) => SendChangeAsync(op, WriteKind.Forward, cancellationToken);
+
+    public ValueTask ResyncAsync(WriteOp op, CancellationToken cancellationToken) => SendChangeAsync(op, WriteKind.Resync, cancellationToken);
+
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        using var reply = await SendAsync(new Envelope { Flush = new FlushRequest { VolumeId = _id } }, default, cancellationToken);
+    }
+
+    public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        using var reply = await SendAsync(new Envelope { Read = new ReadRequest { VolumeId = _id, Offset = (ulong)offset, Length = (uint)destination.Length } }, default, cancellationToken);
+        if (reply.Payload.Length != destination.Length)
+        {
+            throw new PeerFailedException(Core.Devices.StorageError.Io, $"the peer answered a read of {destination.Length} bytes with {reply.Payload.Length}");
+        }
+
+        reply.Payload.CopyTo(destination);
+    }
+
+    public async ValueTask CompleteResyncAsync(Core.Replication.GenerationIds source, CancellationToken cancellationToken)
+    {
+        using var reply = await SendAsync(new Envelope { ResyncComplete = new ResyncCompleteRequest { VolumeId = _id, Generation = PeerMessages.ToProto(source) } }, default, cancellationToken);
+    }
+
+    public async ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    {
+        using var reply = await SendAsync(new Envelope
+        {
+            RegionChecksums = new RegionChecksumRequest { VolumeId = _id, Offset = (ulong)offset, Length = (ulong)length, RegionSize = (uint)regionSize },
+        }, default, cancellationToken);
+        return ReplicatedVolume.DecodeChecksums(reply.Payload.Span);
+    }
+
+    private async ValueTask SendChangeAsync(WriteOp op, WriteKind kind, CancellationToken cancellationToken)
+    {
+        using var reply = await SendAsync(PeerMessages.ToEnvelope(volumeId, op, kind), op.Data, cancellationToken);
+    }
+
+    /// <summary>Sends a request; a connection that ends is <see cref="PeerUnavailableException"/>, a refusal <see cref="PeerFailedException"/>.</summary>
+    private async Task<PeerReply> SendAsync(Envelope request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    {
+        PeerReply reply;
+        try
+        {
+            reply = await connection.SendRequestAsync(request, payload, cancellationToken);
+        }
+        catch (PeerConnectionClosedException e)
+        {
+            throw new PeerUnavailableException($"the connection to {connection.PeerName} ended: {e.End}", e);
+        }
+        catch (InvalidOperationException e) when (connection.End is not null)
+        {
+            throw new PeerUnavailableException($"the connection to {connection.PeerName} ended: {connection.End}", e);
+        }
+
+        if (!reply.IsOk)
+        {
+            var status = reply.Status;
+            var message = reply.Message;
+            reply.Dispose();
+            throw status == ReplyStatus.ShuttingDown
+                ? new PeerUnavailableException($"{connection.PeerName} is shutting down: {message}")
+                : new PeerFailedException(PeerMessages.ToStorageError(status), $"{connection.PeerName}: {message}");
+        }
+
+        return reply;
+    }
+}

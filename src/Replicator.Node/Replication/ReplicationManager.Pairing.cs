@@ -1,0 +1,358 @@
+using Replicator.Core.Devices;
+using Replicator.Core.Replication;
+using Replicator.Protocol.Peer;
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Node.Replication;
+
+/// <summary>
+/// Pairing the volumes with the peer after each handshake: volumes one side lacks are created
+/// (or, if this side deleted them, deleted on the peer), then each shared volume goes through
+/// VolumeConnect → bitmap exchange → VolumeStart (see proto/peer.proto), driven by the node that dialed.
+/// </summary>
+internal sealed partial class ReplicationManager
+{
+    private const int BitmapChunkBytes = 4 << 20;
+
+    private readonly Dictionary<Guid, PendingPairing> _pending = [];
+    private readonly Dictionary<Guid, string> _pairingProblems = [];
+    private readonly Dictionary<Guid, ReplicaStatus> _splitBrainPeers = [];
+    private ConnectionContext? _context;
+    private int _connects;
+
+    /// <summary>Connections made to the peer since this node started (more than a few a minute: a flapping link).</summary>
+    public int Connects => Volatile.Read(ref _connects);
+
+    /// <summary>Why a volume is not paired (split brain, unrelated data), for status output.</summary>
+    public string? PairingProblem(Guid volumeId)
+    {
+        lock (_lock)
+        {
+            return _pairingProblems.GetValueOrDefault(volumeId);
+        }
+    }
+
+    /// <summary>Called once the handshake is done: reconciles the volume lists, then (the dialer) pairs every shared volume.</summary>
+    public async Task AttachAsync(PeerConnection connection, Hello peerHello, bool dialed, CancellationToken ct)
+    {
+        var peerId = Guid.Parse(peerHello.NodeId);
+        var context = new ConnectionContext(connection, peerId, peerHello, dialed);
+        lock (_lock)
+        {
+            _context = context;
+            _pairingProblems.Clear();
+            _splitBrainPeers.Clear();
+        }
+
+        Volatile.Write(ref _link, new PeerLinkState(peerHello.NodeName, peerId, DateTimeOffset.UtcNow, connection.PeerName));
+        Interlocked.Increment(ref _connects);
+        try
+        {
+            await ReconcileVolumesAsync(context, ct);
+        }
+        finally
+        {
+            context.Ready.TrySetResult();
+        }
+
+        if (!dialed)
+        {
+            return;
+        }
+
+        foreach (var descriptor in peerHello.Volumes)
+        {
+            if (TryFind(Guid.Parse(descriptor.VolumeId), out var volume))
+            {
+                await PairAsDialerAsync(context, volume, ct);
+            }
+        }
+    }
+
+    /// <summary>The connection ended: every volume continues alone.</summary>
+    public async Task DetachAsync(PeerConnection connection, PeerConnectionEnd end)
+    {
+        List<PendingPairing> abandoned;
+        lock (_lock)
+        {
+            if (_context?.Connection != connection)
+            {
+                return;
+            }
+
+            _context.Ready.TrySetResult();
+            _context = null;
+            abandoned = [.. _pending.Values];
+            _pending.Clear();
+        }
+
+        Volatile.Write(ref _link, null);
+        abandoned.ForEach(p => p.Pairing.Dispose());
+        foreach (var volume in Volumes)
+        {
+            if (volume.Session is { } session)
+            {
+                await volume.DetachAsync(session);
+            }
+        }
+
+        _logger.LogWarning("Peer {Peer} disconnected ({Reason}); volumes continue alone", connection.PeerName, end);
+    }
+
+    private async Task ReconcileVolumesAsync(ConnectionContext context, CancellationToken ct)
+    {
+        foreach (var descriptor in context.PeerHello.Volumes)
+        {
+            var id = Guid.Parse(descriptor.VolumeId);
+            if (TryFind(id, out var existing))
+            {
+                if ((long)descriptor.Size > existing.Size)
+                {
+                    _pool.ResizeVolume(existing.Local, (long)descriptor.Size);
+                    _logger.LogInformation("Volume {Volume} grew to {Size} bytes to match peer {Peer}", existing.Name, descriptor.Size, context.Connection.PeerName);
+                }
+
+                continue;
+            }
+
+            if (_tombstones.Contains(id))
+            {
+                _logger.LogWarning("Peer {Peer} still has volume {Volume} ({Id}), deleted here while it was away; asking it to delete its replica",
+                    context.Connection.PeerName, descriptor.Name, id);
+                using var reply = await context.Connection.SendRequestAsync(new Envelope { VolumeDelete = new VolumeDeleteRequest { VolumeId = descriptor.VolumeId } }, default, ct);
+                continue;
+            }
+
+            if (Find(descriptor.Name) is { } clash)
+            {
+                _logger.LogError("Volume {Volume} exists on both nodes with different ids ({Local} here, {Remote} on {Peer}); it stays unpaired until one is renamed or deleted",
+                    descriptor.Name, clash.Id, id, context.Connection.PeerName);
+                lock (_lock)
+                {
+                    _pairingProblems[clash.Id] = $"the peer has another volume named '{descriptor.Name}' (id {id})";
+                }
+
+                continue;
+            }
+
+            var local = _pool.CreateVolume(descriptor.Name, (long)descriptor.Size, id);
+            Register(local, ReplicaOrigin.CopiedFromPeer);
+            _logger.LogInformation("Created replica of volume {Volume} ({Size} bytes) from peer {Peer}; it receives a full sync",
+                descriptor.Name, descriptor.Size, context.Connection.PeerName);
+        }
+    }
+
+    private async Task PairAsDialerAsync(ConnectionContext context, ReplicatedVolume volume, CancellationToken ct)
+    {
+        var connection = context.Connection;
+        var id = volume.Id.ToString();
+        var preferred = PreferredNode(volume);
+        using var pairing = await volume.BeginPairingAsync(ct);
+        var status = volume.Replica.Status;
+        using var reply = await connection.SendRequestAsync(new Envelope
+        {
+            VolumeConnect = new VolumeConnectRequest
+            {
+                VolumeId = id,
+                Generation = PeerMessages.ToProto(status.Ids),
+                DiskState = PeerMessages.ToProto(status.Disk),
+                Flags = (uint)status.Flags,
+                PreferredNode = preferred,
+            },
+        }, default, ct);
+        reply.ThrowIfFailed();
+        var peer = reply.Body.VolumeConnect;
+        var peerStatus = new ReplicaStatus(PeerMessages.FromProto(peer.Generation), PeerMessages.FromProto(peer.DiskState), (ReplicaFlags)peer.Flags);
+        var decision = Decide(volume, status, peerStatus, context);
+        if (!Prepare(volume, decision, peerStatus, context))
+        {
+            return;
+        }
+
+        foreach (var chunk in volume.Replica.EncodeBitmap(BitmapChunkBytes))
+        {
+            using var pushed = await connection.SendRequestAsync(new Envelope { BitmapPush = new BitmapPushRequest { VolumeId = id } }, chunk, ct);
+            pushed.ThrowIfFailed();
+        }
+
+        for (var page = 0L; page >= 0;)
+        {
+            using var pulled = await connection.SendRequestAsync(new Envelope { BitmapPull = new BitmapPullRequest { VolumeId = id, FromPage = page } }, default, ct);
+            pulled.ThrowIfFailed();
+            volume.Replica.MergePeerBitmap(pulled.Payload.Span);
+            page = pulled.Body.BitmapPull.NextPage;
+        }
+
+        Start(volume, pairing, decision, preferred, context);
+        using var started = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
+        started.ThrowIfFailed();
+    }
+
+    private async ValueTask HandleVolumeConnectAsync(PeerIncomingRequest request, VolumeConnectRequest message, CancellationToken ct)
+    {
+        var context = await ReadyContextAsync(ct);
+        var volume = RequireVolume(message.VolumeId);
+        var pairing = await volume.BeginPairingAsync(ct);
+        var status = volume.Replica.Status;
+        var peerStatus = new ReplicaStatus(PeerMessages.FromProto(message.Generation), PeerMessages.FromProto(message.DiskState), (ReplicaFlags)message.Flags);
+        var decision = Decide(volume, status, peerStatus, context);
+        if (Prepare(volume, decision, peerStatus, context))
+        {
+            lock (_lock)
+            {
+                _pending[volume.Id] = new PendingPairing(pairing, decision, message.PreferredNode);
+            }
+        }
+        else
+        {
+            pairing.Dispose();
+        }
+
+        var reply = new Reply
+        {
+            VolumeConnect = new VolumeConnectReply
+            {
+                Generation = PeerMessages.ToProto(status.Ids),
+                DiskState = PeerMessages.ToProto(status.Disk),
+                Flags = (uint)status.Flags,
+            },
+        };
+        await request.ReplyAsync(reply);
+    }
+
+    private void HandleBitmapPush(PeerIncomingRequest request, BitmapPushRequest message)
+    {
+        var volume = RequireVolume(message.VolumeId);
+        RequirePending(volume);
+        volume.Replica.MergePeerBitmap(request.Payload.Span);
+    }
+
+    private async ValueTask HandleBitmapPullAsync(PeerIncomingRequest request, BitmapPullRequest message)
+    {
+        var volume = RequireVolume(message.VolumeId);
+        RequirePending(volume);
+        var (chunk, next) = volume.Replica.EncodeBitmapChunk(message.FromPage, BitmapChunkBytes);
+        await request.ReplyAsync(new Reply { BitmapPull = new BitmapPullReply { NextPage = next } }, chunk);
+    }
+
+    private void HandleVolumeStart(VolumeStartRequest message)
+    {
+        var volume = RequireVolume(message.VolumeId);
+        PendingPairing pending;
+        ConnectionContext context;
+        lock (_lock)
+        {
+            if (!_pending.Remove(volume.Id, out pending!) || _context is null)
+            {
+                throw new BlockDeviceException(StorageError.InvalidArgument, $"volume '{volume.Name}' is not being paired");
+            }
+
+            context = _context;
+        }
+
+        Start(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context);
+    }
+
+    private SyncDecision Decide(ReplicatedVolume volume, ReplicaStatus local, ReplicaStatus peer, ConnectionContext context)
+    {
+        var decision = SyncDecision.Decide(local, peer, localWinsTies: _config.NodeId.CompareTo(context.PeerId) < 0);
+        _logger.LogInformation("Volume {Volume} pairing with {Peer}: {Outcome} ({Kind}) by rule {Rule}: {Reason}; here {LocalIds} {LocalDisk}, there {PeerIds} {PeerDisk}",
+            volume.Name, context.Connection.PeerName, decision.Outcome, decision.Kind, decision.Rule, decision.Reason, local.Ids, local.Disk, peer.Ids, peer.Disk);
+        return decision;
+    }
+
+    /// <summary>Records a refusal (split brain and the like) or, for a full sync, marks this side's allocated ranges. False when the volume stays unpaired.</summary>
+    private bool Prepare(ReplicatedVolume volume, SyncDecision decision, ReplicaStatus peerStatus, ConnectionContext context)
+    {
+        if (decision.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
+        {
+            var problem = decision.Outcome == SyncOutcome.SplitBrain
+                ? $"split brain with {context.Connection.PeerName}: both replicas were written independently ({decision.Reason}). " +
+                  $"This side has {volume.Replica.OutOfSyncBytes} bytes changed; resolve with 'replicator resync resolve {volume.Name} --discard <node>'"
+                : $"{decision.Outcome}: {decision.Reason}";
+            lock (_lock)
+            {
+                _pairingProblems[volume.Id] = problem;
+                _splitBrainPeers[volume.Id] = peerStatus;
+            }
+
+            _logger.LogError("Volume {Volume} stays disconnected from {Peer}: {Problem}", volume.Name, context.Connection.PeerName, problem);
+            return false;
+        }
+
+        if (decision.Kind == SyncKind.Full)
+        {
+            volume.Replica.MarkForFullSync(AllocatedRanges(volume));
+        }
+
+        return true;
+    }
+
+    private void Start(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context)
+    {
+        var outOfSync = volume.Replica.OutOfSyncBytes > 0;
+        var localOwner = decision.Outcome switch
+        {
+            SyncOutcome.BecomeSource => true,
+            SyncOutcome.BecomeTarget => false,
+            _ => preferred == LocalName,
+        };
+        var role = !outOfSync && decision.Outcome == SyncOutcome.NoSync ? SyncRole.None : localOwner ? SyncRole.Source : SyncRole.Target;
+        if (role == SyncRole.Target)
+        {
+            volume.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
+        }
+
+        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role);
+        volume.Attach(pairing, session, context.PeerId);
+    }
+
+    private static IEnumerable<(long Offset, long Length)> AllocatedRanges(ReplicatedVolume volume)
+    {
+        var position = 0L;
+        foreach (var extent in volume.Local.GetAllocationAsync(0, volume.Size).AsTask().GetAwaiter().GetResult())
+        {
+            if ((extent.State & AllocationState.Hole) == 0)
+            {
+                yield return (position, extent.Length);
+            }
+
+            position += extent.Length;
+        }
+    }
+
+    private async ValueTask<ConnectionContext> ReadyContextAsync(CancellationToken ct)
+    {
+        ConnectionContext? context;
+        lock (_lock)
+        {
+            context = _context;
+        }
+
+        if (context is null)
+        {
+            throw new BlockDeviceException(StorageError.Shutdown, "not connected");
+        }
+
+        await context.Ready.Task.WaitAsync(ct);
+        return context;
+    }
+
+    private void RequirePending(ReplicatedVolume volume)
+    {
+        lock (_lock)
+        {
+            if (!_pending.ContainsKey(volume.Id))
+            {
+                throw new BlockDeviceException(StorageError.InvalidArgument, $"volume '{volume.Name}' is not being paired");
+            }
+        }
+    }
+
+    private sealed record ConnectionContext(PeerConnection Connection, Guid PeerId, Hello PeerHello, bool Dialed)
+    {
+        public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed record PendingPairing(ReplicatedVolume.Pairing Pairing, SyncDecision Decision, string PreferredNode);
+}

@@ -1,0 +1,182 @@
+using System.Buffers;
+using Replicator.Core.Devices;
+using Replicator.Core.Replication;
+using Replicator.Protocol.Peer;
+using Replicator.Protocol.Peer.Messages;
+
+namespace Replicator.Node.Replication;
+
+/// <summary>The peer's requests: one method per kind, each answered with a reply whose status says what happened.</summary>
+internal sealed partial class ReplicationManager
+{
+    public async ValueTask HandleAsync(PeerIncomingRequest request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await DispatchAsync(request, cancellationToken);
+        }
+        catch (BlockDeviceException e)
+        {
+            await TryReplyAsync(request, PeerMessages.ToStatus(e.Error), e.Message);
+        }
+        catch (PeerFailedException e)
+        {
+            await TryReplyAsync(request, PeerMessages.ToStatus(e.Error), e.Message);
+        }
+        catch (PeerUnavailableException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.IoError, e.Message);
+        }
+        catch (UnknownVolumeException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.UnknownVolume, e.Message);
+        }
+        catch (InvalidDataException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
+        }
+        catch (FormatException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
+        }
+    }
+
+    private async ValueTask DispatchAsync(PeerIncomingRequest request, CancellationToken ct)
+    {
+        var header = request.Header;
+        switch (header.BodyCase)
+        {
+            case Envelope.BodyOneofCase.Write:
+                var write = header.Write;
+                await ApplyChangeAsync(write.VolumeId, write.Kind, new WriteOp(WriteOpKind.Write, (long)write.Offset, write.Length, request.Payload, PeerMessages.FromProto(write.Flags)), ct);
+                break;
+            case Envelope.BodyOneofCase.Trim:
+                var trim = header.Trim;
+                await ApplyChangeAsync(trim.VolumeId, trim.Kind, WriteOp.Trim((long)trim.Offset, (long)trim.Length, PeerMessages.FromProto(trim.Flags)), ct);
+                break;
+            case Envelope.BodyOneofCase.WriteZeroes:
+                var zeroes = header.WriteZeroes;
+                await ApplyChangeAsync(zeroes.VolumeId, zeroes.Kind, WriteOp.WriteZeroes((long)zeroes.Offset, (long)zeroes.Length, PeerMessages.FromProto(zeroes.Flags)), ct);
+                break;
+            case Envelope.BodyOneofCase.Flush:
+                await FlushLocalAsync(header.Flush.VolumeId, ct);
+                break;
+            case Envelope.BodyOneofCase.Read:
+                await ServeReadAsync(request, header.Read, ct);
+                return;
+            case Envelope.BodyOneofCase.RegionChecksums:
+                var sums = header.RegionChecksums;
+                var checksums = await RequireVolume(sums.VolumeId).ChecksumsAsync((long)sums.Offset, (long)sums.Length, (int)sums.RegionSize, ct);
+                await request.ReplyAsync(ReplyStatus.Ok, null, ReplicatedVolume.EncodeChecksums(checksums));
+                return;
+            case Envelope.BodyOneofCase.ResyncComplete:
+                RequireVolume(header.ResyncComplete.VolumeId).CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
+                break;
+            case Envelope.BodyOneofCase.VolumeConnect:
+                await HandleVolumeConnectAsync(request, header.VolumeConnect, ct);
+                return;
+            case Envelope.BodyOneofCase.BitmapPush:
+                HandleBitmapPush(request, header.BitmapPush);
+                break;
+            case Envelope.BodyOneofCase.BitmapPull:
+                await HandleBitmapPullAsync(request, header.BitmapPull);
+                return;
+            case Envelope.BodyOneofCase.VolumeStart:
+                HandleVolumeStart(header.VolumeStart);
+                break;
+            case Envelope.BodyOneofCase.VolumeCreate:
+                var created = HandlePeerCreate(header.VolumeCreate);
+                await request.ReplyAsync(ReplyStatus.Ok);
+                if (created is not null)
+                {
+                    PairInBackground(created, ct);
+                }
+
+                return;
+            case Envelope.BodyOneofCase.VolumeDelete:
+                HandlePeerDelete(header.VolumeDelete);
+                break;
+            case Envelope.BodyOneofCase.DiscardReplica:
+                HandleDiscardReplica(header.DiscardReplica);
+                break;
+            case Envelope.BodyOneofCase.VolumeResize:
+                HandlePeerResize(header.VolumeResize);
+                break;
+            default:
+                await request.ReplyAsync(ReplyStatus.NotSupported, $"node {LocalName} does not handle {header.BodyCase} requests");
+                return;
+        }
+
+        await request.ReplyAsync(ReplyStatus.Ok);
+    }
+
+    private async ValueTask ApplyChangeAsync(string volumeId, WriteKind kind, WriteOp op, CancellationToken ct)
+    {
+        var volume = RequireVolume(volumeId);
+        if (kind == WriteKind.Forward)
+        {
+            await volume.OrderForwardedAsync(op, ct);
+        }
+        else
+        {
+            await volume.ApplyFromPeerAsync(op, ct);
+        }
+    }
+
+    private async ValueTask FlushLocalAsync(string volumeId, CancellationToken ct)
+    {
+        if (volumeId.Length == 0)
+        {
+            _pool.Flush();
+            return;
+        }
+
+        var volume = RequireVolume(volumeId);
+        await volume.Local.FlushAsync(ct);
+        volume.Replica.Flush();
+    }
+
+    private async ValueTask ServeReadAsync(PeerIncomingRequest request, ReadRequest read, CancellationToken ct)
+    {
+        var volume = RequireVolume(read.VolumeId);
+        var buffer = ArrayPool<byte>.Shared.Rent((int)read.Length);
+        try
+        {
+            await volume.ReadForPeerAsync((long)read.Offset, buffer.AsMemory(0, (int)read.Length), ct);
+            await request.ReplyAsync(ReplyStatus.Ok, null, buffer.AsMemory(0, (int)read.Length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private ReplicatedVolume RequireVolume(string volumeId)
+    {
+        if (!Guid.TryParse(volumeId, out var id) || !TryFind(id, out var volume))
+        {
+            throw new UnknownVolumeException($"node {LocalName} has no volume {volumeId}");
+        }
+
+        return volume;
+    }
+
+    private async ValueTask TryReplyAsync(PeerIncomingRequest request, ReplyStatus status, string message)
+    {
+        if (request.HasReplied)
+        {
+            return;
+        }
+
+        try
+        {
+            await request.ReplyAsync(status, message);
+        }
+        catch (PeerConnectionClosedException)
+        {
+        }
+    }
+}
+
+/// <summary>A request named a volume this node does not have.</summary>
+internal sealed class UnknownVolumeException(string message) : IOException(message);

@@ -1,0 +1,165 @@
+using Replicator.Node.Admin;
+using Replicator.Node.Cli;
+using Replicator.Node.Cluster;
+using Replicator.Node.Configuration;
+
+namespace Replicator.Node.Roles;
+
+internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long PoolSize);
+
+/// <summary>
+/// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
+/// loopback as child processes, creates <c>vol0</c> unless it exists, writes <c>DIR/cluster.json</c>,
+/// and stays in the foreground until Ctrl-C or SIGTERM, then stops its children cleanly. A child
+/// that dies on its own is reported and not restarted.
+/// </summary>
+internal static class ClusterRole
+{
+    public const string DefaultVolume = "vol0";
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
+
+    public static async Task<int> UpAsync(ClusterUpSettings settings, CancellationToken ct)
+    {
+        var directory = Path.GetFullPath(settings.Directory);
+        Directory.CreateDirectory(directory);
+        var nodes = ClusterLayout.Ensure(directory, settings.PoolSize);
+        var tokenPath = Path.Combine(directory, ClusterLayout.TokenFileName);
+        var token = AdminToken.LoadOrCreate(tokenPath);
+
+        var children = new List<ChildProcess>();
+        try
+        {
+            foreach (var (nodeDir, config) in nodes)
+            {
+                children.Add(ChildProcess.Start(config.Name,
+                    ["node", "run", "--dir", nodeDir, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                    Path.Combine(nodeDir, "node.log")));
+            }
+
+            var clients = nodes.Select(n => new AdminClient(new Uri($"http://{n.Config.AdminListen}"), token, TimeSpan.FromSeconds(10))).ToList();
+            foreach (var (client, child) in clients.Zip(children))
+            {
+                await WaitReadyAsync(client, child, ct);
+            }
+
+            var volumes = await EnsureDefaultVolumeAsync(clients[0], settings.VolumeSize, ct);
+            var manifest = new ClusterManifest
+            {
+                ClusterId = nodes[0].Config.ClusterId,
+                AdminTokenFile = tokenPath,
+                Volumes = volumes,
+                Nodes = nodes.Zip(children, (n, child) => new ClusterNodeEntry
+                {
+                    Name = n.Config.Name,
+                    Pid = child.Pid,
+                    Nbd = $"nbd://{n.Config.NbdListen}",
+                    NbdSocket = n.Config.SocketPath(n.Directory),
+                    Admin = $"http://{n.Config.AdminListen}",
+                    DataDir = n.Directory,
+                    Peer = n.Config.Peer!.Listen ?? n.Config.Peer.Address!,
+                }).ToList(),
+            };
+            manifest.Save(directory);
+            PrintAttachInfo(directory, manifest);
+
+            await WatchChildrenAsync(children, ct);
+            return ExitCodes.Ok;
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            return ExitCodes.Ok;
+        }
+        finally
+        {
+            Console.WriteLine("stopping the cluster...");
+            await Task.WhenAll(children.Select(c => c.StopAsync(StopGrace)));
+            foreach (var child in children)
+            {
+                Console.WriteLine($"node {child.Name} stopped (exit code {child.ExitCode})");
+                child.Dispose();
+            }
+        }
+    }
+
+    private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            if (child.HasExited)
+            {
+                throw new CliException(ExitCodes.Failed, $"node {child.Name} exited with code {child.ExitCode} while starting; see {child.LogPath}");
+            }
+
+            try
+            {
+                await client.GetAsync<NodeInfo>("/node", ct);
+                return;
+            }
+            catch (CliException) when (DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(100, ct);
+            }
+            catch (CliException e)
+            {
+                throw new CliException(ExitCodes.Failed, $"node {child.Name} did not come up within {StartTimeout.TotalSeconds} s ({e.Message}); see {child.LogPath}");
+            }
+        }
+    }
+
+    private static async Task<List<string>> EnsureDefaultVolumeAsync(AdminClient client, long size, CancellationToken ct)
+    {
+        var volumes = await client.GetAsync<List<VolumeInfo>>("/volumes", ct);
+        if (volumes.All(v => v.Name != DefaultVolume))
+        {
+            await client.PostAsync<VolumeInfo>("/volumes", new CreateVolumeRequest(DefaultVolume, size.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct);
+            volumes = await client.GetAsync<List<VolumeInfo>>("/volumes", ct);
+        }
+
+        return volumes.Select(v => v.Name).ToList();
+    }
+
+    private static void PrintAttachInfo(string directory, ClusterManifest manifest)
+    {
+        Console.WriteLine($"Replicator cluster is up in {directory} (cluster.json has every endpoint).");
+        foreach (var node in manifest.Nodes)
+        {
+            Console.WriteLine($"  node {node.Name} (pid {node.Pid}): {node.Nbd}/<volume>  or  nbd+unix:///<volume>?socket={node.NbdSocket}");
+            Console.WriteLine($"           admin {node.Admin}, log {Path.Combine(node.DataDir, "node.log")}");
+        }
+
+        foreach (var volume in manifest.Volumes)
+        {
+            Console.WriteLine($"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
+        }
+
+        Console.WriteLine("Press Ctrl-C to stop.");
+    }
+
+    /// <summary>Waits for Ctrl-C or SIGTERM; reports a child that exits on its own and keeps the rest running.</summary>
+    private static async Task WatchChildrenAsync(List<ChildProcess> children, CancellationToken ct)
+    {
+        var running = children.ToList();
+        var stop = Task.Delay(Timeout.Infinite, ct);
+        while (true)
+        {
+            var exited = running.Select(c => c.Exited).ToList();
+            var done = await Task.WhenAny([stop, .. exited]);
+            if (done == stop)
+            {
+                return;
+            }
+
+            var child = running[exited.IndexOf(done)];
+            running.Remove(child);
+            Console.WriteLine($"node {child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
+                "The cluster keeps running without it; restart it with: replicator node run --dir " + Path.GetDirectoryName(child.LogPath));
+            if (running.Count == 0)
+            {
+                await stop;
+            }
+        }
+    }
+}
