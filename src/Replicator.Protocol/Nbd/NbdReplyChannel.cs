@@ -194,7 +194,10 @@ internal sealed class NbdReplyChannel
     /// <summary>Unblocks a reply stuck behind a client that stopped reading; the channel closes.</summary>
     public void CancelPendingFlush() => _writer.CancelPendingFlush();
 
-    /// <summary>Waits for the reply being written, then completes the pipe; later replies are dropped.</summary>
+    /// <summary>
+    /// Waits for the reply being written, then completes the pipe (sending what it still buffers, if the
+    /// transport allows); later replies are dropped.
+    /// </summary>
     public async Task CloseAsync()
     {
         await _gate.WaitAsync();
@@ -203,11 +206,19 @@ internal sealed class NbdReplyChannel
             _closed = true;
             await _writer.CompleteAsync();
         }
+        catch (Exception exception) when (IsTransportFailure(exception))
+        {
+            NbdLog.ReplyFailed(_logger, _connection, exception);
+        }
         finally
         {
             _gate.Release();
         }
     }
+
+    /// <summary>How a transport reports that the other end is gone or the pipe already completed.</summary>
+    public static bool IsTransportFailure(Exception exception) =>
+        exception is IOException or SocketException or ObjectDisposedException;
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FlushAsync()
@@ -220,7 +231,7 @@ internal sealed class NbdReplyChannel
                 _closed = true;
             }
         }
-        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception exception) when (IsTransportFailure(exception))
         {
             _closed = true;
             NbdLog.ReplyFailed(_logger, _connection, exception);

@@ -87,7 +87,17 @@ internal sealed class NbdServerSession
             NbdLog.SessionFailed(_logger, Name, exception);
         }
 
-        await CloseAsync(transmission, export);
+        try
+        {
+            await CloseAsync(transmission, export);
+        }
+        catch (Exception exception)
+        {
+            reason = NbdConnectionEndReason.InternalError;
+            detail = exception.Message;
+            NbdLog.SessionFailed(_logger, Name, exception);
+        }
+
         if (_aborting.IsCancellationRequested)
         {
             reason = NbdConnectionEndReason.Aborted;
