@@ -33,7 +33,7 @@ public sealed class NbdServerTests : IDisposable
 
         Assert.Equal([(8192u, NbdWire.StateHole | NbdWire.StateZero), (4096u, 0u)], status.Descriptors);
         Assert.True(await client.ServerClosedAsync());
-        await WaitUntilAsync(() => server.ConnectionCount == 0);
+        await Eventually.WaitUntilAsync(() => server.ConnectionCount == 0);
         Assert.Equal(0, catalog.OpenAttachments);
         Assert.Equal(new UnixDomainSocketEndPoint(path).ToString(), Assert.Single(server.EndPoints).ToString());
     }
@@ -107,7 +107,7 @@ public sealed class NbdServerTests : IDisposable
         await client.StartAsync();
         var data = NbdBytes.Pattern(512, 4);
         await client.SendRequestAsync(NbdWire.CmdWrite, 0, 512, payload: data);
-        await WaitUntilAsync(() => device.Calls.Count == 1);
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 1);
 
         var stopping = server.StopAsync();
         await Task.Delay(100);
@@ -136,7 +136,7 @@ public sealed class NbdServerTests : IDisposable
         var client = ClientOver(socket);
         await client.StartAsync();
         await client.SendRequestAsync(NbdWire.CmdRead, 0, 512);
-        await WaitUntilAsync(() => device.Calls.Count == 1);
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 1);
 
         await server.StopAsync().WaitAsync(NbdTestClient.Timeout);
 
@@ -158,15 +158,5 @@ public sealed class NbdServerTests : IDisposable
     {
         var stream = new NetworkStream(socket, ownsSocket: false);
         return new NbdTestClient(new DuplexPipe(PipeReader.Create(stream), PipeWriter.Create(stream)));
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + NbdTestClient.Timeout;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not become true in time");
-            await Task.Delay(10);
-        }
     }
 }

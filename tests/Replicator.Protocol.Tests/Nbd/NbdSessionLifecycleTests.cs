@@ -79,7 +79,7 @@ public class NbdSessionLifecycleTests
         await harness.Client.StartAsync();
         var data = NbdBytes.Pattern(512, 3);
         await harness.Client.SendRequestAsync(NbdWire.CmdWrite, 0, 512, handle: 1, payload: data);
-        await Task.Delay(50);
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 1);
 
         harness.Session.BeginShutdown();
         var late = await harness.Client.RequestAsync(NbdWire.CmdWrite, 4096, 512, handle: 2, payload: data);
@@ -102,7 +102,7 @@ public class NbdSessionLifecycleTests
         await using var harness = NbdSessionHarness.Serving(device);
         await harness.Client.StartAsync();
         await harness.Client.SendRequestAsync(NbdWire.CmdRead, 0, 512);
-        await Task.Delay(50);
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 1);
 
         harness.Session.Abort();
 

@@ -239,6 +239,7 @@ public class NbdTransmissionTests
             await harness.Client.SendRequestAsync(NbdWire.CmdRead, 0, 512, handle: (ulong)i);
         }
 
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 2);
         await Task.Delay(200);
         Assert.Equal(2, device.Calls.Count);
         release.SetResult();
