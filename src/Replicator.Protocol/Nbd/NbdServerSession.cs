@@ -16,7 +16,6 @@ internal sealed class NbdServerSession
     private readonly INbdExportCatalog _catalog;
     private readonly NbdServerOptions _options;
     private readonly ILogger _logger;
-    private readonly NbdReplyChannel _replies;
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly Lock _inputLock = new();
@@ -29,7 +28,6 @@ internal sealed class NbdServerSession
         _options = options;
         _logger = logger;
         Name = name;
-        _replies = new NbdReplyChannel(transport.Output, logger, name);
     }
 
     /// <summary>How the connection is named in logs: its remote end point, or what the host chose.</summary>
@@ -61,8 +59,7 @@ internal sealed class NbdServerSession
                 NbdLog.ExportSelected(
                     _logger, Name, export.Name, export.Attachment.Device.Size, policy.TransmissionFlags,
                     policy.StructuredReplies, policy.BaseAllocation, policy.Alignment);
-                transmission = new NbdTransmission(
-                    _transport.Input, _replies, export, _options, _logger, Name, WakeReader, _stopping.Token, _aborting.Token);
+                transmission = new NbdTransmission(_transport, export, _options, _logger, Name, WakeReader, _stopping.Token, _aborting.Token);
                 reason = await transmission.RunAsync();
             }
         }
@@ -123,7 +120,7 @@ internal sealed class NbdServerSession
     {
         _stopping.Cancel();
         _aborting.Cancel();
-        _replies.CancelPendingFlush();
+        _transport.Output.CancelPendingFlush();
         WakeReader();
     }
 
@@ -131,10 +128,13 @@ internal sealed class NbdServerSession
     {
         if (transmission is not null)
         {
-            await transmission.DrainAsync();
+            await transmission.CloseAsync();
+        }
+        else
+        {
+            await CompleteOutputAsync();
         }
 
-        await _replies.CloseAsync();
         lock (_inputLock)
         {
             _inputCompleted = true;
@@ -142,6 +142,19 @@ internal sealed class NbdServerSession
 
         await _transport.Input.CompleteAsync();
         export?.Attachment.Dispose();
+    }
+
+    /// <summary>Completes the output of a connection that never reached transmission; an aborted one without sending more.</summary>
+    private async Task CompleteOutputAsync()
+    {
+        try
+        {
+            await _transport.Output.CompleteAsync(_aborting.IsCancellationRequested ? new IOException("the NBD connection was aborted") : null);
+        }
+        catch (Exception exception) when (NbdReplyChannel.IsTransportFailure(exception))
+        {
+            NbdLog.ReplyFailed(_logger, Name, exception);
+        }
     }
 
     /// <summary>Makes a pending read return so the reader can look at the stop flags; never after the input completed.</summary>
