@@ -68,9 +68,9 @@ internal sealed class NbdCommandExecutor
         return _observer;
     }
 
-    /// <summary>Queues the answer to a request that never reached the device (it holds no budget).</summary>
+    /// <summary>Queues the answer to a request that never reached the device; it holds a place in the budget but no bytes.</summary>
     public void Refuse(ulong handle, uint error, string message) =>
-        _replies.Enqueue(ErrorReply(handle, error, message, NbdPendingReply.NotAdmitted));
+        _replies.Enqueue(ErrorReply(handle, error, message, 0));
 
     private async Task ObserveAsync()
     {

@@ -19,11 +19,8 @@ internal enum NbdReplyKind : byte
 
 /// <summary>
 /// One reply waiting for the reply writer. It owns <see cref="Buffer"/> (rented from the shared array
-/// pool) until it is written, and <see cref="AdmittedBytes"/> says what the request holds of the
-/// connection's in-flight budget (-1 for a request that was refused before it was admitted).
+/// pool) until it is written, and <see cref="AdmittedBytes"/> is what its request holds of the
+/// connection's in-flight budget, given back once the reply is out.
 /// </summary>
 internal readonly record struct NbdPendingReply(
-    NbdReplyKind Kind, ulong Handle, uint Error, ulong Offset, byte[]? Buffer, int Length, string? Message, long AdmittedBytes)
-{
-    public const long NotAdmitted = -1;
-}
+    NbdReplyKind Kind, ulong Handle, uint Error, ulong Offset, byte[]? Buffer, int Length, string? Message, long AdmittedBytes);

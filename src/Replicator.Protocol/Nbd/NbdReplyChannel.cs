@@ -33,7 +33,7 @@ internal sealed class NbdReplyChannel
     private bool _closed;
 
     /// <param name="writer">The transport's output; the channel completes it when it is done.</param>
-    /// <param name="written">Called with <see cref="NbdPendingReply.AdmittedBytes"/> of each admitted request once its reply is out.</param>
+    /// <param name="written">Called with <see cref="NbdPendingReply.AdmittedBytes"/> of each reply once it is out (or dropped).</param>
     public NbdReplyChannel(PipeWriter writer, Action<long> written, ILogger logger, string connection)
     {
         _writer = writer;
@@ -132,10 +132,7 @@ internal sealed class NbdReplyChannel
             ArrayPool<byte>.Shared.Return(reply.Buffer);
         }
 
-        if (reply.AdmittedBytes != NbdPendingReply.NotAdmitted)
-        {
-            _written(reply.AdmittedBytes);
-        }
+        _written(reply.AdmittedBytes);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]

@@ -20,7 +20,7 @@ internal sealed class NbdServer : IAsyncDisposable
     private readonly ILogger _sessionLogger;
     private readonly List<NbdListener> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
-    private readonly ConcurrentDictionary<NbdServerSession, Task> _sessions = new();
+    private readonly ConcurrentDictionary<NbdServerSession, (Task Run, Socket Socket)> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
     private Task? _stopTask;
@@ -99,7 +99,7 @@ internal sealed class NbdServer : IAsyncDisposable
             session.Key.BeginShutdown();
         }
 
-        var all = Task.WhenAll(sessions.Select(s => s.Value));
+        var all = Task.WhenAll(sessions.Select(s => s.Value.Run));
         try
         {
             await all.WaitAsync(_options.ShutdownTimeout, cancellationToken);
@@ -119,6 +119,10 @@ internal sealed class NbdServer : IAsyncDisposable
             catch (TimeoutException)
             {
                 NbdLog.AbortTimedOut(_logger, _sessions.Count);
+                foreach (var session in _sessions)
+                {
+                    session.Value.Socket.Dispose();
+                }
             }
         }
 
@@ -163,7 +167,7 @@ internal sealed class NbdServer : IAsyncDisposable
         var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: _options.SendBufferSize, leaveOpen: true));
         var session = new NbdServerSession(new DuplexPipe(input, output), _catalog, _options, _sessionLogger, name);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _sessions[session] = RunSessionAsync(session, socket, stream, registered.Task);
+        _sessions[session] = (RunSessionAsync(session, socket, stream, registered.Task), socket);
         registered.SetResult();
     }
 
@@ -177,17 +181,17 @@ internal sealed class NbdServer : IAsyncDisposable
         }
         finally
         {
+            _sessions.TryRemove(session, out _);
             try
             {
                 socket.Shutdown(SocketShutdown.Both);
             }
-            catch (SocketException)
+            catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
             {
-                // The peer is already gone.
+                // The peer is already gone, or a stop that gave up waiting closed the socket.
             }
 
             await stream.DisposeAsync();
-            _sessions.TryRemove(session, out _);
         }
     }
 }

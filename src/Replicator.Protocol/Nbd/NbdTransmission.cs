@@ -13,11 +13,13 @@ namespace Replicator.Protocol.Nbd;
 /// Concurrency: the reader parses a header, validates it (a refused request is answered at once and a
 /// refused WRITE's payload skipped), then asks <see cref="NbdInFlightLimiter"/> for room. While the
 /// connection is at its limit the reader stops reading, which pushes back on the client through the
-/// transport. A WRITE's payload is copied from the pipe into one pooled buffer as it arrives, so the pipe
-/// never holds a whole 32 MiB payload and nothing is buffered twice. Each admitted request then runs on
-/// its own (<see cref="NbdCommandExecutor"/>) and writes its reply when done, so replies leave in
-/// completion order. NBD_CMD_DISC, the end of the stream and a server stop all end the reading; the
-/// session then waits for the requests in flight before it closes the transport.
+/// transport; a refused request takes room too, until its error is written, so a client that never reads
+/// its replies cannot make them pile up. A WRITE's payload is copied from the pipe into one pooled buffer
+/// as it arrives, so the pipe never holds a whole 32 MiB payload and nothing is buffered twice. Each
+/// admitted request then runs on its own (<see cref="NbdCommandExecutor"/>) and queues its reply to
+/// <see cref="NbdReplyChannel"/> when done, so replies leave in completion order and the room is given
+/// back once the reply is in the transport. NBD_CMD_DISC, the end of the stream and a server stop all end
+/// the reading; <see cref="CloseAsync"/> then waits for the requests in flight before the transport closes.
 /// </remarks>
 internal sealed class NbdTransmission
 {
@@ -169,6 +171,7 @@ internal sealed class NbdTransmission
             NbdLog.RequestRefused(
                 _logger, _connection, NbdErrors.CommandName(request.Type), NbdErrors.ErrorName(error), reason!,
                 request.Handle, request.Offset, request.Length, request.Flags);
+            await _limiter.AcquireAsync(0);
             _executor.Refuse(request.Handle, error, reason!);
             _skip = request.PayloadLength;
             return;

@@ -145,6 +145,32 @@ public sealed class NbdServerTests : IDisposable
         Assert.Equal(0, catalog.OpenAttachments);
     }
 
+    [Fact]
+    public async Task StopClosesTheSocketOfADeviceCallThatIgnoresCancellation()
+    {
+        var device = new MemoryBlockDevice(Size);
+        var never = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        device.Gate = (_, _, _) => never.Task;
+        var catalog = new TestExportCatalog().Add("vol0", device);
+        var path = Path.Combine(_directory, "ignores.sock");
+        var options = new NbdServerOptions { ShutdownTimeout = TimeSpan.FromMilliseconds(100), AbortTimeout = TimeSpan.FromMilliseconds(100) };
+        var server = new NbdServer(catalog, _logger, options);
+        server.Start([new UnixDomainSocketEndPoint(path)]);
+        using var socket = await ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var client = ClientOver(socket);
+        await client.StartAsync();
+        await client.SendRequestAsync(NbdWire.CmdWrite, 0, 512, payload: new byte[512]);
+        await Eventually.WaitUntilAsync(() => device.Calls.Count == 1);
+
+        await server.StopAsync().WaitAsync(NbdTestClient.Timeout);
+
+        Assert.Single(_logger.Messages(34));
+        Assert.True(await client.ServerClosedAsync());
+        never.SetResult();
+        await Eventually.WaitUntilAsync(() => server.ConnectionCount == 0);
+        Assert.Equal(0, catalog.OpenAttachments);
+    }
+
     private static async Task<Socket> ConnectAsync(EndPoint endPoint)
     {
         var socket = endPoint is IPEndPoint ip

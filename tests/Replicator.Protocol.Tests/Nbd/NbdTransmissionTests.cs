@@ -273,4 +273,33 @@ public class NbdTransmissionTests
         Assert.Equal(NbdConnectionEndReason.ClientDisconnect, await harness.EndedAsync());
         Assert.Equal(data, device.Snapshot()[..512]);
     }
+
+    [Fact]
+    public async Task AClientThatDoesNotReadItsRepliesIsPushedBack()
+    {
+        var device = new MemoryBlockDevice(Size);
+        await using var harness = NbdSessionHarness.Serving(
+            device, new NbdServerOptions { MaxInFlightRequests = 4 }, new PipeOptions());
+        await harness.Client.StartAsync();
+        var bad = NbdBytes.Request(NbdWire.CmdRead, Size, 512);
+        const int count = 20_000;
+
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                await harness.Client.SendAsync(bad);
+            }
+        });
+        await Task.Delay(500);
+        Assert.False(sending.IsCompleted, "the server kept reading although nobody read its replies");
+
+        for (var i = 0; i < count; i++)
+        {
+            Assert.Equal(NbdWire.EInval, (await harness.Client.ReadReplyAsync()).ErrorValue);
+        }
+
+        await sending.WaitAsync(NbdTestClient.Timeout);
+        await harness.Client.AssertWorksAsync();
+    }
 }
