@@ -51,7 +51,7 @@ public class NbdBadRequestTests
         Assert.Equal((1ul, expected), (reply.Handle, reply.ErrorValue));
         Assert.Empty(reply.Payload);
         Assert.Empty(device.Calls);
-        Assert.All(device.Snapshot(), b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot());
         Assert.Single(harness.RefusalLog);
         Assert.Contains(NbdErrors.ErrorName(expected), harness.RefusalLog[0], StringComparison.Ordinal);
         await harness.Client.AssertWorksAsync();
@@ -87,7 +87,7 @@ public class NbdBadRequestTests
 
         Assert.Equal(NbdWire.EPerm, reply.ErrorValue);
         Assert.Empty(device.Calls);
-        Assert.All(device.Snapshot(), b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot());
         var read = await harness.Client.RequestAsync(NbdWire.CmdRead, 0, 512, handle: 2);
         Assert.Equal(0u, read.ErrorValue);
     }
@@ -108,7 +108,7 @@ public class NbdBadRequestTests
 
         Assert.Equal(NbdWire.EInval, refused.ErrorValue);
         Assert.Equal(0u, accepted.ErrorValue);
-        Assert.All(device.Snapshot(), b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot());
         await strict.Client.AssertWorksAsync();
     }
 
@@ -192,7 +192,7 @@ public class NbdBadRequestTests
         Assert.Equal(NbdWire.ReplyTypeError, reply.Type);
         Assert.Equal(expected, reply.ErrorValue);
         Assert.Equal(failure == "bug" ? "internal server error" : $"the device says {failure}", reply.ErrorMessage);
-        Assert.All(device.Snapshot(), b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot());
         device.Fault = null;
         await harness.Client.AssertWorksAsync();
     }

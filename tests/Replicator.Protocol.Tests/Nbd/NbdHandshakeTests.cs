@@ -44,7 +44,7 @@ public class NbdHandshakeTests
 
         Assert.Equal((ulong)Size, BinaryPrimitives.ReadUInt64BigEndian(reply));
         Assert.Equal(NbdTransmissionPolicy.FlagsFor(device.Features, structuredReplies: false), BinaryPrimitives.ReadUInt16BigEndian(reply.AsSpan(8)));
-        Assert.All(reply[10..], b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(reply[10..]);
         await harness.Client.AssertWorksAsync();
     }
 

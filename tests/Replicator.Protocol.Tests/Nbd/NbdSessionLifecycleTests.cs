@@ -21,7 +21,7 @@ public class NbdSessionLifecycleTests
 
         Assert.Equal(NbdConnectionEndReason.TruncatedMessage, await harness.EndedAsync());
         Assert.Empty(device.Calls);
-        Assert.All(device.Snapshot(), b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot());
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public class NbdSessionLifecycleTests
         Assert.True(await harness.Client.ServerClosedAsync());
         Assert.Equal(NbdConnectionEndReason.ServerShutdown, await harness.EndedAsync());
         Assert.Equal(data, device.Snapshot()[..512]);
-        Assert.All(device.Snapshot()[4096..4608], b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot()[4096..4608]);
     }
 
     [Fact]

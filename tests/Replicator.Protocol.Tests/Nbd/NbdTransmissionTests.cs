@@ -93,7 +93,7 @@ public class NbdTransmissionTests
         Assert.Equal(NbdWire.ReplyTypeBlockStatus, status.Type);
         Assert.Equal(NbdWire.BaseAllocationContextId, status.ContextId);
         Assert.Equal([(Unit, 0u), (2 * Unit, HoleAndZero), (Unit, 0u), (2 * Unit, HoleAndZero)], status.Descriptors.Select(d => ((int)d.Length, d.Status)));
-        Assert.All(read.Data, b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(read.Data);
     }
 
     [Theory]
@@ -110,7 +110,7 @@ public class NbdTransmissionTests
         var status = await harness.Client.RequestAsync(NbdWire.CmdBlockStatus, 0, 2 * Unit);
 
         Assert.Equal(0u, zero.ErrorValue);
-        Assert.All(device.Snapshot()[..(2 * Unit)], b => Assert.Equal(0, b));
+        NbdBytes.AssertZero(device.Snapshot()[..(2 * Unit)]);
         Assert.Equal([(2u * Unit, noHole ? 0u : HoleAndZero)], status.Descriptors);
     }
 
