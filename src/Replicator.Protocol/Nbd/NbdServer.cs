@@ -24,6 +24,7 @@ internal sealed class NbdServer : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
     private Task? _stopTask;
+    private bool _started;
     private long _connections;
 
     public NbdServer(INbdExportCatalog catalog, ILoggerFactory loggerFactory, NbdServerOptions? options = null)
@@ -45,7 +46,7 @@ internal sealed class NbdServer : IAsyncDisposable
     {
         lock (_stateLock)
         {
-            if (_listeners.Count > 0 || _stopTask is not null)
+            if (_started || _stopTask is not null)
             {
                 throw new InvalidOperationException("the NBD server was already started");
             }
@@ -63,6 +64,8 @@ internal sealed class NbdServer : IAsyncDisposable
                 _listeners.Clear();
                 throw;
             }
+
+            _started = true;
 
             foreach (var listener in _listeners)
             {
