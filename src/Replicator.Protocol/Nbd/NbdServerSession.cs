@@ -47,13 +47,15 @@ internal sealed class NbdServerSession
         try
         {
             var options = new NbdOptionHandler(_transport.Output, _catalog, _logger, Name, _stopping.Token);
-            var handshake = new NbdHandshake(_transport.Input, _transport.Output, options, _stopping.Token);
-            export = await handshake.RunAsync();
-            if (export is null)
+            using (var deadline = new CancellationTokenSource(_options.HandshakeTimeout))
+            using (deadline.Token.UnsafeRegister(static session => ((NbdServerSession)session!).WakeReader(), this))
             {
+                var handshake = new NbdHandshake(_transport.Input, _transport.Output, options, _stopping.Token, deadline.Token);
+                export = await handshake.RunAsync();
                 reason = handshake.EndReason;
             }
-            else
+
+            if (export is not null)
             {
                 var policy = export.Policy;
                 NbdLog.ExportSelected(

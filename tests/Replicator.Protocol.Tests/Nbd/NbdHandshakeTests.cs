@@ -343,4 +343,29 @@ public class NbdHandshakeTests
 
         Assert.Equal(NbdConnectionEndReason.ServerShutdown, await harness.EndedAsync());
     }
+
+    [Fact]
+    public async Task AClientThatNeverChoosesAnExportIsDisconnectedAfterTheHandshakeTimeout()
+    {
+        var options = new NbdServerOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) };
+        await using var harness = NbdSessionHarness.Serving(new MemoryBlockDevice(Size), options);
+        await harness.Client.OpenAsync();
+        await harness.Client.OptionAsync(NbdWire.OptList);
+
+        Assert.True(await harness.Client.ServerClosedAsync());
+        Assert.Equal(NbdConnectionEndReason.HandshakeTimeout, await harness.EndedAsync());
+    }
+
+    [Fact]
+    public async Task TheHandshakeTimeoutDoesNotApplyOnceTransmissionBegan()
+    {
+        var options = new NbdServerOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) };
+        await using var harness = NbdSessionHarness.Serving(new MemoryBlockDevice(Size), options);
+        await harness.Client.StartAsync();
+
+        await Task.Delay(400);
+
+        await harness.Client.AssertWorksAsync();
+        Assert.False(harness.Run.IsCompleted);
+    }
 }
