@@ -1,39 +1,44 @@
 using System.Buffers;
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
 namespace Replicator.Protocol.Nbd;
 
 /// <summary>
-/// Runs validated requests against the device, each on its own, and sends each one's reply when its
+/// Runs validated requests against the device, each on its own, and queues each one's reply when its
 /// device call ends, so replies go out in completion order. Requests reach this class only after
 /// <see cref="NbdRequestValidator"/> accepted them; nothing is checked again here. A device failure is
 /// answered with the mapped error value (and, with structured replies, a message) and logged once.
 /// </summary>
+/// <remarks>
+/// Each request is one pooled state machine. The ones that go asynchronous are awaited, in the order
+/// they started, by <see cref="ObserveAsync"/>, so their state machines return to the pool and none is
+/// left running unobserved when the session ends.
+/// </remarks>
 internal sealed class NbdCommandExecutor
 {
     private readonly IBlockDevice _device;
     private readonly NbdTransmissionPolicy _policy;
     private readonly NbdReplyChannel _replies;
-    private readonly NbdInFlightLimiter _limiter;
-    private readonly Action _drained;
     private readonly ILogger _logger;
     private readonly string _connection;
     private readonly CancellationToken _aborting;
+    private readonly Channel<ValueTask> _running = Channel.CreateUnbounded<ValueTask>(
+        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+    private readonly Task _observer;
 
     public NbdCommandExecutor(
-        IBlockDevice device, NbdTransmissionPolicy policy, NbdReplyChannel replies, NbdInFlightLimiter limiter,
-        Action drained, ILogger logger, string connection, CancellationToken aborting)
+        IBlockDevice device, NbdTransmissionPolicy policy, NbdReplyChannel replies, ILogger logger, string connection, CancellationToken aborting)
     {
         _device = device;
         _policy = policy;
         _replies = replies;
-        _limiter = limiter;
-        _drained = drained;
         _logger = logger;
         _connection = connection;
         _aborting = aborting;
+        _observer = ObserveAsync();
     }
 
     /// <summary>Bytes a request holds while in flight: its WRITE payload or its READ reply.</summary>
@@ -41,118 +46,126 @@ internal sealed class NbdCommandExecutor
         request.Type is NbdWire.CmdRead or NbdWire.CmdWrite ? request.Length : 0;
 
     /// <summary>
-    /// Starts a request admitted by the limiter; returns once it waits on the device. The request returns
-    /// <paramref name="payload"/> to the pool and releases its admission when its reply is written.
+    /// Starts a request admitted to the in-flight budget; returns once it waits on the device. The
+    /// request owns <paramref name="payload"/> (a pooled WRITE payload) from here on. Reader only.
     /// </summary>
-    public void Start(NbdRequest request, byte[]? payload) => _ = ExecuteAsync(request, payload);
-
-    /// <summary>Answers a request that never reached the device.</summary>
-    public ValueTask SendErrorAsync(ulong handle, uint error, string message) =>
-        _policy.StructuredReplies ? _replies.SendErrorChunkAsync(handle, error, message) : _replies.SendSimpleAsync(handle, error);
-
-    private async Task ExecuteAsync(NbdRequest request, byte[]? payload)
+    public void Start(NbdRequest request, byte[]? payload)
     {
+        var running = ExecuteAsync(request, payload);
+        if (running.IsCompleted)
+        {
+            running.GetAwaiter().GetResult();
+            return;
+        }
+
+        _running.Writer.TryWrite(running);
+    }
+
+    /// <summary>Completes once every request started has queued its reply; call after the last <see cref="Start"/>.</summary>
+    public Task CompleteAsync()
+    {
+        _running.Writer.TryComplete();
+        return _observer;
+    }
+
+    /// <summary>Queues the answer to a request that never reached the device; it holds a place in the budget but no bytes.</summary>
+    public void Refuse(ulong handle, uint error, string message) =>
+        _replies.Enqueue(ErrorReply(handle, error, message, 0));
+
+    private async Task ObserveAsync()
+    {
+        while (await _running.Reader.WaitToReadAsync())
+        {
+            while (_running.Reader.TryRead(out var running))
+            {
+                await running;
+            }
+        }
+    }
+
+    /// <summary>One request from the device call to its queued reply, as a single state machine.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask ExecuteAsync(NbdRequest request, byte[]? payload)
+    {
+        var admitted = BufferedBytes(request);
+        var handle = request.Handle;
+        var offset = (long)request.Offset;
+        var length = (int)request.Length;
+        byte[]? buffer = null;
         try
         {
-            await RunAsync(request, payload);
+            switch (request.Type)
+            {
+                case NbdWire.CmdRead when length > 0:
+                    buffer = ArrayPool<byte>.Shared.Rent(length);
+                    await _device.ReadAsync(offset, buffer.AsMemory(0, length), _aborting);
+                    _replies.Enqueue(new NbdPendingReply(
+                        _policy.StructuredReplies ? NbdReplyKind.OffsetData : NbdReplyKind.SimpleRead,
+                        handle, NbdWire.Success, request.Offset, buffer, length, null, admitted));
+                    buffer = null;
+                    return;
+                case NbdWire.CmdRead:
+                    _replies.Enqueue(new NbdPendingReply(
+                        _policy.StructuredReplies ? NbdReplyKind.None : NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted));
+                    return;
+                case NbdWire.CmdWrite when length > 0:
+                    await _device.WriteAsync(offset, payload.AsMemory(0, length), FuaOf(request), _aborting);
+                    break;
+                case NbdWire.CmdFlush:
+                    await _device.FlushAsync(_aborting);
+                    break;
+                case NbdWire.CmdTrim when length > 0:
+                    await _device.TrimAsync(offset, length, FuaOf(request), _aborting);
+                    break;
+                case NbdWire.CmdWriteZeroes when length > 0:
+                    await _device.WriteZeroesAsync(offset, length, ZeroFlagsOf(request), _aborting);
+                    break;
+                case NbdWire.CmdCache when length > 0:
+                    await _device.CacheAsync(offset, length, _aborting);
+                    break;
+                case NbdWire.CmdBlockStatus:
+                    _replies.Enqueue(await BlockStatusAsync(request, admitted));
+                    return;
+            }
+
+            _replies.Enqueue(new NbdPendingReply(NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted));
         }
         catch (Exception exception)
         {
-            await FailAsync(request, exception);
+            _replies.Enqueue(Failure(request, exception, admitted));
         }
         finally
         {
+            if (buffer is not null)
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
             if (payload is not null)
             {
                 ArrayPool<byte>.Shared.Return(payload);
             }
-
-            if (_limiter.Release(BufferedBytes(request)))
-            {
-                _drained();
-            }
         }
-    }
-
-    private ValueTask RunAsync(NbdRequest request, byte[]? payload)
-    {
-        var offset = (long)request.Offset;
-        return request.Type switch
-        {
-            NbdWire.CmdRead => ReadAsync(request),
-            NbdWire.CmdWrite => WriteAsync(request, payload!),
-            NbdWire.CmdFlush => ThenReplyAsync(request, _device.FlushAsync(_aborting)),
-            NbdWire.CmdTrim => request.Length == 0
-                ? _replies.SendSimpleAsync(request.Handle, NbdWire.Success)
-                : ThenReplyAsync(request, _device.TrimAsync(offset, request.Length, FuaOf(request), _aborting)),
-            NbdWire.CmdWriteZeroes => request.Length == 0
-                ? _replies.SendSimpleAsync(request.Handle, NbdWire.Success)
-                : ThenReplyAsync(request, _device.WriteZeroesAsync(offset, request.Length, ZeroFlagsOf(request), _aborting)),
-            NbdWire.CmdCache => request.Length == 0
-                ? _replies.SendSimpleAsync(request.Handle, NbdWire.Success)
-                : ThenReplyAsync(request, _device.CacheAsync(offset, request.Length, _aborting)),
-            _ => BlockStatusAsync(request),
-        };
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ThenReplyAsync(NbdRequest request, ValueTask operation)
-    {
-        await operation;
-        await _replies.SendSimpleAsync(request.Handle, NbdWire.Success);
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ReadAsync(NbdRequest request)
-    {
-        var length = (int)request.Length;
-        if (length == 0)
-        {
-            await (_policy.StructuredReplies
-                ? _replies.SendNoneAsync(request.Handle)
-                : _replies.SendSimpleReadAsync(request.Handle, ReadOnlyMemory<byte>.Empty));
-            return;
-        }
-
-        var buffer = ArrayPool<byte>.Shared.Rent(length);
-        try
-        {
-            var data = buffer.AsMemory(0, length);
-            await _device.ReadAsync((long)request.Offset, data, _aborting);
-            await (_policy.StructuredReplies
-                ? _replies.SendOffsetDataAsync(request.Handle, request.Offset, data)
-                : _replies.SendSimpleReadAsync(request.Handle, data));
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
-    }
-
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WriteAsync(NbdRequest request, byte[] payload)
-    {
-        if (request.Length > 0)
-        {
-            await _device.WriteAsync((long)request.Offset, payload.AsMemory(0, (int)request.Length), FuaOf(request), _aborting);
-        }
-
-        await _replies.SendSimpleAsync(request.Handle, NbdWire.Success);
     }
 
     /// <summary>One NBD_REPLY_TYPE_BLOCK_STATUS chunk for base:allocation, the only context offered.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask BlockStatusAsync(NbdRequest request)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<NbdPendingReply> BlockStatusAsync(NbdRequest request, long admitted)
     {
         var extents = await _device.GetAllocationAsync((long)request.Offset, request.Length, _aborting);
-        var reqOne = request.HasFlag(NbdWire.CmdFlagReqOne);
-        if (!await _replies.SendBlockStatusAsync(request.Handle, extents, request.Length, reqOne, _policy.Alignment))
+        var payload = ArrayPool<byte>.Shared.Rent(NbdReplyFormat.MaxBlockStatusPayloadLength(extents.Count));
+        var length = NbdReplyFormat.WriteBlockStatusPayload(
+            payload, NbdWire.BaseAllocationContextId, extents, request.Length, request.HasFlag(NbdWire.CmdFlagReqOne), _policy.Alignment);
+        if (length < 0)
         {
+            ArrayPool<byte>.Shared.Return(payload);
             throw new BlockDeviceException(StorageError.Io, "the device described no allocation for the range");
         }
+
+        return new NbdPendingReply(NbdReplyKind.BlockStatus, request.Handle, NbdWire.Success, 0, payload, length, null, admitted);
     }
 
-    private async Task FailAsync(NbdRequest request, Exception exception)
+    private NbdPendingReply Failure(in NbdRequest request, Exception exception, long admitted)
     {
         uint error;
         string message;
@@ -176,8 +189,13 @@ internal sealed class NbdCommandExecutor
                 break;
         }
 
-        await SendErrorAsync(request.Handle, error, message);
+        return ErrorReply(request.Handle, error, message, admitted);
     }
+
+    /// <summary>An error chunk with structured replies (the spec prefers them for errors, and READ needs one); a simple reply otherwise.</summary>
+    private NbdPendingReply ErrorReply(ulong handle, uint error, string message, long admitted) => _policy.StructuredReplies
+        ? new NbdPendingReply(NbdReplyKind.ErrorChunk, handle, error, 0, null, 0, message, admitted)
+        : new NbdPendingReply(NbdReplyKind.Simple, handle, error, 0, null, 0, null, admitted);
 
     private static IoFlags FuaOf(in NbdRequest request) =>
         request.HasFlag(NbdWire.CmdFlagFua) ? IoFlags.Fua : IoFlags.None;

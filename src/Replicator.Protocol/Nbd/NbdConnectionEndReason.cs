@@ -17,6 +17,8 @@ internal enum NbdConnectionEndReason
     TransportError,
     /// <summary>An option or request did not start with the expected magic number.</summary>
     InvalidMagic,
+    /// <summary>The client did not choose an export within <see cref="NbdServerOptions.HandshakeTimeout"/>.</summary>
+    HandshakeTimeout,
     /// <summary>The client set handshake flags this server does not know.</summary>
     UnsupportedClientFlags,
     /// <summary>NBD_OPT_EXPORT_NAME named an export that cannot be served; that option cannot return an error.</summary>

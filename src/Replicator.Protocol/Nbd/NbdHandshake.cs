@@ -13,15 +13,19 @@ internal sealed class NbdHandshake
     private readonly PipeWriter _output;
     private readonly NbdOptionHandler _options;
     private readonly CancellationToken _stopping;
+    private readonly CancellationToken _deadline;
     private bool _haveClientFlags;
     private long _skip;
 
-    public NbdHandshake(PipeReader input, PipeWriter output, NbdOptionHandler options, CancellationToken stopping)
+    /// <param name="stopping">Fires when the server stops; a pending read must then be cancelled by the caller.</param>
+    /// <param name="deadline">Fires when the handshake took too long; likewise.</param>
+    public NbdHandshake(PipeReader input, PipeWriter output, NbdOptionHandler options, CancellationToken stopping, CancellationToken deadline)
     {
         _input = input;
         _output = output;
         _options = options;
         _stopping = stopping;
+        _deadline = deadline;
     }
 
     /// <summary>Why the handshake ended without an export; meaningful when <see cref="RunAsync"/> returns null.</summary>
@@ -44,6 +48,11 @@ internal sealed class NbdHandshake
                 if (result.IsCanceled && _stopping.IsCancellationRequested)
                 {
                     return End(NbdConnectionEndReason.ServerShutdown);
+                }
+
+                if (result.IsCanceled && _deadline.IsCancellationRequested)
+                {
+                    return End(NbdConnectionEndReason.HandshakeTimeout);
                 }
 
                 while (true)

@@ -56,7 +56,7 @@ internal static partial class NbdLog
     public static partial void StopTimedOut(ILogger logger, int count, TimeSpan timeout);
 
     [LoggerMessage(EventId = 34, Level = LogLevel.Warning,
-        Message = "NBD server stop: {Count} connections did not finish after being closed; their device calls are still running")]
+        Message = "NBD server stop: {Count} connections did not finish after being aborted; their device calls are still running and their sockets are closed")]
     public static partial void AbortTimedOut(ILogger logger, int count);
 
     [LoggerMessage(EventId = 35, Level = LogLevel.Information, Message = "NBD server stopped")]

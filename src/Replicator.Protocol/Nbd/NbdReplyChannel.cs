@@ -3,210 +3,136 @@ using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
-using Replicator.Core.Devices;
 
 namespace Replicator.Protocol.Nbd;
 
 /// <summary>
-/// The one way out of a connection during transmission. Requests finish in any order and each writes its
-/// whole reply (header and payload) under one gate, so replies never interleave on the wire. Once the
-/// transport fails or the session closes the channel, replies are dropped: a device call that finishes
-/// after its client vanished never writes to a completed pipe.
+/// The one way out of a connection during transmission. Requests finish in any order and queue their
+/// reply here; one loop writes each whole reply (header and payload) into the pipe, so replies never
+/// interleave on the wire, and flushes once whenever the queue runs empty, so replies that finish
+/// together leave in one send. Each reply gives its buffer back to the pool and its share of the
+/// in-flight budget back to the connection once it is in the pipe.
 /// </summary>
 /// <remarks>
-/// A gate rather than a single writer loop: the uncontended <see cref="SemaphoreSlim.WaitAsync()"/> completes
-/// synchronously without allocating, a reply is formatted straight into the pipe with no queued object per
-/// request, and the pipe itself batches what several completions write before one flush reaches the socket.
+/// A writer loop rather than a lock around the pipe: completions never wait for each other (a contended
+/// async lock allocates a waiter per request), and the flush count falls as load rises. When the transport
+/// fails or the channel is aborted, replies are dropped (their buffers and budget still released), so a
+/// device call that finishes after its client vanished never writes to a completed pipe.
 /// </remarks>
 internal sealed class NbdReplyChannel
 {
     private readonly PipeWriter _writer;
+    private readonly Action<long> _written;
     private readonly ILogger _logger;
     private readonly string _connection;
-    private readonly SemaphoreSlim _gate = new(1, 1);
-    private volatile bool _closed;
+    private readonly Channel<NbdPendingReply> _queue = Channel.CreateUnbounded<NbdPendingReply>(
+        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
+    private readonly Task _loop;
+    private bool _closed;
 
-    public NbdReplyChannel(PipeWriter writer, ILogger logger, string connection)
+    /// <param name="writer">The transport's output; the channel completes it when it is done.</param>
+    /// <param name="written">Called with <see cref="NbdPendingReply.AdmittedBytes"/> of each reply once it is out (or dropped).</param>
+    public NbdReplyChannel(PipeWriter writer, Action<long> written, ILogger logger, string connection)
     {
         _writer = writer;
+        _written = written;
         _logger = logger;
         _connection = connection;
+        _loop = WriteLoopAsync();
     }
 
-    /// <summary>The transport failed or the channel was closed; nothing more will be sent.</summary>
-    public bool IsClosed => _closed;
-
-    /// <summary>A simple reply without payload: success or an error for any request.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendSimpleAsync(ulong handle, uint error)
+    /// <summary>Queues a reply. Never waits: the in-flight budget bounds what can be queued.</summary>
+    public void Enqueue(in NbdPendingReply reply)
     {
-        await _gate.WaitAsync();
-        try
+        if (!_queue.Writer.TryWrite(reply))
         {
-            if (_closed)
-            {
-                return;
-            }
-
-            NbdReplyFormat.WriteSimpleReply(_writer.GetSpan(NbdWire.SimpleReplyLength), error, handle);
-            _writer.Advance(NbdWire.SimpleReplyLength);
-            await FlushAsync();
-        }
-        finally
-        {
-            _gate.Release();
+            Finish(reply);
         }
     }
 
-    /// <summary>A successful simple reply to READ, followed by the data.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendSimpleReadAsync(ulong handle, ReadOnlyMemory<byte> data)
+    /// <summary>No more replies: writes what is queued (unless the transport is gone), then completes the pipe.</summary>
+    public Task CompleteAsync()
     {
-        await _gate.WaitAsync();
-        try
+        _queue.Writer.TryComplete();
+        return _loop;
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var replies = _queue.Reader;
+        while (await replies.WaitToReadAsync())
         {
-            if (_closed)
+            while (replies.TryRead(out var reply))
             {
-                return;
+                if (!_closed)
+                {
+                    Write(reply);
+                }
+
+                Finish(reply);
             }
 
-            NbdReplyFormat.WriteSimpleReply(_writer.GetSpan(NbdWire.SimpleReplyLength), NbdWire.Success, handle);
-            _writer.Advance(NbdWire.SimpleReplyLength);
-            _writer.Write(data.Span);
-            await FlushAsync();
+            if (!_closed)
+            {
+                await FlushAsync();
+            }
         }
-        finally
+
+        await CompleteWriterAsync();
+    }
+
+    private void Write(in NbdPendingReply reply)
+    {
+        const int header = NbdWire.StructuredReplyHeaderLength;
+        Span<byte> span;
+        switch (reply.Kind)
         {
-            _gate.Release();
+            case NbdReplyKind.Simple:
+            case NbdReplyKind.SimpleRead:
+                NbdReplyFormat.WriteSimpleReply(_writer.GetSpan(NbdWire.SimpleReplyLength), reply.Error, reply.Handle);
+                _writer.Advance(NbdWire.SimpleReplyLength);
+                break;
+            case NbdReplyKind.OffsetData:
+                span = _writer.GetSpan(header + NbdWire.OffsetDataPrefixLength);
+                NbdReplyFormat.WriteChunkHeader(
+                    span, NbdWire.ReplyFlagDone, NbdWire.ReplyTypeOffsetData, reply.Handle, (uint)(NbdWire.OffsetDataPrefixLength + reply.Length));
+                BinaryPrimitives.WriteUInt64BigEndian(span[header..], reply.Offset);
+                _writer.Advance(header + NbdWire.OffsetDataPrefixLength);
+                break;
+            case NbdReplyKind.None:
+                NbdReplyFormat.WriteChunkHeader(_writer.GetSpan(header), NbdWire.ReplyFlagDone, NbdWire.ReplyTypeNone, reply.Handle, 0);
+                _writer.Advance(header);
+                break;
+            case NbdReplyKind.ErrorChunk:
+                var message = reply.Message ?? "";
+                span = _writer.GetSpan(header + NbdReplyFormat.MaxErrorPayloadLength(message));
+                var length = NbdReplyFormat.WriteErrorPayload(span[header..], reply.Error, message);
+                NbdReplyFormat.WriteChunkHeader(span, NbdWire.ReplyFlagDone, NbdWire.ReplyTypeError, reply.Handle, (uint)length);
+                _writer.Advance(header + length);
+                break;
+            case NbdReplyKind.BlockStatus:
+                NbdReplyFormat.WriteChunkHeader(
+                    _writer.GetSpan(header), NbdWire.ReplyFlagDone, NbdWire.ReplyTypeBlockStatus, reply.Handle, (uint)reply.Length);
+                _writer.Advance(header);
+                break;
+        }
+
+        if (reply.Buffer is not null)
+        {
+            _writer.Write(reply.Buffer.AsSpan(0, reply.Length));
         }
     }
 
-    /// <summary>The final NBD_REPLY_TYPE_OFFSET_DATA chunk of a READ: offset, then the data.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendOffsetDataAsync(ulong handle, ulong offset, ReadOnlyMemory<byte> data)
+    private void Finish(in NbdPendingReply reply)
     {
-        await _gate.WaitAsync();
-        try
+        if (reply.Buffer is not null)
         {
-            if (_closed)
-            {
-                return;
-            }
-
-            const int prefix = NbdWire.StructuredReplyHeaderLength + NbdWire.OffsetDataPrefixLength;
-            var span = _writer.GetSpan(prefix);
-            NbdReplyFormat.WriteChunkHeader(
-                span, NbdWire.ReplyFlagDone, NbdWire.ReplyTypeOffsetData, handle, (uint)(NbdWire.OffsetDataPrefixLength + data.Length));
-            BinaryPrimitives.WriteUInt64BigEndian(span[NbdWire.StructuredReplyHeaderLength..], offset);
-            _writer.Advance(prefix);
-            _writer.Write(data.Span);
-            await FlushAsync();
+            ArrayPool<byte>.Shared.Return(reply.Buffer);
         }
-        finally
-        {
-            _gate.Release();
-        }
-    }
 
-    /// <summary>A lone NBD_REPLY_TYPE_NONE chunk: success without content (a READ of zero bytes).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendNoneAsync(ulong handle)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            NbdReplyFormat.WriteChunkHeader(
-                _writer.GetSpan(NbdWire.StructuredReplyHeaderLength), NbdWire.ReplyFlagDone, NbdWire.ReplyTypeNone, handle, 0);
-            _writer.Advance(NbdWire.StructuredReplyHeaderLength);
-            await FlushAsync();
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    /// <summary>The final NBD_REPLY_TYPE_ERROR chunk, carrying a message for the user.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    public async ValueTask SendErrorChunkAsync(ulong handle, uint error, string message)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return;
-            }
-
-            var span = _writer.GetSpan(NbdWire.StructuredReplyHeaderLength + NbdReplyFormat.MaxErrorPayloadLength(message));
-            var length = NbdReplyFormat.WriteErrorPayload(span[NbdWire.StructuredReplyHeaderLength..], error, message);
-            NbdReplyFormat.WriteChunkHeader(span, NbdWire.ReplyFlagDone, NbdWire.ReplyTypeError, handle, (uint)length);
-            _writer.Advance(NbdWire.StructuredReplyHeaderLength + length);
-            await FlushAsync();
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    /// <summary>
-    /// The final NBD_REPLY_TYPE_BLOCK_STATUS chunk for base:allocation. Returns false, sending nothing,
-    /// when the device described no bytes (the caller answers with an error instead).
-    /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    public async ValueTask<bool> SendBlockStatusAsync(
-        ulong handle, IReadOnlyList<AllocationExtent> extents, uint length, bool reqOne, uint alignment)
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            if (_closed)
-            {
-                return true;
-            }
-
-            var span = _writer.GetSpan(NbdWire.StructuredReplyHeaderLength + NbdReplyFormat.MaxBlockStatusPayloadLength(extents.Count));
-            var payload = NbdReplyFormat.WriteBlockStatusPayload(
-                span[NbdWire.StructuredReplyHeaderLength..], NbdWire.BaseAllocationContextId, extents, length, reqOne, alignment);
-            if (payload < 0)
-            {
-                return false;
-            }
-
-            NbdReplyFormat.WriteChunkHeader(span, NbdWire.ReplyFlagDone, NbdWire.ReplyTypeBlockStatus, handle, (uint)payload);
-            _writer.Advance(NbdWire.StructuredReplyHeaderLength + payload);
-            await FlushAsync();
-            return true;
-        }
-        finally
-        {
-            _gate.Release();
-        }
-    }
-
-    /// <summary>Unblocks a reply stuck behind a client that stopped reading; the channel closes.</summary>
-    public void CancelPendingFlush() => _writer.CancelPendingFlush();
-
-    /// <summary>Waits for the reply being written, then completes the pipe; later replies are dropped.</summary>
-    public async Task CloseAsync()
-    {
-        await _gate.WaitAsync();
-        try
-        {
-            _closed = true;
-            await _writer.CompleteAsync();
-        }
-        finally
-        {
-            _gate.Release();
-        }
+        _written(reply.AdmittedBytes);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
@@ -215,15 +141,32 @@ internal sealed class NbdReplyChannel
         try
         {
             var result = await _writer.FlushAsync();
-            if (result.IsCompleted || result.IsCanceled)
-            {
-                _closed = true;
-            }
+            _closed = result.IsCompleted || result.IsCanceled;
         }
-        catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException or InvalidOperationException)
+        catch (Exception exception) when (IsTransportFailure(exception))
         {
             _closed = true;
             NbdLog.ReplyFailed(_logger, _connection, exception);
         }
     }
+
+    /// <summary>
+    /// Completes the pipe. Once the transport failed or was cancelled, with an error, so a stream-backed
+    /// pipe does not try to send what it still holds to a client that is not reading.
+    /// </summary>
+    private async Task CompleteWriterAsync()
+    {
+        try
+        {
+            await _writer.CompleteAsync(_closed ? new IOException("the NBD connection was closed") : null);
+        }
+        catch (Exception exception) when (IsTransportFailure(exception))
+        {
+            NbdLog.ReplyFailed(_logger, _connection, exception);
+        }
+    }
+
+    /// <summary>How a transport reports that the other end is gone.</summary>
+    public static bool IsTransportFailure(Exception exception) =>
+        exception is IOException or SocketException or ObjectDisposedException;
 }

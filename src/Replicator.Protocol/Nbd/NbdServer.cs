@@ -20,10 +20,11 @@ internal sealed class NbdServer : IAsyncDisposable
     private readonly ILogger _sessionLogger;
     private readonly List<NbdListener> _listeners = [];
     private readonly List<Task> _acceptLoops = [];
-    private readonly ConcurrentDictionary<NbdServerSession, Task> _sessions = new();
+    private readonly ConcurrentDictionary<NbdServerSession, (Task Run, Socket Socket)> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
     private Task? _stopTask;
+    private bool _started;
     private long _connections;
 
     public NbdServer(INbdExportCatalog catalog, ILoggerFactory loggerFactory, NbdServerOptions? options = null)
@@ -45,7 +46,7 @@ internal sealed class NbdServer : IAsyncDisposable
     {
         lock (_stateLock)
         {
-            if (_listeners.Count > 0 || _stopTask is not null)
+            if (_started || _stopTask is not null)
             {
                 throw new InvalidOperationException("the NBD server was already started");
             }
@@ -63,6 +64,8 @@ internal sealed class NbdServer : IAsyncDisposable
                 _listeners.Clear();
                 throw;
             }
+
+            _started = true;
 
             foreach (var listener in _listeners)
             {
@@ -99,7 +102,7 @@ internal sealed class NbdServer : IAsyncDisposable
             session.Key.BeginShutdown();
         }
 
-        var all = Task.WhenAll(sessions.Select(s => s.Value));
+        var all = Task.WhenAll(sessions.Select(s => s.Value.Run));
         try
         {
             await all.WaitAsync(_options.ShutdownTimeout, cancellationToken);
@@ -119,6 +122,10 @@ internal sealed class NbdServer : IAsyncDisposable
             catch (TimeoutException)
             {
                 NbdLog.AbortTimedOut(_logger, _sessions.Count);
+                foreach (var session in _sessions)
+                {
+                    session.Value.Socket.Dispose();
+                }
             }
         }
 
@@ -163,7 +170,7 @@ internal sealed class NbdServer : IAsyncDisposable
         var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: _options.SendBufferSize, leaveOpen: true));
         var session = new NbdServerSession(new DuplexPipe(input, output), _catalog, _options, _sessionLogger, name);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _sessions[session] = RunSessionAsync(session, socket, stream, registered.Task);
+        _sessions[session] = (RunSessionAsync(session, socket, stream, registered.Task), socket);
         registered.SetResult();
     }
 
@@ -177,17 +184,17 @@ internal sealed class NbdServer : IAsyncDisposable
         }
         finally
         {
+            _sessions.TryRemove(session, out _);
             try
             {
                 socket.Shutdown(SocketShutdown.Both);
             }
-            catch (SocketException)
+            catch (Exception exception) when (exception is SocketException or ObjectDisposedException)
             {
-                // The peer is already gone.
+                // The peer is already gone, or a stop that gave up waiting closed the socket.
             }
 
             await stream.DisposeAsync();
-            _sessions.TryRemove(session, out _);
         }
     }
 }

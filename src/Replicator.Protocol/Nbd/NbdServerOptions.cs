@@ -15,6 +15,12 @@ internal sealed record NbdServerOptions
     /// </summary>
     public long MaxInFlightBytes { get; init; } = 64L * 1024 * 1024;
 
+    /// <summary>
+    /// How long a client may take from connecting to choosing an export (qemu-nbd's default handshake
+    /// limit), so connections that never finish the handshake do not pile up.
+    /// </summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a stop waits for connections to finish their requests before closing them.</summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(10);
 

@@ -16,7 +16,6 @@ internal sealed class NbdServerSession
     private readonly INbdExportCatalog _catalog;
     private readonly NbdServerOptions _options;
     private readonly ILogger _logger;
-    private readonly NbdReplyChannel _replies;
     private readonly CancellationTokenSource _stopping = new();
     private readonly CancellationTokenSource _aborting = new();
     private readonly Lock _inputLock = new();
@@ -29,7 +28,6 @@ internal sealed class NbdServerSession
         _options = options;
         _logger = logger;
         Name = name;
-        _replies = new NbdReplyChannel(transport.Output, logger, name);
     }
 
     /// <summary>How the connection is named in logs: its remote end point, or what the host chose.</summary>
@@ -49,20 +47,21 @@ internal sealed class NbdServerSession
         try
         {
             var options = new NbdOptionHandler(_transport.Output, _catalog, _logger, Name, _stopping.Token);
-            var handshake = new NbdHandshake(_transport.Input, _transport.Output, options, _stopping.Token);
-            export = await handshake.RunAsync();
-            if (export is null)
+            using (var deadline = new CancellationTokenSource(_options.HandshakeTimeout))
+            using (deadline.Token.UnsafeRegister(static session => ((NbdServerSession)session!).WakeReader(), this))
             {
+                var handshake = new NbdHandshake(_transport.Input, _transport.Output, options, _stopping.Token, deadline.Token);
+                export = await handshake.RunAsync();
                 reason = handshake.EndReason;
             }
-            else
+
+            if (export is not null)
             {
                 var policy = export.Policy;
                 NbdLog.ExportSelected(
                     _logger, Name, export.Name, export.Attachment.Device.Size, policy.TransmissionFlags,
                     policy.StructuredReplies, policy.BaseAllocation, policy.Alignment);
-                transmission = new NbdTransmission(
-                    _transport.Input, _replies, export, _options, _logger, Name, WakeReader, _stopping.Token, _aborting.Token);
+                transmission = new NbdTransmission(_transport, export, _options, _logger, Name, WakeReader, _stopping.Token, _aborting.Token);
                 reason = await transmission.RunAsync();
             }
         }
@@ -87,7 +86,17 @@ internal sealed class NbdServerSession
             NbdLog.SessionFailed(_logger, Name, exception);
         }
 
-        await CloseAsync(transmission, export);
+        try
+        {
+            await CloseAsync(transmission, export);
+        }
+        catch (Exception exception)
+        {
+            reason = NbdConnectionEndReason.InternalError;
+            detail = exception.Message;
+            NbdLog.SessionFailed(_logger, Name, exception);
+        }
+
         if (_aborting.IsCancellationRequested)
         {
             reason = NbdConnectionEndReason.Aborted;
@@ -113,7 +122,7 @@ internal sealed class NbdServerSession
     {
         _stopping.Cancel();
         _aborting.Cancel();
-        _replies.CancelPendingFlush();
+        _transport.Output.CancelPendingFlush();
         WakeReader();
     }
 
@@ -121,10 +130,13 @@ internal sealed class NbdServerSession
     {
         if (transmission is not null)
         {
-            await transmission.DrainAsync();
+            await transmission.CloseAsync();
+        }
+        else
+        {
+            await CompleteOutputAsync();
         }
 
-        await _replies.CloseAsync();
         lock (_inputLock)
         {
             _inputCompleted = true;
@@ -132,6 +144,19 @@ internal sealed class NbdServerSession
 
         await _transport.Input.CompleteAsync();
         export?.Attachment.Dispose();
+    }
+
+    /// <summary>Completes the output of a connection that never reached transmission; an aborted one without sending more.</summary>
+    private async Task CompleteOutputAsync()
+    {
+        try
+        {
+            await _transport.Output.CompleteAsync(_aborting.IsCancellationRequested ? new IOException("the NBD connection was aborted") : null);
+        }
+        catch (Exception exception) when (NbdReplyChannel.IsTransportFailure(exception))
+        {
+            NbdLog.ReplyFailed(_logger, Name, exception);
+        }
     }
 
     /// <summary>Makes a pending read return so the reader can look at the stop flags; never after the input completed.</summary>

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
@@ -12,11 +13,13 @@ namespace Replicator.Protocol.Nbd;
 /// Concurrency: the reader parses a header, validates it (a refused request is answered at once and a
 /// refused WRITE's payload skipped), then asks <see cref="NbdInFlightLimiter"/> for room. While the
 /// connection is at its limit the reader stops reading, which pushes back on the client through the
-/// transport. A WRITE's payload is copied from the pipe into one pooled buffer as it arrives, so the pipe
-/// never holds a whole 32 MiB payload and nothing is buffered twice. Each admitted request then runs on
-/// its own (<see cref="NbdCommandExecutor"/>) and writes its reply when done, so replies leave in
-/// completion order. NBD_CMD_DISC, the end of the stream and a server stop all end the reading; the
-/// session then waits for the requests in flight before it closes the transport.
+/// transport; a refused request takes room too, until its error is written, so a client that never reads
+/// its replies cannot make them pile up. A WRITE's payload is copied from the pipe into one pooled buffer
+/// as it arrives, so the pipe never holds a whole 32 MiB payload and nothing is buffered twice. Each
+/// admitted request then runs on its own (<see cref="NbdCommandExecutor"/>) and queues its reply to
+/// <see cref="NbdReplyChannel"/> when done, so replies leave in completion order and the room is given
+/// back once the reply is in the transport. NBD_CMD_DISC, the end of the stream and a server stop all end
+/// the reading; <see cref="CloseAsync"/> then waits for the requests in flight before the transport closes.
 /// </remarks>
 internal sealed class NbdTransmission
 {
@@ -24,6 +27,7 @@ internal sealed class NbdTransmission
     private readonly IBlockDevice _device;
     private readonly NbdTransmissionPolicy _policy;
     private readonly NbdInFlightLimiter _limiter;
+    private readonly NbdReplyChannel _replies;
     private readonly NbdCommandExecutor _executor;
     private readonly ILogger _logger;
     private readonly string _connection;
@@ -36,19 +40,21 @@ internal sealed class NbdTransmission
     private long _skip;
 
     public NbdTransmission(
-        PipeReader input, NbdReplyChannel replies, NbdNegotiatedExport export, NbdServerOptions options,
+        IDuplexPipe transport, NbdNegotiatedExport export, NbdServerOptions options,
         ILogger logger, string connection, Action wakeReader, CancellationToken stopping, CancellationToken aborting)
     {
-        _input = input;
+        _input = transport.Input;
         _device = export.Attachment.Device;
         _policy = export.Policy;
         _limiter = new NbdInFlightLimiter(options.MaxInFlightRequests, options.MaxInFlightBytes);
-        _executor = new NbdCommandExecutor(_device, _policy, replies, _limiter, OnDrained, logger, connection, aborting);
+        _replies = new NbdReplyChannel(transport.Output, OnReplyWritten, logger, connection);
+        _executor = new NbdCommandExecutor(_device, _policy, _replies, logger, connection, aborting);
         _logger = logger;
         _connection = connection;
         _wakeReader = wakeReader;
         _stopping = stopping;
         _aborting = aborting;
+        aborting.UnsafeRegister(static limiter => ((NbdInFlightLimiter)limiter!).Cancel(), _limiter);
     }
 
     /// <summary>Reads and dispatches requests until the connection is to end; returns why.</summary>
@@ -129,10 +135,11 @@ internal sealed class NbdTransmission
     }
 
     /// <summary>
-    /// Waits for every request in flight to write its reply (or fail to, if the client is gone) and gives
-    /// back the buffer of a WRITE whose payload never fully arrived.
+    /// Waits for every request in flight to queue its reply and for the replies to be written (or dropped,
+    /// if the client is gone), gives back the buffer of a WRITE whose payload never fully arrived, and
+    /// completes the transport's output. Call once the reading has ended.
     /// </summary>
-    public Task DrainAsync()
+    public async Task CloseAsync()
     {
         if (_pendingPayload is not null)
         {
@@ -141,10 +148,12 @@ internal sealed class NbdTransmission
             _limiter.Release(NbdCommandExecutor.BufferedBytes(_pendingWrite));
         }
 
-        return _limiter.WhenIdleAsync();
+        await _executor.CompleteAsync();
+        await _replies.CompleteAsync();
     }
 
     /// <summary>Validates a request; refuses it, or admits it and starts it (a WRITE once its payload is in).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask AdmitAsync(NbdRequest request)
     {
         if (request.PayloadLength > NbdWire.MaxSkippableWriteLength)
@@ -162,12 +171,13 @@ internal sealed class NbdTransmission
             NbdLog.RequestRefused(
                 _logger, _connection, NbdErrors.CommandName(request.Type), NbdErrors.ErrorName(error), reason!,
                 request.Handle, request.Offset, request.Length, request.Flags);
-            await _executor.SendErrorAsync(request.Handle, error, reason!);
+            await _limiter.AcquireAsync(0);
+            _executor.Refuse(request.Handle, error, reason!);
             _skip = request.PayloadLength;
             return;
         }
 
-        await _limiter.AcquireAsync(NbdCommandExecutor.BufferedBytes(request), _aborting);
+        await _limiter.AcquireAsync(NbdCommandExecutor.BufferedBytes(request));
         if (request.PayloadLength == 0)
         {
             _executor.Start(request, null);
@@ -179,10 +189,13 @@ internal sealed class NbdTransmission
         _pendingFilled = 0;
     }
 
-    /// <summary>The last request in flight finished: a stopping reader waiting for more input can end now.</summary>
-    private void OnDrained()
+    /// <summary>
+    /// A reply is in the transport: its request leaves the budget. When it was the last one and the server
+    /// is stopping, the reader waiting for more input can end the connection now.
+    /// </summary>
+    private void OnReplyWritten(long admitted)
     {
-        if (_stopping.IsCancellationRequested)
+        if (_limiter.Release(admitted) && _stopping.IsCancellationRequested)
         {
             _wakeReader();
         }

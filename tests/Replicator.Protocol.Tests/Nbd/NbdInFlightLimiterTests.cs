@@ -10,10 +10,10 @@ public class NbdInFlightLimiterTests
     public async Task TheRequestLimitHoldsTheNextRequestUntilOneIsReleased()
     {
         var limiter = new NbdInFlightLimiter(maxRequests: 2, maxBytes: 1000);
-        await limiter.AcquireAsync(0, CancellationToken.None);
-        await limiter.AcquireAsync(0, CancellationToken.None);
+        await limiter.AcquireAsync(0);
+        await limiter.AcquireAsync(0);
 
-        var third = limiter.AcquireAsync(0, CancellationToken.None).AsTask();
+        var third = limiter.AcquireAsync(0).AsTask();
         Assert.False(third.IsCompleted);
 
         limiter.Release(0);
@@ -25,13 +25,17 @@ public class NbdInFlightLimiterTests
     public async Task TheByteLimitHoldsTheNextRequestUntilBytesAreReleased()
     {
         var limiter = new NbdInFlightLimiter(maxRequests: 10, maxBytes: 1000);
-        await limiter.AcquireAsync(600, CancellationToken.None);
+        await limiter.AcquireAsync(600);
+        await limiter.AcquireAsync(300);
 
-        var second = limiter.AcquireAsync(600, CancellationToken.None).AsTask();
-        Assert.False(second.IsCompleted);
+        var third = limiter.AcquireAsync(600).AsTask();
+        Assert.False(third.IsCompleted);
+        Assert.False(limiter.Release(300));
+        Assert.False(third.IsCompleted);
 
-        Assert.True(limiter.Release(600));
-        await second.WaitAsync(Timeout);
+        Assert.False(limiter.Release(600));
+        await third.WaitAsync(Timeout);
+        Assert.Equal(1, limiter.Count);
     }
 
     [Fact]
@@ -39,38 +43,51 @@ public class NbdInFlightLimiterTests
     {
         var limiter = new NbdInFlightLimiter(maxRequests: 10, maxBytes: 1000);
 
-        await limiter.AcquireAsync(5000, CancellationToken.None).AsTask().WaitAsync(Timeout);
+        await limiter.AcquireAsync(5000).AsTask().WaitAsync(Timeout);
 
-        Assert.False(limiter.AcquireAsync(1, CancellationToken.None).IsCompleted);
+        Assert.False(limiter.AcquireAsync(1).IsCompleted);
     }
 
     [Fact]
-    public async Task WhenIdleCompletesWithTheLastRelease()
+    public async Task ReleaseTellsWhenTheLastRequestLeft()
     {
         var limiter = new NbdInFlightLimiter(maxRequests: 10, maxBytes: 1000);
-        Assert.True(limiter.WhenIdleAsync().IsCompleted);
-        await limiter.AcquireAsync(1, CancellationToken.None);
-        await limiter.AcquireAsync(1, CancellationToken.None);
+        await limiter.AcquireAsync(1);
+        await limiter.AcquireAsync(1);
 
-        var idle = limiter.WhenIdleAsync();
         Assert.False(limiter.Release(1));
-        Assert.False(idle.IsCompleted);
         Assert.True(limiter.Release(1));
-
-        await idle.WaitAsync(Timeout);
+        Assert.Equal(0, limiter.Count);
     }
 
     [Fact]
-    public async Task AWaitingAcquireCanBeCancelled()
+    public async Task TheWaiterIsReusedAcrossWaits()
     {
         var limiter = new NbdInFlightLimiter(maxRequests: 1, maxBytes: 1000);
-        await limiter.AcquireAsync(0, CancellationToken.None);
-        using var cancellation = new CancellationTokenSource();
+        await limiter.AcquireAsync(0);
 
-        var waiting = limiter.AcquireAsync(0, cancellation.Token).AsTask();
-        await cancellation.CancelAsync();
+        for (var i = 0; i < 3; i++)
+        {
+            var next = limiter.AcquireAsync(0).AsTask();
+            Assert.False(next.IsCompleted);
+            limiter.Release(0);
+            await next.WaitAsync(Timeout);
+        }
+
+        Assert.Equal(1, limiter.Count);
+    }
+
+    [Fact]
+    public async Task CancelFailsTheWaitingAndEveryLaterAcquire()
+    {
+        var limiter = new NbdInFlightLimiter(maxRequests: 1, maxBytes: 1000);
+        await limiter.AcquireAsync(0);
+
+        var waiting = limiter.AcquireAsync(0).AsTask();
+        limiter.Cancel();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(Timeout));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => limiter.AcquireAsync(0).AsTask());
         Assert.Equal(1, limiter.Count);
     }
 }

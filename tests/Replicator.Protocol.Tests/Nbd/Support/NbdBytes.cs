@@ -83,6 +83,13 @@ internal static class NbdBytes
         return bytes;
     }
 
+    /// <summary>Asserts every byte is zero, naming the first one that is not.</summary>
+    public static void AssertZero(byte[] bytes)
+    {
+        var index = bytes.AsSpan().IndexOfAnyExcept((byte)0);
+        Assert.True(index < 0, $"byte {index} is {(index < 0 ? 0 : bytes[index])}, not zero");
+    }
+
     private static void AddString(List<byte> parts, string value)
     {
         var bytes = Encoding.UTF8.GetBytes(value);
