@@ -269,6 +269,15 @@ for name, title in workloads:
                      "mib_s": m["mib_s"], "iops": m["iops"], "mean_lat_us": m["mean_lat_us"],
                      "p99_lat_us": m["p99_lat_us"], "ratio": ratio, "fio": m["fio"]})
 
+# The project's target: the node at >= 70% of nbdkit's throughput on each of the three main workloads.
+main = {"seq-write-1m", "rand-write-4k", "rand-read-4k"}
+checked = [r for r in rows if r["target"] == "node" and r["workload"] in main and r["ratio"] is not None]
+if checked:
+    missed = [f"{r['workload']} ({r['ratio']:.2f})" for r in checked if r["ratio"] < 0.70]
+    print()
+    print("Target (node >= 0.70 x nbdkit on seq-write-1m, rand-write-4k, rand-read-4k): "
+          + ("missed on " + ", ".join(missed) if missed else f"met on the {len(checked)} measured"))
+
 if out:
     with open(out, "w") as f:
         json.dump({"runtime_s": int(runtime), "ramp_s": int(ramp), "size": size, "reference": reference,
