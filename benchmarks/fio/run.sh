@@ -273,7 +273,7 @@ for name, title in workloads:
 main = {"seq-write-1m", "rand-write-4k", "rand-read-4k"}
 checked = [r for r in rows if r["target"] == "node" and r["workload"] in main and r["ratio"] is not None]
 if checked:
-    missed = [f"{r['workload']} ({r['ratio']:.2f})" for r in checked if r["ratio"] < 0.70]
+    missed = [f"{r['workload']} ({r['ratio']:.3f})" for r in checked if r["ratio"] < 0.70]
     print()
     print("Target (node >= 0.70 x nbdkit on seq-write-1m, rand-write-4k, rand-read-4k): "
           + ("missed on " + ", ".join(missed) if missed else f"met on the {len(checked)} measured"))
