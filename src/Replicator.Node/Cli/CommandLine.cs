@@ -11,6 +11,9 @@ internal static class CommandLine
         root.Subcommands.Add(NodeCommands.Build());
         root.Subcommands.Add(VolumeCommands.Build());
         root.Subcommands.Add(ClusterCommands.Build());
+        root.Subcommands.Add(ReplicationCommands.Verify());
+        root.Subcommands.Add(ReplicationCommands.Resync());
+        root.Subcommands.Add(StatusCommand.Build());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)

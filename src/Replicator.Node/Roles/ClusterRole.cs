@@ -114,7 +114,8 @@ internal static class ClusterRole
         var volumes = await client.GetAsync<List<VolumeInfo>>("/volumes", ct);
         if (volumes.All(v => v.Name != DefaultVolume))
         {
-            await client.PostAsync<VolumeInfo>("/volumes", new CreateVolumeRequest(DefaultVolume, size.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct);
+            await client.PostAsync<VolumeInfo>("/volumes",
+                new CreateVolumeRequest(DefaultVolume, size.ToString(System.Globalization.CultureInfo.InvariantCulture)) { PreferredNode = ClusterLayout.NodeNames[0] }, ct);
             volumes = await client.GetAsync<List<VolumeInfo>>("/volumes", ct);
         }
 

@@ -122,9 +122,18 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
 
     public void Signal(int signal)
     {
-        if (!_process.HasExited && Kill(_process.Id, signal) != 0)
+        if (!_process.HasExited)
         {
-            throw new InvalidOperationException($"kill({_process.Id}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
+            SignalPid(_process.Id, signal);
+        }
+    }
+
+    /// <summary>Sends a signal to a process this test started (by its pid).</summary>
+    public static void SignalPid(int pid, int signal)
+    {
+        if (Kill(pid, signal) != 0 && Marshal.GetLastPInvokeError() != 3)
+        {
+            throw new InvalidOperationException($"kill({pid}, {signal}) failed: errno {Marshal.GetLastPInvokeError()}");
         }
     }
 

@@ -1,0 +1,227 @@
+using System.Net.Http.Headers;
+using System.Text.Json;
+
+namespace Replicator.IntegrationTests.Harness;
+
+/// <summary>
+/// <c>replicator cluster up</c> run by a test in a temporary directory: two real node processes on
+/// loopback. Nodes can be killed (SIGKILL, by pid) and started again by hand with
+/// <c>node run --dir DIR/&lt;name&gt;</c>, as an admin would. Everything the test started is ended by pid.
+/// </summary>
+public sealed class TestCluster : IAsyncDisposable
+{
+    private readonly Dictionary<string, ReplicatorProcess> _restarted = [];
+    private readonly bool _ownsDirectory;
+    private HttpClient? _http;
+
+    private TestCluster(string directory, bool ownsDirectory)
+    {
+        Directory = directory;
+        _ownsDirectory = ownsDirectory;
+    }
+
+    public string Directory { get; }
+
+    public ReplicatorProcess Up { get; private set; } = null!;
+
+    public JsonElement Manifest { get; private set; }
+
+    public string Token => File.ReadAllText(Path.Combine(Directory, "admin.token")).Trim();
+
+    public static async Task<TestCluster> StartAsync(string? directory = null, params string[] extraArguments)
+    {
+        var owns = directory is null;
+        directory ??= System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
+        var cluster = new TestCluster(directory, owns);
+        await cluster.StartUpAsync(extraArguments);
+        return cluster;
+    }
+
+    public string Nbd(string node) => Node(node).GetProperty("nbd").GetString()!;
+
+    public string Uri(string node, string volume) => $"{Nbd(node)}/{volume}";
+
+    public string UnixUri(string node, string volume) => $"nbd+unix:///{volume}?socket={Node(node).GetProperty("nbdSocket").GetString()}";
+
+    public string DataDir(string node) => Node(node).GetProperty("dataDir").GetString()!;
+
+    public Uri Admin(string node) => new(Node(node).GetProperty("admin").GetString()!);
+
+    /// <summary>The pid of the node's process now: the one cluster up started, or the one this test restarted.</summary>
+    public int Pid(string node) => _restarted.TryGetValue(node, out var p) ? p.Pid : Node(node).GetProperty("pid").GetInt32();
+
+    /// <summary>SIGKILL the node, and wait until it is gone.</summary>
+    public async Task KillAsync(string node)
+    {
+        if (_restarted.Remove(node, out var process))
+        {
+            await process.KillAsync();
+            await process.DisposeAsync();
+            return;
+        }
+
+        var pid = Pid(node);
+        using var handle = System.Diagnostics.Process.GetProcessById(pid);
+        handle.Kill();
+        await handle.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>SIGTERM the node and wait for it to exit cleanly.</summary>
+    public async Task StopAsync(string node)
+    {
+        if (_restarted.Remove(node, out var process))
+        {
+            Assert.Equal(0, await process.StopAsync());
+            await process.DisposeAsync();
+            return;
+        }
+
+        using var handle = System.Diagnostics.Process.GetProcessById(Pid(node));
+        ReplicatorProcess.SignalPid(handle.Id, ReplicatorProcess.SigTerm);
+        await handle.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Starts the node again by hand (<c>node run --dir DIR/&lt;node&gt;</c>) and waits until it serves.</summary>
+    public async Task RestartAsync(string node)
+    {
+        var process = ReplicatorProcess.Start(["node", "run", "--dir", DataDir(node)], Path.Combine(DataDir(node), "test-restart.log"));
+        _restarted[node] = process;
+        await process.WaitForOutputAsync(" ready", TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>Runs a replicator CLI command against this cluster's directory.</summary>
+    public Task<ToolResult> CliAsync(params string[] arguments) => ReplicatorProcess.RunAsync([.. arguments, "--dir", Directory], TimeSpan.FromMinutes(3));
+
+    public async Task<string> CreateVolumeAsync(string name, string size = "256M")
+    {
+        var result = await CliAsync("volume", "create", name, "--size", size);
+        Assert.True(result.ExitCode == 0, result.Describe());
+        await WaitUntilAsync(async () => (await VolumeAsync("a", name)).Connection == "connected" && (await VolumeAsync("b", name)).Connection == "connected",
+            TimeSpan.FromSeconds(30), $"volume {name} did not pair");
+        return name;
+    }
+
+    /// <summary>A volume as a node's admin API reports it.</summary>
+    public async Task<VolumeState> VolumeAsync(string node, string volume)
+    {
+        using var json = await GetJsonAsync(node, $"/api/v1/volumes/{volume}");
+        var replication = json.RootElement.GetProperty("replication");
+        var resync = replication.GetProperty("resync");
+        return new VolumeState(
+            replication.GetProperty("connection").GetString()!,
+            replication.GetProperty("diskState").GetString()!,
+            replication.GetProperty("outOfSyncBytes").GetInt64(),
+            resync.GetProperty("sentBytes").GetInt64(),
+            resync.GetProperty("completed").GetInt32(),
+            json.RootElement.GetProperty("allocatedBytes").GetInt64());
+    }
+
+    /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
+    public Task WaitInSyncAsync(string volume, TimeSpan? timeout = null) =>
+        WaitUntilAsync(async () =>
+        {
+            var a = await VolumeAsync("a", volume);
+            var b = await VolumeAsync("b", volume);
+            return a.InSync && b.InSync;
+        }, timeout ?? TimeSpan.FromSeconds(60), $"volume {volume} did not get back in sync");
+
+    /// <summary>Runs <c>replicator verify</c> and returns the number of differing regions it reported.</summary>
+    public async Task<long> VerifyAsync(string volume)
+    {
+        var result = await CliAsync("verify", volume, "--json");
+        Assert.True(result.ExitCode is 0 or 1, result.Describe());
+        using var json = JsonDocument.Parse(result.Stdout);
+        var differing = json.RootElement.GetProperty("differingRegions").GetInt64();
+        Assert.Equal(differing == 0 ? 0 : 1, result.ExitCode);
+        return differing;
+    }
+
+    public async Task<JsonDocument> GetJsonAsync(string node, string path)
+    {
+        _http ??= new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Admin(node), path));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        using var response = await _http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"GET {path} on {node}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text);
+    }
+
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            try
+            {
+                if (await condition())
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            Assert.True(DateTime.UtcNow < deadline, $"{what} within {timeout.TotalSeconds} s");
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Stops cluster up (and with it the nodes it started) cleanly; the directory stays.</summary>
+    public async Task ShutdownAsync()
+    {
+        foreach (var process in _restarted.Values)
+        {
+            await process.StopAsync();
+            await process.DisposeAsync();
+        }
+
+        _restarted.Clear();
+        if (!Up.HasExited)
+        {
+            Assert.Equal(0, await Up.StopAsync(TimeSpan.FromSeconds(60)));
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var process in _restarted.Values)
+        {
+            await process.DisposeAsync();
+        }
+
+        if (!Up.HasExited)
+        {
+            await Up.StopAsync(TimeSpan.FromSeconds(60));
+        }
+
+        await Up.DisposeAsync();
+        _http?.Dispose();
+        if (_ownsDirectory)
+        {
+            try
+            {
+                System.IO.Directory.Delete(Directory, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private JsonElement Node(string name) =>
+        Manifest.GetProperty("nodes").EnumerateArray().First(n => n.GetProperty("name").GetString() == name);
+
+    private async Task StartUpAsync(string[] extraArguments)
+    {
+        Up = ReplicatorProcess.Start(["cluster", "up", "--dir", Directory, "--pool-size", "8G", .. extraArguments], Path.Combine(Directory, "test-cluster-up.log"));
+        await Up.WaitForOutputAsync("Press Ctrl-C", TimeSpan.FromSeconds(60));
+        Manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Directory, "cluster.json"))).RootElement.Clone();
+    }
+}
+
+public sealed record VolumeState(string Connection, string DiskState, long OutOfSyncBytes, long ResyncSentBytes, int ResyncsCompleted, long AllocatedBytes)
+{
+    public bool InSync => Connection == "connected" && DiskState == "up-to-date" && OutOfSyncBytes == 0;
+}
