@@ -17,6 +17,9 @@ internal sealed record ClusterManifest
 
     public List<string> Volumes { get; init; } = [];
 
+    /// <summary>The witness process, when the cluster has one.</summary>
+    public ClusterProcessEntry? Witness { get; init; }
+
     /// <summary>Bearer token file shared by both nodes' admin APIs.</summary>
     public required string AdminTokenFile { get; init; }
 
@@ -67,3 +70,6 @@ internal sealed record ClusterNodeEntry
     /// <summary>Where the node accepts or dials its peer.</summary>
     public required string Peer { get; init; }
 }
+
+/// <summary>A helper process of the cluster (the witness).</summary>
+internal sealed record ClusterProcessEntry(int? Pid, string Address);

@@ -5,7 +5,7 @@ using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Roles;
 
-internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long PoolSize);
+internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long PoolSize, bool Witness);
 
 /// <summary>
 /// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
@@ -23,24 +23,37 @@ internal static class ClusterRole
     {
         var directory = Path.GetFullPath(settings.Directory);
         Directory.CreateDirectory(directory);
-        var nodes = ClusterLayout.Ensure(directory, settings.PoolSize);
+        var nodes = ClusterLayout.Ensure(directory, settings.PoolSize, settings.Witness);
         var tokenPath = Path.Combine(directory, ClusterLayout.TokenFileName);
         var token = AdminToken.LoadOrCreate(tokenPath);
+        var parent = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var witnessAddress = ClusterLayout.WitnessAddress(directory);
 
         var children = new List<ChildProcess>();
+        ChildProcess? witness = null;
         try
         {
+            if (witnessAddress is not null)
+            {
+                var witnessDir = Path.Combine(directory, ClusterLayout.WitnessDirectoryName);
+                witness = ChildProcess.Start("witness",
+                    ["witness", "--dir", witnessDir, "--listen", witnessAddress, "--token-file", tokenPath, "--parent-pid", parent],
+                    Path.Combine(witnessDir, "witness.log"));
+                children.Add(witness);
+                await WaitReadyAsync(new AdminClient(new Uri($"http://{witnessAddress}"), token), witness, "/votes", ct);
+            }
+
             foreach (var (nodeDir, config) in nodes)
             {
                 children.Add(ChildProcess.Start(config.Name,
-                    ["node", "run", "--dir", nodeDir, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                    ["node", "run", "--dir", nodeDir, "--parent-pid", parent],
                     Path.Combine(nodeDir, "node.log")));
             }
 
             var clients = nodes.Select(n => new AdminClient(new Uri($"http://{n.Config.AdminListen}"), token, TimeSpan.FromSeconds(10))).ToList();
-            foreach (var (client, child) in clients.Zip(children))
+            foreach (var (client, child) in clients.Zip(children.Where(c => c != witness)))
             {
-                await WaitReadyAsync(client, child, ct);
+                await WaitReadyAsync(client, child, "/node", ct);
             }
 
             var volumes = await EnsureDefaultVolumeAsync(clients[0], settings.VolumeSize, ct);
@@ -49,7 +62,8 @@ internal static class ClusterRole
                 ClusterId = nodes[0].Config.ClusterId,
                 AdminTokenFile = tokenPath,
                 Volumes = volumes,
-                Nodes = nodes.Zip(children, (n, child) => new ClusterNodeEntry
+                Witness = witness is null ? null : new ClusterProcessEntry(witness.Pid, witnessAddress!),
+                Nodes = nodes.Zip(children.Where(c => c != witness), (n, child) => new ClusterNodeEntry
                 {
                     Name = n.Config.Name,
                     Pid = child.Pid,
@@ -76,13 +90,13 @@ internal static class ClusterRole
             await Task.WhenAll(children.Select(c => c.StopAsync(StopGrace)));
             foreach (var child in children)
             {
-                Console.WriteLine($"node {child.Name} stopped (exit code {child.ExitCode})");
+                Console.WriteLine($"{child.Name} stopped (exit code {child.ExitCode})");
                 child.Dispose();
             }
         }
     }
 
-    private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, CancellationToken ct)
+    private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, string probe, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
@@ -90,12 +104,12 @@ internal static class ClusterRole
             ct.ThrowIfCancellationRequested();
             if (child.HasExited)
             {
-                throw new CliException(ExitCodes.Failed, $"node {child.Name} exited with code {child.ExitCode} while starting; see {child.LogPath}");
+                throw new CliException(ExitCodes.Failed, $"{child.Name} exited with code {child.ExitCode} while starting; see {child.LogPath}");
             }
 
             try
             {
-                await client.GetAsync<NodeInfo>("/node", ct);
+                await client.GetAsync<System.Text.Json.JsonElement>(probe, ct);
                 return;
             }
             catch (CliException) when (DateTime.UtcNow < deadline)
@@ -104,7 +118,7 @@ internal static class ClusterRole
             }
             catch (CliException e)
             {
-                throw new CliException(ExitCodes.Failed, $"node {child.Name} did not come up within {StartTimeout.TotalSeconds} s ({e.Message}); see {child.LogPath}");
+                throw new CliException(ExitCodes.Failed, $"{child.Name} did not come up within {StartTimeout.TotalSeconds} s ({e.Message}); see {child.LogPath}");
             }
         }
     }
@@ -136,6 +150,9 @@ internal static class ClusterRole
             Console.WriteLine($"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
         }
 
+        Console.WriteLine(manifest.Witness is { } w
+            ? $"  witness (pid {w.Pid}) at {w.Address}: a node that loses its peer writes only with the witness's vote"
+            : "  no witness: a node that loses its peer keeps writing; a split brain is possible and is detected on reconnect");
         Console.WriteLine("Press Ctrl-C to stop.");
     }
 
@@ -155,8 +172,8 @@ internal static class ClusterRole
 
             var child = running[exited.IndexOf(done)];
             running.Remove(child);
-            Console.WriteLine($"node {child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
-                "The cluster keeps running without it; restart it with: replicator node run --dir " + Path.GetDirectoryName(child.LogPath));
+            Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
+                "The cluster keeps running without it; restart it by hand (see cluster.json).");
             if (running.Count == 0)
             {
                 await stop;
