@@ -30,14 +30,16 @@ internal static class VolumeCommands
     {
         var name = new Argument<string>("name") { Description = "Volume name: letters, digits, '.', '_', '-'" };
         var size = new Option<string>("--size", "-s") { Description = "Virtual size, e.g. 1G, 500M (thin: takes space only when written)", Required = true };
+        var preferred = new Option<string?>("--preferred") { Description = "The node that serves (and orders writes of) the volume while both are up; default: spread across the nodes" };
         var json = CommonOptions.Json();
-        var command = new Command("create", "Create a thin-provisioned volume") { name, size, json };
+        var command = new Command("create", "Create a thin-provisioned volume") { name, size, preferred, json };
         var target = AdminTarget.AddTo(command);
         command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
         {
             var bytes = ParseSize(parse.GetValue(size)!);
             var info = await WithNodeAsync(parse, target, ct,
-                client => client.PostAsync<VolumeInfo>("/volumes", new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct),
+                client => client.PostAsync<VolumeInfo>("/volumes",
+                    new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) { PreferredNode = parse.GetValue(preferred) }, ct),
                 storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes))));
             Print(info, parse.GetValue(json), $"created volume {info.Name} ({ByteSize.Format(info.SizeBytes)}, id {info.Id})");
         }));
