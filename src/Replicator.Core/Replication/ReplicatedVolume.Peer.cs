@@ -46,13 +46,10 @@ internal sealed partial class ReplicatedVolume
         CheckRange(op.Offset, op.Length);
         await WaitForPairingAsync(cancellationToken);
         var session = Session;
-        if (session is not { LocalIsOwner: true })
+        if (session is not { LocalIsOwner: true } || !await WriteOrderedAsync(session, op, cancellationToken))
         {
-            throw new BlockDeviceException(StorageError.NotPermitted,
-                $"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
+            throw new NotOwnerException($"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
         }
-
-        await WriteOrderedAsync(session, op, cancellationToken);
     }
 
     /// <summary>Reads this replica for the peer, which lacks the range during its resync.</summary>

@@ -27,14 +27,24 @@ internal sealed partial class ReplicatedVolume
 
             if (session.LocalIsOwner)
             {
-                await WriteOrderedAsync(session, op, cancellationToken);
-                return;
+                if (await WriteOrderedAsync(session, op, cancellationToken))
+                {
+                    return;
+                }
+
+                continue;
             }
 
             try
             {
                 await session.Peer.ForwardAsync(op, cancellationToken);
                 return;
+            }
+            catch (NotOwnerException)
+            {
+                // The owner moved (the pair is pairing the volume again): wait for the new pairing, then resend.
+                await WaitForPairingAsync(cancellationToken);
+                await Task.Delay(10, cancellationToken);
             }
             catch (PeerUnavailableException)
             {
@@ -49,10 +59,19 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>On the owner: orders the change, applies it on both replicas in parallel, returns when both have it.</summary>
-    internal async ValueTask WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// On the owner: orders the change, applies it on both replicas in parallel, returns when both
+    /// have it. False, with nothing done, when the session changed while the change waited for its
+    /// turn (the volume was paired again, perhaps with the other node as owner): the caller starts over.
+    /// </summary>
+    internal async ValueTask<bool> WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
     {
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        if (Session != session)
+        {
+            return false;
+        }
+
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
@@ -86,6 +105,8 @@ internal sealed partial class ReplicatedVolume
                 await AcknowledgeWithoutPeerAsync(op, cancellationToken);
                 Resync.Kick();
             }
+
+            return true;
         }
         finally
         {

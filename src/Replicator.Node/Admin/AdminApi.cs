@@ -24,6 +24,7 @@ internal static partial class AdminApi
         api.MapPost("/volumes", CreateVolumeAsync);
         api.MapPost("/volumes/{name}/resize", ResizeVolumeAsync);
         api.MapDelete("/volumes/{name}", DeleteVolumeAsync);
+        api.MapPut("/volumes/{name}/preferred", SetPreferredAsync);
         MapReplication(api);
     }
 
@@ -113,6 +114,29 @@ internal static partial class AdminApi
         catch (InvalidOperationException e)
         {
             return Conflict(e.Message);
+        }
+    }
+
+    private static async Task<IResult> SetPreferredAsync(string name, PreferredNodeRequest? request, ReplicationManager volumes, VolumeExports exports, CancellationToken ct)
+    {
+        if (volumes.Find(name) is not { } volume)
+        {
+            return NoSuchVolume(name);
+        }
+
+        if (request?.Node is not { Length: > 0 } node)
+        {
+            return BadRequest("Name the node the volume should prefer, e.g. {\"node\": \"b\"}.");
+        }
+
+        try
+        {
+            await volumes.SetPreferredNodeAsync(volume, node, ct);
+            return Results.Ok(ToInfo(volume, volumes, exports));
+        }
+        catch (ArgumentException e)
+        {
+            return BadRequest(e.Message);
         }
     }
 

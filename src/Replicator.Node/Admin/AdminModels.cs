@@ -53,3 +53,5 @@ internal sealed record CreateVolumeRequest(string? Name, string? Size)
 }
 
 internal sealed record ResizeVolumeRequest(string? Size);
+
+internal sealed record PreferredNodeRequest(string? Node);

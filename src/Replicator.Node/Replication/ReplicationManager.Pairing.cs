@@ -201,7 +201,7 @@ internal sealed partial class ReplicationManager
             page = pulled.Body.BitmapPull.NextPage;
         }
 
-        Start(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
+        await StartAsync(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
         using var started = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
         started.ThrowIfFailed();
     }
@@ -253,7 +253,7 @@ internal sealed partial class ReplicationManager
         await request.ReplyAsync(new Reply { BitmapPull = new BitmapPullReply { NextPage = next } }, chunk);
     }
 
-    private void HandleVolumeStart(VolumeStartRequest message)
+    private async ValueTask HandleVolumeStartAsync(VolumeStartRequest message)
     {
         var volume = RequireVolume(message.VolumeId);
         PendingPairing pending;
@@ -268,7 +268,7 @@ internal sealed partial class ReplicationManager
             context = _context;
         }
 
-        Start(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
+        await StartAsync(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
     }
 
     private SyncDecision Decide(ReplicatedVolume volume, ReplicaStatus local, ReplicaStatus peer, ConnectionContext context)
@@ -306,7 +306,7 @@ internal sealed partial class ReplicationManager
         return true;
     }
 
-    private void Start(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
+    private async Task StartAsync(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
     {
         var outOfSync = volume.Replica.OutOfSyncBytes > 0;
         var localOwner = decision.Outcome switch
@@ -325,7 +325,7 @@ internal sealed partial class ReplicationManager
         {
             CompareFirst = compareFirst,
         };
-        volume.Attach(pairing, session, context.PeerId);
+        await volume.AttachAsync(pairing, session, context.PeerId);
     }
 
     private static IEnumerable<(long Offset, long Length)> AllocatedRanges(ReplicatedVolume volume)

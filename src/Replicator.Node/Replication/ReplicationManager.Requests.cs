@@ -27,6 +27,10 @@ internal sealed partial class ReplicationManager
         {
             await TryReplyAsync(request, ReplyStatus.IoError, e.Message);
         }
+        catch (NotOwnerException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.NotOwner, e.Message);
+        }
         catch (UnknownVolumeException e)
         {
             await TryReplyAsync(request, ReplyStatus.UnknownVolume, e.Message);
@@ -82,8 +86,17 @@ internal sealed partial class ReplicationManager
                 await HandleBitmapPullAsync(request, header.BitmapPull);
                 return;
             case Envelope.BodyOneofCase.VolumeStart:
-                HandleVolumeStart(header.VolumeStart);
+                await HandleVolumeStartAsync(header.VolumeStart);
                 break;
+            case Envelope.BodyOneofCase.VolumePrefer:
+                var repair = HandleVolumePrefer(header.VolumePrefer);
+                await request.ReplyAsync(ReplyStatus.Ok);
+                if (repair is not null)
+                {
+                    PairInBackground(repair, ct);
+                }
+
+                return;
             case Envelope.BodyOneofCase.VolumeCreate:
                 var created = HandlePeerCreate(header.VolumeCreate);
                 await request.ReplyAsync(ReplyStatus.Ok);
