@@ -77,8 +77,8 @@ public sealed class ReplicatedVolumeTests
         var data = Pattern(4096, seed: 5);
 
         var write = pair.B.Volume.WriteAsync(4096, data, IoFlags.None).AsTask();
+        await Eventually.TrueAsync(() => pair.A.Received.Count(PeerCall.Forward) == 1, "the write is forwarded to A");
         await Eventually.StaysPendingAsync(write, "a write forwarded to an owner that is still pairing");
-        Assert.Equal(1, pair.A.Received.Count(PeerCall.Forward));
 
         pending.Attach(pair.A);
         await write.WaitAsync(Timeout);
