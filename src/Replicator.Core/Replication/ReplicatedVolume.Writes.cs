@@ -21,8 +21,12 @@ internal sealed partial class ReplicatedVolume
             var session = Session;
             if (session is null)
             {
-                await WriteAloneAsync(op, cancellationToken);
-                return;
+                if (await WriteAloneAsync(op, cancellationToken))
+                {
+                    return;
+                }
+
+                continue;
             }
 
             if (session.LocalIsOwner)
@@ -93,9 +97,18 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>With no peer: the change goes to the bitmap first, then to the local replica.</summary>
-    private async ValueTask WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// With no peer: the change goes to the bitmap first, then to the local replica. False when a
+    /// pairing attached the peer while the change waited for it: the change goes through the peer.
+    /// </summary>
+    private async ValueTask<bool> WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
     {
+        await WaitForPairingAsync(cancellationToken);
+        if (Session is not null)
+        {
+            return false;
+        }
+
         if (!Replica.IsUpToDate)
         {
             throw new BlockDeviceException(StorageError.NotPermitted,
@@ -104,6 +117,12 @@ internal sealed partial class ReplicatedVolume
 
         await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        if (Session is not null)
+        {
+            // A pairing took the whole volume while this change waited for its range, and attached.
+            return false;
+        }
+
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
@@ -114,6 +133,8 @@ internal sealed partial class ReplicatedVolume
         {
             Replica.EndActivity(activity);
         }
+
+        return true;
     }
 
     /// <summary>

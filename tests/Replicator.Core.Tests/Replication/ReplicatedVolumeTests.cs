@@ -86,6 +86,31 @@ public sealed class ReplicatedVolumeTests
         Assert.Equal(data, await pair.B.ReadLocalAsync(4096, 4096));
     }
 
+    [Theory]
+    [InlineData("A")]
+    [InlineData("B")]
+    public async Task A_write_that_waited_for_a_pairing_reaches_the_peer_once_paired(string through)
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync(preferred: "A");
+        await pair.DisconnectAsync();
+        var generation = pair.A.Replica.Generation;
+        var pending = await pair.BeginPairingAsync();
+        var data = Pattern(4096, seed: 6);
+
+        var write = pair.Side(through).Volume.WriteAsync(20_480, data, IoFlags.None).AsTask();
+        await Eventually.StaysPendingAsync(write, "a write while both sides are pairing");
+        pending.Attach(pending.NonOwner);
+        pending.Attach(pending.Owner);
+        await write.WaitAsync(Timeout);
+
+        Assert.Equal(data, await pair.A.ReadLocalAsync(20_480, 4096));
+        Assert.Equal(data, await pair.B.ReadLocalAsync(20_480, 4096));
+        Assert.Equal(0, pair.A.Replica.OutOfSyncBytes);
+        Assert.Equal(0, pair.B.Replica.OutOfSyncBytes);
+        Assert.Equal(generation, pair.A.Replica.Generation);
+        Assert.Equal(generation, pair.B.Replica.Generation);
+    }
+
     [Fact]
     public async Task A_write_in_flight_when_the_peer_dies_is_acknowledged_marked_and_starts_a_new_generation()
     {
