@@ -146,9 +146,12 @@ internal sealed partial class ResyncEngine
     /// <summary>New regions were marked while connected (a write the peer refused): look again.</summary>
     internal void Kick()
     {
-        if (_kick.CurrentCount == 0)
+        lock (_lock)
         {
-            _kick.Release();
+            if (_kick.CurrentCount == 0)
+            {
+                _kick.Release();
+            }
         }
     }
 

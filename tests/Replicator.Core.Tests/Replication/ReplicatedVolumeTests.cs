@@ -207,4 +207,50 @@ public sealed class ReplicatedVolumeTests
             ],
             MarkedRanges(pair.A));
     }
+
+    [Fact]
+    public async Task Many_changes_the_peer_missed_at_the_same_moment_are_all_acknowledged()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        var gate = pair.B.Hold(PeerCall.Replicate);
+        const int Writes = 64;
+
+        var writes = Enumerable.Range(0, Writes)
+            .Select(i => pair.A.Volume.WriteAsync(i * 8192L, Pattern(4096, seed: 100 + i), IoFlags.None).AsTask())
+            .ToArray();
+        await gate.WhenArrived(Writes).WaitAsync(Timeout);
+        pair.Link!.Cut();
+
+        await Task.WhenAll(writes).WaitAsync(Timeout);
+        Assert.Equal(Writes * 4096L, pair.A.Replica.OutOfSyncBytes);
+    }
+
+    [Fact]
+    public async Task Kicks_of_the_resync_from_two_threads_at_once_never_fail()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        var resync = pair.A.Volume.Resync;
+        using var together = new Barrier(2);
+
+        var kickers = Enumerable.Range(0, 2).Select(_ => Task.Run(() =>
+        {
+            try
+            {
+                for (var round = 0; round < 200; round++)
+                {
+                    Assert.True(together.SignalAndWait(Timeout), "the other thread stopped kicking");
+                    for (var i = 0; i < 1000; i++)
+                    {
+                        resync.Kick();
+                    }
+                }
+            }
+            finally
+            {
+                together.RemoveParticipant();
+            }
+        }));
+
+        await Task.WhenAll(kickers).WaitAsync(Timeout);
+    }
 }
