@@ -60,11 +60,14 @@ internal sealed partial class ReplicatedVolume
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
-            var peer = ReplicateToPeerAsync(session, op, cancellationToken);
+            // Once ordered, the change runs to its end on both replicas even if the client gives
+            // up: releasing the range before the peer answered would let a newer change to it
+            // reach the peer first, and leave a change applied here unmarked.
+            var peer = ReplicateToPeerAsync(session, op, CancellationToken.None);
             BlockDeviceException? localFailure = null;
             try
             {
-                await op.ApplyAsync(_local, cancellationToken);
+                await op.ApplyAsync(_local, CancellationToken.None);
             }
             catch (BlockDeviceException e)
             {
@@ -149,7 +152,7 @@ internal sealed partial class ReplicatedVolume
         {
             await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
         }
-        catch (BlockDeviceException)
+        catch (Exception e) when (e is BlockDeviceException or OperationCanceledException)
         {
             Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
             throw;

@@ -209,6 +209,60 @@ public sealed class ReplicatedVolumeTests
     }
 
     [Fact]
+    public async Task A_write_whose_client_gives_up_while_the_peer_goes_away_is_marked_so_the_replicas_converge()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        var gate = pair.B.Hold(PeerCall.Replicate);
+        using var cancel = new CancellationTokenSource();
+        var data = Pattern(4096, seed: 13);
+
+        var write = pair.A.Volume.WriteAsync(16_384, data, IoFlags.None, cancel.Token).AsTask();
+        await gate.Holding.WaitAsync(Timeout);
+        await cancel.CancelAsync();
+        await pair.DisconnectAsync();
+        await Task.WhenAny(write).WaitAsync(Timeout);
+
+        Assert.Equal([(16_384L, 4096L)], MarkedRanges(pair.A));
+        pair.B.Incoming = null;
+        await pair.ConnectAsync();
+        await pair.WaitForResyncAsync(pair.A);
+        await AssertIdenticalAsync(pair);
+    }
+
+    [Fact]
+    public async Task A_write_whose_client_gives_up_keeps_its_place_in_the_order_until_the_peer_answers()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var replicates = 0;
+        pair.B.Incoming = async (request, t) =>
+        {
+            if (request.Call == PeerCall.Replicate && Interlocked.Increment(ref replicates) == 1)
+            {
+                first.TrySetResult();
+                await release.Task.WaitAsync(t);
+            }
+        };
+        using var cancel = new CancellationTokenSource();
+        var older = Pattern(4096, seed: 14);
+        var newer = Pattern(4096, seed: 15);
+
+        var givenUp = pair.A.Volume.WriteAsync(16_384, older, IoFlags.None, cancel.Token).AsTask();
+        await first.Task.WaitAsync(Timeout);
+        await cancel.CancelAsync();
+        await Task.WhenAny(givenUp, Task.Delay(100));
+        var next = pair.A.Volume.WriteAsync(16_384, newer, IoFlags.None).AsTask();
+        await Task.WhenAny(next, Task.Delay(100));
+        release.TrySetResult();
+        await Task.WhenAny(givenUp).WaitAsync(Timeout);
+        await next.WaitAsync(Timeout);
+
+        Assert.Equal(newer, await pair.A.ReadLocalAsync(16_384, 4096));
+        Assert.Equal(newer, await pair.B.ReadLocalAsync(16_384, 4096));
+    }
+
+    [Fact]
     public async Task Many_changes_the_peer_missed_at_the_same_moment_are_all_acknowledged()
     {
         await using var pair = await ReplicaPair.ConnectedAsync();
