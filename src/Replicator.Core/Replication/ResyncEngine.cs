@@ -188,8 +188,19 @@ internal sealed partial class ResyncEngine
                 {
                     if (sending)
                     {
-                        await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                        replica.CompleteResyncAsSource();
+                        // Completing clears every bit on both sides: no change may be in flight
+                        // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
+                        {
+                            if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
+                            {
+                                continue;
+                            }
+
+                            await session.Peer.CompleteResyncAsync(replica.Generation, ct);
+                            replica.CompleteResyncAsSource();
+                        }
+
                         session.Role = SyncRole.None;
                         Interlocked.Increment(ref _completed);
                         LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);

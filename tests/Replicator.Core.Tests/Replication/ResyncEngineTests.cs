@@ -183,6 +183,31 @@ public sealed class ResyncEngineTests
         Assert.Equal(0, pair.A.Replica.OutOfSyncBytes);
     }
 
+    [Fact]
+    public async Task A_change_the_peer_refused_while_the_resync_completes_is_resent()
+    {
+        await using var pair = await ChangedWhileBWasAwayAsync();
+        var completing = new Gate();
+        pair.B.Incoming = (request, t) => request.Call switch
+        {
+            PeerCall.CompleteResync => completing.PassAsync(t),
+            PeerCall.Replicate => throw new BlockDeviceException(StorageError.Io, "B: injected disk failure"),
+            _ => ValueTask.CompletedTask,
+        };
+        await pair.ConnectAsync();
+        await completing.Holding.WaitAsync(Timeout);
+        var data = Pattern(4096, seed: 25);
+
+        var write = pair.A.Volume.WriteAsync(Unit, data, IoFlags.None).AsTask();
+        await Task.WhenAny(write, Task.Delay(200));
+        completing.Open();
+        await write.WaitAsync(Timeout);
+        await pair.WaitForResyncAsync(pair.A, count: 2);
+
+        Assert.Equal(0, pair.A.Replica.OutOfSyncBytes);
+        await AssertIdenticalAsync(pair);
+    }
+
     /// <summary>
     /// A and B hold the same data in units 0 to 4; then, with B away, A writes 4 KiB in unit 0,
     /// trims units 2 to 4 (write-zeroes for unit 3) and writes 4 KiB into unit 5, which B never had.
