@@ -184,6 +184,33 @@ public sealed class ResyncEngineTests
     }
 
     [Fact]
+    public async Task A_replica_whose_disk_failed_a_write_reads_that_region_from_the_owner_until_the_resync_repairs_it()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        var failures = 1;
+        pair.B.Store.Changing = () =>
+        {
+            if (Interlocked.Decrement(ref failures) == 0)
+            {
+                throw new IOException("injected: the disk under B failed a write");
+            }
+        };
+        var gate = pair.B.Hold(PeerCall.Resync);
+        var data = Pattern(4096, seed: 26);
+
+        await pair.A.Volume.WriteAsync(Unit, data, IoFlags.None).AsTask().WaitAsync(Timeout);
+        await gate.Holding.WaitAsync(Timeout);
+
+        Assert.Equal(ReplicaDiskState.Inconsistent, pair.B.Replica.DiskState);
+        Assert.Equal(data, await ReadAsync(pair.B.Volume, Unit, 4096));
+        Assert.Equal(1, pair.A.Received.Count(PeerCall.Read));
+        gate.Open();
+        await pair.WaitForResyncAsync(pair.A);
+        Assert.Equal(data, await pair.B.ReadLocalAsync(Unit, 4096));
+        Assert.Equal(0, pair.B.Replica.OutOfSyncBytes);
+    }
+
+    [Fact]
     public async Task A_change_the_peer_refused_while_the_resync_completes_is_resent()
     {
         await using var pair = await ChangedWhileBWasAwayAsync();

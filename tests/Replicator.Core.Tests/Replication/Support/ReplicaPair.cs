@@ -16,11 +16,11 @@ internal sealed class ReplicaPair : IAsyncDisposable
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private const int BitmapChunkBytes = 4 << 20;
 
-    private ReplicaPair(long size, string preferred)
+    private ReplicaPair(long size, string preferred, bool emptyB)
     {
         var id = Guid.NewGuid();
         A = new ReplicaSide("A", "B", id, size);
-        B = new ReplicaSide("B", "A", id, size);
+        B = new ReplicaSide("B", "A", id, size, emptyB);
         Preferred = preferred;
     }
 
@@ -34,7 +34,8 @@ internal sealed class ReplicaPair : IAsyncDisposable
     /// <summary>The current connection, null while disconnected.</summary>
     public MemoryLink? Link { get; private set; }
 
-    public static ReplicaPair Create(long size = DefaultSize, string preferred = "A") => new(size, preferred);
+    /// <param name="emptyB">B's replica holds no meaningful data yet (a replaced disk): the first pairing is a full sync.</param>
+    public static ReplicaPair Create(long size = DefaultSize, string preferred = "A", bool emptyB = false) => new(size, preferred, emptyB);
 
     public static async Task<ReplicaPair> ConnectedAsync(long size = DefaultSize, string preferred = "A")
     {

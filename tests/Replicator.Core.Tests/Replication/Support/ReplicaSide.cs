@@ -20,14 +20,17 @@ internal sealed class ReplicaSide : IDisposable
     private readonly CallLog _received = new();
     private bool _disposed;
 
-    public ReplicaSide(string name, string peerName, Guid volumeId, long size)
+    /// <param name="empty">The replica holds no meaningful data (a new or replaced disk), as the node creates one for a volume only the peer has.</param>
+    public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false)
     {
         Name = name;
         Store = new ObservedBackingStore(new MemoryBackingStore(StoreCapacity));
         Pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_directory.Path, "pool")).FullName, [Store], UnitSize, NullLogger.Instance);
         Thin = Pool.CreateVolume("vol0", size, volumeId);
         Replica = ReplicaStore.Create(Path.Combine(_directory.Path, "replica"), volumeId, size,
-            GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
+            empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
+            empty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.UpToDate,
+            ReplicaFlags.None, NullLogger.Instance);
         Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance);
     }
 
