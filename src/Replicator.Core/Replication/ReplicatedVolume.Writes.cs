@@ -21,8 +21,12 @@ internal sealed partial class ReplicatedVolume
             var session = Session;
             if (session is null)
             {
-                await WriteAloneAsync(op, cancellationToken);
-                return;
+                if (await WriteAloneAsync(op, cancellationToken))
+                {
+                    return;
+                }
+
+                continue;
             }
 
             if (session.LocalIsOwner)
@@ -75,11 +79,14 @@ internal sealed partial class ReplicatedVolume
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
-            var peer = ReplicateToPeerAsync(session, op, cancellationToken);
+            // Once ordered, the change runs to its end on both replicas even if the client gives
+            // up: releasing the range before the peer answered would let a newer change to it
+            // reach the peer first, and leave a change applied here unmarked.
+            var peer = ReplicateToPeerAsync(session, op, CancellationToken.None);
             BlockDeviceException? localFailure = null;
             try
             {
-                await op.ApplyAsync(_local, cancellationToken);
+                await op.ApplyAsync(_local, CancellationToken.None);
             }
             catch (BlockDeviceException e)
             {
@@ -114,9 +121,18 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>With no peer: the change goes to the bitmap first, then to the local replica.</summary>
-    private async ValueTask WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// With no peer: the change goes to the bitmap first, then to the local replica. False when a
+    /// pairing attached the peer while the change waited for it: the change goes through the peer.
+    /// </summary>
+    private async ValueTask<bool> WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
     {
+        await WaitForPairingAsync(cancellationToken);
+        if (Session is not null)
+        {
+            return false;
+        }
+
         if (!Replica.IsUpToDate)
         {
             throw new BlockDeviceException(StorageError.NotPermitted,
@@ -125,6 +141,12 @@ internal sealed partial class ReplicatedVolume
 
         var alone = await ClaimWritingAloneAsync(cancellationToken);
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        if (Session is not null)
+        {
+            // A pairing took the whole volume while this change waited for its range, and attached.
+            return false;
+        }
+
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
@@ -135,6 +157,8 @@ internal sealed partial class ReplicatedVolume
         {
             Replica.EndActivity(activity);
         }
+
+        return true;
     }
 
     /// <summary>
@@ -150,7 +174,7 @@ internal sealed partial class ReplicatedVolume
         {
             alone = await ClaimWritingAloneAsync(cancellationToken);
         }
-        catch (BlockDeviceException)
+        catch (Exception e) when (e is BlockDeviceException or OperationCanceledException)
         {
             Replica.MarkOutOfSync(op.Offset, op.Length);
             throw;

@@ -171,9 +171,12 @@ internal sealed partial class ResyncEngine
     /// <summary>New regions were marked while connected (a write the peer refused): look again.</summary>
     internal void Kick()
     {
-        if (_kick.CurrentCount == 0)
+        lock (_lock)
         {
-            _kick.Release();
+            if (_kick.CurrentCount == 0)
+            {
+                _kick.Release();
+            }
         }
     }
 
@@ -210,8 +213,19 @@ internal sealed partial class ResyncEngine
                 {
                     if (sending)
                     {
-                        await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                        replica.CompleteResyncAsSource();
+                        // Completing clears every bit on both sides: no change may be in flight
+                        // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
+                        {
+                            if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
+                            {
+                                continue;
+                            }
+
+                            await session.Peer.CompleteResyncAsync(replica.Generation, ct);
+                            replica.CompleteResyncAsSource();
+                        }
+
                         session.Role = SyncRole.None;
                         _volume.Quorum.Release(_volume);
                         Interlocked.Increment(ref _completed);
