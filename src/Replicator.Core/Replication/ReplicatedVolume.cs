@@ -213,7 +213,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     }
 
     /// <summary>Waits for a pairing in progress to end (a forwarded write may arrive just before this side attaches).</summary>
-    private async ValueTask WaitForPairingAsync(CancellationToken cancellationToken)
+    internal async ValueTask WaitForPairingAsync(CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref _pairing) is { } pairing)
         {

@@ -74,7 +74,10 @@ internal sealed partial class ReplicationManager
                 await request.ReplyAsync(ReplyStatus.Ok, null, ReplicatedVolume.EncodeChecksums(checksums));
                 return;
             case Envelope.BodyOneofCase.ResyncComplete:
-                RequireVolume(header.ResyncComplete.VolumeId).CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
+                // The source may finish before this side has attached its pairing: complete after it.
+                var completed = RequireVolume(header.ResyncComplete.VolumeId);
+                await completed.WaitForPairingAsync(ct);
+                completed.CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
                 break;
             case Envelope.BodyOneofCase.VolumeConnect:
                 await HandleVolumeConnectAsync(request, header.VolumeConnect, ct);
@@ -132,7 +135,7 @@ internal sealed partial class ReplicationManager
         }
         else
         {
-            await volume.ApplyFromPeerAsync(op, ct);
+            await volume.ApplyFromPeerAsync(op, ct, resync: kind == WriteKind.Resync);
         }
     }
 

@@ -68,7 +68,9 @@ public sealed class PairingTests
         await pair.ConnectAsync();
         await pair.WaitForResyncAsync(pair.A);
 
-        Assert.Equal(3L * Unit, pair.A.Volume.Resync.SentBytes);
+        // Three units are covered; A's two allocated units travel as data, B's third is trimmed.
+        Assert.Equal(3L * Unit, pair.A.Volume.Resync.CoveredBytes);
+        Assert.Equal(2L * Unit, pair.A.Volume.Resync.SentBytes);
         Assert.Equal(2L * Unit, pair.B.Thin.AllocatedBytes);
         await AssertIdenticalAsync(pair);
         Assert.Equal(pair.A.Replica.Generation, pair.B.Replica.Generation);

@@ -93,7 +93,7 @@ public sealed class ReplicaStoreTests : IDisposable
     public void Marks_and_the_new_generation_of_changes_without_the_peer_survive_a_restart()
     {
         var store = Create();
-        store.MarkOutOfSync(4096, 100, degraded: true);
+        store.MarkOutOfSync(4096, 100, store.GenerationForWritingAlone());
         var generation = store.Generation;
         store.CloseCleanly();
         store.Dispose();
@@ -109,7 +109,7 @@ public sealed class ReplicaStoreTests : IDisposable
     public void A_damaged_bitmap_file_requires_a_full_sync()
     {
         var store = Create();
-        store.MarkOutOfSync(0, 4096, degraded: false);
+        store.MarkOutOfSync(0, 4096);
         store.CloseCleanly();
         store.Dispose();
         File.WriteAllBytes(Path.Combine(_dir.Path, ReplicaStore.BitmapFileName), new byte[100]);

@@ -16,13 +16,13 @@ public sealed class ResyncEngineTests
     {
         await using var pair = await ChangedWhileBWasAwayAsync();
         var marked = pair.A.Replica.OutOfSyncBytes;
-        var sentBefore = pair.A.Volume.Resync.SentBytes;
+        var coveredBefore = pair.A.Volume.Resync.CoveredBytes;
 
         await pair.ConnectAsync();
         await pair.WaitForResyncAsync(pair.A);
 
         Assert.Equal(4096 + (3 * Unit) + 4096, marked);
-        Assert.Equal(marked, pair.A.Volume.Resync.SentBytes - sentBefore);
+        Assert.Equal(marked, pair.A.Volume.Resync.CoveredBytes - coveredBefore);
         var report = await new VolumeVerifier(pair.A.Volume).RunAsync(CancellationToken.None).WaitAsync(Timeout);
         Assert.Equal(VerifyState.Completed, report.State);
         Assert.Equal(0, report.DifferingRegions);

@@ -62,7 +62,7 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     public ValueTask ResyncAsync(WriteOp op, CancellationToken cancellationToken)
     {
         var sent = OnTheWire(op);
-        return SendAsync(new PeerRequest(PeerCall.Resync, sent, op.Offset, op.Length), t => remote.Volume.ApplyFromPeerAsync(sent, t), cancellationToken);
+        return SendAsync(new PeerRequest(PeerCall.Resync, sent, op.Offset, op.Length), t => remote.Volume.ApplyFromPeerAsync(sent, t, resync: true), cancellationToken);
     }
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) =>

@@ -173,7 +173,7 @@ internal sealed class ReplicaPair : IAsyncDisposable
 
             var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role);
             side.Session = session;
-            side.Volume.Attach(pairing, session, other.NodeId);
+            side.Volume.AttachAsync(pairing, session, other.NodeId).GetAwaiter().GetResult();
         }
 
         private bool IsOwner(ReplicaSide side) => sides[side].Decision.Outcome switch

@@ -118,10 +118,14 @@ internal sealed class TestQuorum : IWriteQuorum
 {
     public bool Refuses { get; set; }
 
-    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) =>
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) =>
         Refuses
             ? throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{volume.Name}': this node does not hold the witness's vote")
             : ValueTask.CompletedTask;
+
+    public void Release(ReplicatedVolume volume)
+    {
+    }
 
     public string Describe() => Refuses ? "test: refuses" : "test: allows";
 }
