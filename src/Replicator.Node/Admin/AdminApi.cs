@@ -18,6 +18,8 @@ internal static partial class AdminApi
         var api = app.MapGroup(Prefix);
         api.MapGet("/node", (NodeIdentity identity, ReplicationManager volumes) => Describe(identity, volumes));
         api.MapGet("/pool", (NodeStorage storage) => ToInfo(storage.Pool));
+        api.MapGet("/cluster", (HttpContext http, ClusterViewBuilder view, CancellationToken ct) =>
+            view.BuildAsync($"{http.Request.Scheme}://{http.Request.Host}", ct));
         api.MapGet("/volumes", (ReplicationManager volumes, VolumeExports exports) => volumes.Volumes.Select(v => ToInfo(v, volumes, exports)).ToList());
         api.MapGet("/volumes/{name}", (string name, ReplicationManager volumes, VolumeExports exports) =>
             volumes.Find(name) is { } v ? Results.Ok(ToInfo(v, volumes, exports)) : NoSuchVolume(name));
@@ -153,6 +155,7 @@ internal static partial class AdminApi
         new(volume.Name, volume.Id, volume.Size, volume.Local.AllocatedBytes, volume.Local.UnitSize, exports.AttachedCount(volume.Id))
         {
             PreferredNode = volumes.PreferredNode(volume),
+            Io = exports.Rates(volume.Name) ?? new Metrics.IoRates(0, 0, 0, 0),
             Replication = volume.HasPeer ? ToReplicaInfo(volume, volumes) : null,
         };
 

@@ -137,6 +137,3 @@ internal static class StatusCommand
         _ => $"[red]{Markup.Escape(state)}[/]",
     };
 }
-
-/// <summary>One node as <c>status --json</c> prints it.</summary>
-internal sealed record NodeStatus(string Name, string Admin, bool Reachable, string? Error, NodeInfo? Node, PoolInfo? Pool, List<VolumeInfo> Volumes);

@@ -19,9 +19,25 @@ internal sealed partial class ReplicationManager
     private readonly Dictionary<Guid, ReplicaStatus> _splitBrainPeers = [];
     private ConnectionContext? _context;
     private int _connects;
+    private int _disconnects;
 
     /// <summary>Connections made to the peer since this node started (more than a few a minute: a flapping link).</summary>
     public int Connects => Volatile.Read(ref _connects);
+
+    /// <summary>Connections to the peer lost since this node started.</summary>
+    public int Disconnects => Volatile.Read(ref _disconnects);
+
+    /// <summary>The last measured round trip to the peer, while connected.</summary>
+    public TimeSpan? PeerRoundTrip
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _context?.Connection.LastRoundTrip;
+            }
+        }
+    }
 
     /// <summary>Why a volume is not paired (split brain, unrelated data), for status output.</summary>
     public string? PairingProblem(Guid volumeId)
@@ -105,6 +121,7 @@ internal sealed partial class ReplicationManager
         }
 
         Volatile.Write(ref _link, null);
+        Interlocked.Increment(ref _disconnects);
         abandoned.ForEach(p => p.Pairing.Dispose());
         foreach (var volume in Volumes)
         {
