@@ -76,6 +76,12 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
+        if (Session is null && Replica.DiskState == ReplicaDiskState.Outdated)
+        {
+            throw new BlockDeviceException(StorageError.Io,
+                $"volume '{Name}' on this node is outdated: {PeerName} has written it alone since; read through {PeerName}");
+        }
+
         if (Replica.LacksData(offset, destination.Length))
         {
             return ReadFromPeerAsync(offset, destination, cancellationToken);

@@ -57,7 +57,8 @@ internal static class NodeRole
         builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
         if (config.Witness is not null)
         {
-            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, token, sp.GetRequiredService<ILogger<WitnessQuorum>>()));
+            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, token, sp.GetRequiredService<ILogger<WitnessQuorum>>(),
+                () => sp.GetRequiredService<ReplicationManager>().Volumes));
         }
         else
         {

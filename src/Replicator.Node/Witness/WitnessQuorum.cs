@@ -28,8 +28,11 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _renewals;
 
-    public WitnessQuorum(NodeConfig config, string token, ILogger<WitnessQuorum> logger)
+    private readonly Func<IReadOnlyList<ReplicatedVolume>>? _volumes;
+
+    public WitnessQuorum(NodeConfig config, string token, ILogger<WitnessQuorum> logger, Func<IReadOnlyList<ReplicatedVolume>>? volumes = null)
     {
+        _volumes = volumes;
         Address = config.Witness!.Address;
         _node = config.Name;
         _logger = logger;
@@ -114,7 +117,11 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         }
     }
 
-    /// <summary>Renews every held lease each second while its volume is unpaired; drops it once paired.</summary>
+    /// <summary>
+    /// Each second: renews every held lease while its volume is unpaired, and checks the unpaired
+    /// volumes this node does not hold: when the witness says the other node wrote alone as a newer
+    /// data set, this replica is outdated and stops serving reads, which would be stale.
+    /// </summary>
     private async Task RenewLoopAsync(CancellationToken ct)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
@@ -128,6 +135,37 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
                 }
 
                 await RequestAsync(lease.Volume, lease.Volume.Replica.Generation, ct);
+            }
+
+            await CheckStandingAsync(ct);
+        }
+    }
+
+    private async Task CheckStandingAsync(CancellationToken ct)
+    {
+        var unpaired = (_volumes?.Invoke() ?? []).Where(v => v.Session is null && v.Replica.IsUpToDate && !_leases.ContainsKey(v.Id)).ToList();
+        if (unpaired.Count == 0)
+        {
+            return;
+        }
+
+        List<VoteInfo>? votes;
+        try
+        {
+            votes = await _http.GetFromJsonAsync<List<VoteInfo>>("/api/v1/votes", NodeConfig.JsonOptions, ct);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            return;
+        }
+
+        foreach (var volume in unpaired)
+        {
+            var vote = votes?.FirstOrDefault(v => v.Volume == volume.Id);
+            if (vote is not null && vote.Holder != _node && vote.Generation != Hex(volume.Replica.Generation.Current))
+            {
+                volume.Replica.SetDiskState(ReplicaDiskState.Outdated);
+                LogOutdated(volume.Name, vote.Holder);
             }
         }
     }
@@ -159,6 +197,9 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness at {Address} cannot be reached ({Reason}); writes alone are refused")]
     private partial void LogUnreachable(string volume, string address, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: node {Holder} writes alone with the witness's vote; this replica is outdated and serves no reads until it resyncs")]
+    private partial void LogOutdated(string volume, string holder);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: releasing the witness vote failed ({Reason}); it expires on its own")]
     private partial void LogReleaseFailed(string volume, string reason);
