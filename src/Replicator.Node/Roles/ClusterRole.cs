@@ -2,6 +2,7 @@ using Replicator.Node.Admin;
 using Replicator.Node.Cli;
 using Replicator.Node.Cluster;
 using Replicator.Node.Configuration;
+using Replicator.Node.Gateway;
 
 namespace Replicator.Node.Roles;
 
@@ -9,13 +10,14 @@ internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long
 
 /// <summary>
 /// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
-/// loopback as child processes, creates <c>vol0</c> unless it exists, writes <c>DIR/cluster.json</c>,
-/// and stays in the foreground until Ctrl-C or SIGTERM, then stops its children cleanly. A child
-/// that dies on its own is reported and not restarted.
+/// loopback as child processes, creates <c>vol0</c> unless it exists, then starts a gateway in front of
+/// them, writes <c>DIR/cluster.json</c>, and stays in the foreground until Ctrl-C or SIGTERM, then stops
+/// its children cleanly (the gateway first). A child that dies on its own is reported and not restarted.
 /// </summary>
 internal static class ClusterRole
 {
     public const string DefaultVolume = "vol0";
+    private const string GatewayName = "gateway";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
 
@@ -32,7 +34,7 @@ internal static class ClusterRole
         {
             foreach (var (nodeDir, config) in nodes)
             {
-                children.Add(ChildProcess.Start(config.Name,
+                children.Add(ChildProcess.Start($"node {config.Name}",
                     ["node", "run", "--dir", nodeDir, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
                     Path.Combine(nodeDir, "node.log")));
             }
@@ -40,7 +42,7 @@ internal static class ClusterRole
             var clients = nodes.Select(n => new AdminClient(new Uri($"http://{n.Config.AdminListen}"), token, TimeSpan.FromSeconds(10))).ToList();
             foreach (var (client, child) in clients.Zip(children))
             {
-                await WaitReadyAsync(client, child, ct);
+                await WaitReadyAsync(c => client.GetAsync<NodeInfo>("/node", c), child, ct);
             }
 
             var volumes = await EnsureDefaultVolumeAsync(clients[0], settings.VolumeSize, ct);
@@ -61,6 +63,8 @@ internal static class ClusterRole
                 }).ToList(),
             };
             manifest.Save(directory);
+            manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, children, ct) };
+            manifest.Save(directory);
             PrintAttachInfo(directory, manifest);
 
             await WatchChildrenAsync(children, ct);
@@ -73,16 +77,39 @@ internal static class ClusterRole
         finally
         {
             Console.WriteLine("stopping the cluster...");
+            await Task.WhenAll(children.Where(c => c.Name == GatewayName).Select(c => c.StopAsync(StopGrace)));
             await Task.WhenAll(children.Select(c => c.StopAsync(StopGrace)));
             foreach (var child in children)
             {
-                Console.WriteLine($"node {child.Name} stopped (exit code {child.ExitCode})");
+                Console.WriteLine($"{child.Name} stopped (exit code {child.ExitCode})");
                 child.Dispose();
             }
         }
     }
 
-    private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, CancellationToken ct)
+    /// <summary>Starts the gateway once the nodes serve, and waits until it exports the volumes.</summary>
+    private static async Task<ClusterGatewayEntry> StartGatewayAsync(string directory, string token, List<ChildProcess> children, CancellationToken ct)
+    {
+        var config = GatewayConfig.EnsureForCluster(directory);
+        var socket = config.SocketPath(directory);
+        var gateway = ChildProcess.Start(GatewayName,
+            ["gateway", "--cluster", directory, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+            Path.Combine(directory, "gateway.log"));
+        children.Add(gateway);
+        var admin = $"http://{config.AdminListen}";
+        using var client = new AdminClient(new Uri(admin), token, TimeSpan.FromSeconds(10));
+        await WaitReadyAsync(async c =>
+        {
+            await client.GetAsync<GatewayStatus>("/gateway", c);
+            if (!File.Exists(socket))
+            {
+                throw new CliException(ExitCodes.Unreachable, $"no socket at {socket} yet");
+            }
+        }, gateway, ct);
+        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = socket, Nbd = $"nbd://{config.NbdListen}", Admin = admin };
+    }
+
+    private static async Task WaitReadyAsync(Func<CancellationToken, Task> probe, ChildProcess child, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
@@ -90,12 +117,12 @@ internal static class ClusterRole
             ct.ThrowIfCancellationRequested();
             if (child.HasExited)
             {
-                throw new CliException(ExitCodes.Failed, $"node {child.Name} exited with code {child.ExitCode} while starting; see {child.LogPath}");
+                throw new CliException(ExitCodes.Failed, $"{child.Name} exited with code {child.ExitCode} while starting; see {child.LogPath}");
             }
 
             try
             {
-                await client.GetAsync<NodeInfo>("/node", ct);
+                await probe(ct);
                 return;
             }
             catch (CliException) when (DateTime.UtcNow < deadline)
@@ -104,7 +131,7 @@ internal static class ClusterRole
             }
             catch (CliException e)
             {
-                throw new CliException(ExitCodes.Failed, $"node {child.Name} did not come up within {StartTimeout.TotalSeconds} s ({e.Message}); see {child.LogPath}");
+                throw new CliException(ExitCodes.Failed, $"{child.Name} did not come up within {StartTimeout.TotalSeconds} s ({e.Message}); see {child.LogPath}");
             }
         }
     }
@@ -125,6 +152,12 @@ internal static class ClusterRole
     private static void PrintAttachInfo(string directory, ClusterManifest manifest)
     {
         Console.WriteLine($"Replicator cluster is up in {directory} (cluster.json has every endpoint).");
+        if (manifest.Gateway is { } gateway)
+        {
+            Console.WriteLine($"  gateway (pid {gateway.Pid}): nbd+unix:///<volume>?socket={gateway.NbdSocket}  or  {gateway.Nbd}/<volume>");
+            Console.WriteLine($"           status {gateway.Admin}{GatewayRole.StatusPath}, log {Path.Combine(directory, "gateway.log")}");
+        }
+
         foreach (var node in manifest.Nodes)
         {
             Console.WriteLine($"  node {node.Name} (pid {node.Pid}): {node.Nbd}/<volume>  or  nbd+unix:///<volume>?socket={node.NbdSocket}");
@@ -133,7 +166,9 @@ internal static class ClusterRole
 
         foreach (var volume in manifest.Volumes)
         {
-            Console.WriteLine($"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
+            Console.WriteLine(manifest.Gateway is { } g
+                ? $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={g.NbdSocket}'  (through the gateway, which survives a node failure)"
+                : $"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
         }
 
         Console.WriteLine("Press Ctrl-C to stop.");
@@ -155,8 +190,11 @@ internal static class ClusterRole
 
             var child = running[exited.IndexOf(done)];
             running.Remove(child);
-            Console.WriteLine($"node {child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
-                "The cluster keeps running without it; restart it with: replicator node run --dir " + Path.GetDirectoryName(child.LogPath));
+            var restart = child.Name == GatewayName
+                ? $"replicator gateway --cluster {Path.GetDirectoryName(child.LogPath)}"
+                : $"replicator node run --dir {Path.GetDirectoryName(child.LogPath)}";
+            Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
+                $"The cluster keeps running without it; restart it with: {restart}");
             if (running.Count == 0)
             {
                 await stop;
