@@ -7,9 +7,15 @@ namespace Replicator.Core.Replication;
 /// </summary>
 internal interface IWriteQuorum
 {
-    /// <summary>Returns when this node may write <paramref name="volume"/> without its peer; throws a
-    /// <see cref="Devices.BlockDeviceException"/> with <see cref="Devices.StorageError.NotPermitted"/> when it may not.</summary>
-    ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken);
+    /// <summary>
+    /// Returns when this node may acknowledge writes to <paramref name="volume"/> that its peer lacks,
+    /// holding the data set <paramref name="writingAs"/> from then on; throws a
+    /// <see cref="Devices.BlockDeviceException"/> with <see cref="Devices.StorageError.NotPermitted"/> when it may not.
+    /// </summary>
+    ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken);
+
+    /// <summary>The volume is paired and in sync again: a vote held for it is no longer needed.</summary>
+    void Release(ReplicatedVolume volume);
 
     /// <summary>How this node decides, for status output.</summary>
     string Describe();
@@ -20,7 +26,11 @@ internal sealed class NoWitnessQuorum : IWriteQuorum
 {
     public static NoWitnessQuorum Instance { get; } = new();
 
-    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public void Release(ReplicatedVolume volume)
+    {
+    }
 
     public string Describe() => "no witness: each node keeps writing when it loses its peer (a split brain is possible, and is detected on reconnect)";
 }

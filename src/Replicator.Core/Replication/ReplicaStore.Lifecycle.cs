@@ -18,7 +18,7 @@ internal sealed partial class ReplicaStore
         {
             if (length > 0)
             {
-                MarkOutOfSync(offset, length, degraded: false);
+                MarkOutOfSync(offset, length);
             }
 
             return new Activity(offset, length, Held: false);
@@ -71,6 +71,7 @@ internal sealed partial class ReplicaStore
         lock (_lock)
         {
             _degradedSinceConnect = false;
+            _pendingAlone = null;
             var flags = inSync ? _metadata.Flags | ReplicaFlags.ConnectedAndUpToDate : _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate;
             if (flags != _metadata.Flags || peerNodeId != _metadata.PeerNodeId)
             {

@@ -33,6 +33,7 @@ internal sealed partial class ReplicaStore : IDisposable
     private ReplicaMetadata _metadata;
     private TaskCompletionSource _activityFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private bool _degradedSinceConnect;
+    private GenerationIds? _pendingAlone;
 
     private ReplicaStore(string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, BitmapFile bitmapFile,
         ActivityLog activity, ActivityLogFile activityFile, bool crashed, ILogger logger)
@@ -168,22 +169,38 @@ internal sealed partial class ReplicaStore : IDisposable
     }
 
     /// <summary>
-    /// Records that the range may differ on the peer, durably enough for a kill -9, before the
-    /// change is acknowledged. With <paramref name="degraded"/> this replica is about to acknowledge
-    /// a change its peer does not have: the first such change since the last connect starts a new
-    /// data set (generation), written durably first.
+    /// The generation this replica moves to when it acknowledges changes its peer lacks: its current
+    /// one when it already writes alone, else a fresh one — the same value until it is committed
+    /// by <see cref="MarkOutOfSync"/> or the replica reconnects, so a quorum can be told before.
     /// </summary>
-    public void MarkOutOfSync(long offset, long length, bool degraded)
+    public GenerationIds GenerationForWritingAlone()
     {
         lock (_lock)
         {
-            if (degraded && !_degradedSinceConnect && _metadata.DiskState == ReplicaDiskState.UpToDate)
+            return _degradedSinceConnect || _metadata.Generation.Bitmap != 0
+                ? _metadata.Generation
+                : _pendingAlone ??= _metadata.Generation.BeginDegradedWrites(GenerationIds.NewId);
+        }
+    }
+
+    /// <summary>
+    /// Records that the range may differ on the peer, durably enough for a kill -9, before the
+    /// change is acknowledged. With <paramref name="writingAlone"/> (from <see cref="GenerationForWritingAlone"/>)
+    /// this replica is about to acknowledge a change its peer does not have: it first moves to that
+    /// generation, written durably, if it has not already.
+    /// </summary>
+    public void MarkOutOfSync(long offset, long length, GenerationIds? writingAlone = null)
+    {
+        lock (_lock)
+        {
+            if (writingAlone is { } ids && ids != _metadata.Generation && _metadata.DiskState == ReplicaDiskState.UpToDate)
             {
-                WriteMetadataLocked(_metadata with
-                {
-                    Generation = _metadata.Generation.BeginDegradedWrites(GenerationIds.NewId),
-                    Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate,
-                });
+                WriteMetadataLocked(_metadata with { Generation = ids, Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });
+                _pendingAlone = null;
+            }
+
+            if (writingAlone is not null)
+            {
                 _degradedSinceConnect = true;
             }
 

@@ -20,7 +20,7 @@ internal sealed partial class ReplicatedVolume
         {
             // This replica now lacks a change its peer acknowledged: it stops counting as up to
             // date, reads of the range go to the peer, and the owner resends it.
-            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+            Replica.MarkOutOfSync(op.Offset, op.Length);
             Replica.SetDiskState(ReplicaDiskState.Inconsistent);
             throw;
         }
@@ -36,6 +36,8 @@ internal sealed partial class ReplicatedVolume
         {
             session.Role = SyncRole.None;
         }
+
+        _quorum.Release(this);
     }
 
     /// <summary>Orders a change the peer forwarded: this node must be the owner.</summary>

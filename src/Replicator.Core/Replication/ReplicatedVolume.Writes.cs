@@ -74,7 +74,7 @@ internal sealed partial class ReplicatedVolume
                 {
                     // The replicas now differ where the change failed here; the next resync from
                     // this node (the owner) makes the peer match this replica again.
-                    Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+                    Replica.MarkOutOfSync(op.Offset, op.Length);
                     Resync.Kick();
                 }
 
@@ -102,12 +102,12 @@ internal sealed partial class ReplicatedVolume
                 $"volume '{Name}' on this node is not up to date (disk {Replica.DiskState}) and its peer {PeerName} is not connected; write through the peer");
         }
 
-        await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
+        var alone = await ClaimWritingAloneAsync(cancellationToken);
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
-            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: true);
+            Replica.MarkOutOfSync(op.Offset, op.Length, alone);
             await op.ApplyAsync(_local, cancellationToken);
         }
         finally
@@ -124,17 +124,30 @@ internal sealed partial class ReplicatedVolume
     /// </summary>
     private async ValueTask AcknowledgeWithoutPeerAsync(WriteOp op, CancellationToken cancellationToken)
     {
+        GenerationIds alone;
         try
         {
-            await _quorum.EnsureMayWriteAloneAsync(this, cancellationToken);
+            alone = await ClaimWritingAloneAsync(cancellationToken);
         }
         catch (BlockDeviceException)
         {
-            Replica.MarkOutOfSync(op.Offset, op.Length, degraded: false);
+            Replica.MarkOutOfSync(op.Offset, op.Length);
             throw;
         }
 
-        Replica.MarkOutOfSync(op.Offset, op.Length, degraded: true);
+        Replica.MarkOutOfSync(op.Offset, op.Length, alone);
+    }
+
+    /// <summary>
+    /// Asks the quorum whether this replica may acknowledge changes its peer lacks, naming the
+    /// generation it will then hold, so a witness knows which data set the writer has before any
+    /// such change is acknowledged.
+    /// </summary>
+    private async ValueTask<GenerationIds> ClaimWritingAloneAsync(CancellationToken cancellationToken)
+    {
+        var alone = Replica.GenerationForWritingAlone();
+        await _quorum.EnsureMayWriteAloneAsync(this, alone, cancellationToken);
+        return alone;
     }
 
     /// <summary>Replicates to the peer; false when the peer did not confirm (link down, or its disk refused).</summary>

@@ -117,6 +117,18 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public ValueTask<IReadOnlyList<AllocationExtent>> GetAllocationAsync(long offset, long length, CancellationToken cancellationToken = default) =>
         _local.GetAllocationAsync(offset, length, cancellationToken);
 
+    /// <summary>Compares every region with the peer and sends only those that differ; only the owner can.</summary>
+    public void StartChecksumResync()
+    {
+        var session = Session ?? throw new InvalidOperationException($"volume '{Name}' is not connected to {PeerName}; a checksum resync needs both replicas");
+        if (!session.LocalIsOwner)
+        {
+            throw new InvalidOperationException($"volume '{Name}' has its writes ordered by {session.PeerName}; start the checksum resync there");
+        }
+
+        Resync.StartChecksumPass();
+    }
+
     /// <summary>Orders a range against foreground writes (the resync and verify take ranges this way).</summary>
     public ValueTask<RangeLock.Releaser> OrderRangeAsync(long offset, long length, CancellationToken cancellationToken) =>
         _order.AcquireAsync(offset, length, cancellationToken);
@@ -144,6 +156,11 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         if (session.LocalIsOwner)
         {
             Resync.Start(session);
+        }
+
+        if (session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0)
+        {
+            _quorum.Release(this);
         }
     }
 

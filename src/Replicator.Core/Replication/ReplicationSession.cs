@@ -46,6 +46,12 @@ internal sealed class ReplicationSession
 
     public SyncRole Role { get; internal set; }
 
+    /// <summary>
+    /// Whether the resync compares checksums before sending: after a crash while connected, the
+    /// activity-log extents it resends mostly hold the same data on both sides.
+    /// </summary>
+    public bool CompareFirst { get; init; }
+
     /// <summary>Completes when the session is detached (the connection ended).</summary>
     public Task Ended => _ended.Task;
 

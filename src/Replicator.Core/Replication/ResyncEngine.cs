@@ -51,6 +51,9 @@ internal sealed partial class ResyncEngine
     private TaskCompletionSource _resumed = CreateResumed(resumed: true);
     private long _total;
     private long _sent;
+    private long _covered;
+    private long _compared;
+    private volatile bool _checksumPass;
     private double _rate;
     private int _completed;
     private volatile bool _running;
@@ -72,8 +75,17 @@ internal sealed partial class ResyncEngine
 
     public bool IsPaused => !_resumed.Task.IsCompleted;
 
-    /// <summary>Bytes sent by resyncs since this node started (data and trimmed ranges alike).</summary>
+    /// <summary>Whether every resync from this node compares region checksums first and sends only what differs.</summary>
+    public bool ChecksumFirst { get; set; }
+
+    /// <summary>Data bytes sent by resyncs since this node started (ranges that are holes travel as trims and are not counted).</summary>
     public long SentBytes => Interlocked.Read(ref _sent);
+
+    /// <summary>Bytes of volume brought in sync by resyncs since this node started, whether sent, trimmed or found equal.</summary>
+    public long CoveredBytes => Interlocked.Read(ref _covered);
+
+    /// <summary>Bytes compared by checksum before sending.</summary>
+    public long ComparedBytes => Interlocked.Read(ref _compared);
 
     public ResyncProgress Progress
     {
@@ -143,6 +155,19 @@ internal sealed partial class ResyncEngine
         }
     }
 
+    /// <summary>
+    /// Starts a checksum-based resync of the whole volume from this node (the owner): every region
+    /// is compared and only those that differ are sent. Repairs replicas that drifted apart below
+    /// the replication (a bad disk sector, a corrupted file).
+    /// </summary>
+    internal void StartChecksumPass()
+    {
+        _checksumPass = true;
+        _volume.Replica.MarkForFullSync([(0, _volume.Size)]);
+        Interlocked.Exchange(ref _total, _volume.Replica.OutOfSyncBytes);
+        Kick();
+    }
+
     /// <summary>New regions were marked while connected (a write the peer refused): look again.</summary>
     internal void Kick()
     {
@@ -188,9 +213,11 @@ internal sealed partial class ResyncEngine
                         await session.Peer.CompleteResyncAsync(replica.Generation, ct);
                         replica.CompleteResyncAsSource();
                         session.Role = SyncRole.None;
+                        _volume.Quorum.Release(_volume);
                         Interlocked.Increment(ref _completed);
                         LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
                         sending = false;
+                        _checksumPass = false;
                     }
 
                     _running = false;
@@ -236,10 +263,52 @@ internal sealed partial class ResyncEngine
         }
     }
 
-    /// <summary>Sends one dirty run under the volume's write order: data where this replica has data, a trim where it has a hole.</summary>
+    /// <summary>
+    /// Sends one dirty run under the volume's write order. Comparing first (a checksum-based
+    /// resync, and always after a crash, where most activity-log extents hold the same data on
+    /// both sides), only the regions whose checksums differ are sent.
+    /// </summary>
     private async Task SendRunAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
     {
         using var order = await _volume.OrderRangeAsync(offset, length, ct);
+        if (ChecksumFirst || session.CompareFirst || _checksumPass)
+        {
+            var granularity = _volume.Replica.Granularity;
+            var remote = session.Peer.ChecksumsAsync(offset, length, granularity, ct);
+            var local = await _volume.ChecksumsAsync(offset, length, granularity, ct);
+            var peer = await remote;
+            for (var i = 0; i < local.Length;)
+            {
+                if (local[i] == peer[i])
+                {
+                    i++;
+                    continue;
+                }
+
+                var first = i;
+                while (i < local.Length && local[i] != peer[i])
+                {
+                    i++;
+                }
+
+                var start = offset + ((long)first * granularity);
+                await SendRangeAsync(session, start, Math.Min(offset + length, offset + ((long)i * granularity)) - start, ct);
+            }
+
+            Interlocked.Add(ref _compared, length);
+        }
+        else
+        {
+            await SendRangeAsync(session, offset, length, ct);
+        }
+
+        _volume.Replica.ClearOutOfSync(offset, length);
+        Interlocked.Add(ref _covered, length);
+    }
+
+    /// <summary>Sends a range as this replica holds it: data where it has data, a trim where it has a hole, so thin stays thin.</summary>
+    private async Task SendRangeAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
+    {
         var local = _volume.Local;
         var allocation = await local.GetAllocationAsync(offset, length, ct);
         var position = offset;
@@ -257,6 +326,7 @@ internal sealed partial class ResyncEngine
                     var data = buffer.AsMemory(0, (int)extent.Length);
                     await local.ReadAsync(position, data, ct);
                     await session.Peer.ResyncAsync(WriteOp.Write(position, data, IoFlags.None), ct);
+                    Interlocked.Add(ref _sent, extent.Length);
                 }
 
                 position += extent.Length;
@@ -266,9 +336,6 @@ internal sealed partial class ResyncEngine
         {
             ArrayPool<byte>.Shared.Return(buffer);
         }
-
-        _volume.Replica.ClearOutOfSync(offset, length);
-        Interlocked.Add(ref _sent, length);
     }
 
     private async Task ThrottleAsync(TimeSpan spent, long bytes, CancellationToken ct)

@@ -39,6 +39,44 @@ internal static partial class AdminApi
                 volume.Resync.Resume();
                 return Results.Ok(ToReplicaInfo(volume, volumes));
             }));
+        api.MapPost("/volumes/{name}/resync/checksum", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                try
+                {
+                    volume.StartChecksumResync();
+                    return Results.Accepted($"{Prefix}/volumes/{name}/resync", ToReplicaInfo(volume, volumes));
+                }
+                catch (InvalidOperationException e)
+                {
+                    return Conflict(e.Message);
+                }
+            }));
+        api.MapPut("/volumes/{name}/resync/settings", (string name, ResyncSettingsRequest? request, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                if (request?.RateLimit is { } text)
+                {
+                    if (!Core.ByteSize.TryParse(text, out var rate))
+                    {
+                        return BadRequest($"'{text}' is not a rate; write bytes per second like 50M, or 0 for no cap.");
+                    }
+
+                    volume.Resync.RateLimit = rate;
+                }
+
+                if (request?.Adaptive is { } adaptive)
+                {
+                    volume.Resync.Adaptive = adaptive;
+                }
+
+                if (request?.Checksum is { } checksum)
+                {
+                    volume.Resync.ChecksumFirst = checksum;
+                }
+
+                return Results.Ok(ToReplicaInfo(volume, volumes));
+            }));
         api.MapPost("/volumes/{name}/resync/resolve", async (string name, ResolveRequest? request, ReplicationManager volumes, CancellationToken ct) =>
         {
             if (volumes.Find(name) is not { } volume)
@@ -76,6 +114,13 @@ internal static partial class AdminApi
 }
 
 internal sealed record ResolveRequest(string? Discard);
+
+/// <summary>Resync steering for a volume on the node that sends it: a fixed cap in bytes per second (0: none) and the adaptive controller.</summary>
+internal sealed record ResyncSettingsRequest(string? RateLimit, bool? Adaptive)
+{
+    /// <summary>Compare region checksums before sending, in every resync from this node.</summary>
+    public bool? Checksum { get; init; }
+}
 
 internal sealed record RangeInfo(long Offset, long Length);
 

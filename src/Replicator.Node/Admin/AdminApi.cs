@@ -147,7 +147,14 @@ internal static partial class AdminApi
             volume.Replica.OutOfSyncBytes,
             new GenerationInfo(Hex(status.Ids.Current), Hex(status.Ids.Bitmap), [Hex(status.Ids.History0), Hex(status.Ids.History1)]),
             new ResyncInfo(Kebab(progress.State.ToString()), progress.TotalBytes, progress.DoneBytes, progress.RemainingBytes,
-                progress.BytesPerSecond, progress.Eta?.TotalSeconds, progress.SentBytes, progress.Completed),
+                progress.BytesPerSecond, progress.Eta?.TotalSeconds, progress.SentBytes, progress.Completed)
+            {
+                RateLimit = volume.Resync.RateLimit,
+                Adaptive = volume.Resync.Adaptive,
+                Checksum = volume.Resync.ChecksumFirst,
+                CoveredBytes = volume.Resync.CoveredBytes,
+                ComparedBytes = volume.Resync.ComparedBytes,
+            },
             problem);
     }
 

@@ -25,6 +25,8 @@ internal sealed class AdminClient : IDisposable
 
     public Task<T> PostAsync<T>(string path, object? body, CancellationToken ct) => SendAsync<T>(HttpMethod.Post, path, body, ct);
 
+    public Task<T> PutAsync<T>(string path, object? body, CancellationToken ct) => SendAsync<T>(HttpMethod.Put, path, body, ct);
+
     public async Task DeleteAsync(string path, CancellationToken ct) => await SendAsync<JsonElement?>(HttpMethod.Delete, path, null, ct);
 
     public void Dispose() => _http.Dispose();

@@ -33,7 +33,19 @@ internal sealed record ReplicaInfo(
 
 internal sealed record GenerationInfo(string Current, string Bitmap, string[] History);
 
-internal sealed record ResyncInfo(string State, long TotalBytes, long DoneBytes, long RemainingBytes, double BytesPerSecond, double? EtaSeconds, long SentBytes, int Completed);
+internal sealed record ResyncInfo(string State, long TotalBytes, long DoneBytes, long RemainingBytes, double BytesPerSecond, double? EtaSeconds, long SentBytes, int Completed)
+{
+    public long RateLimit { get; init; }
+
+    public bool Adaptive { get; init; }
+
+    public bool Checksum { get; init; }
+
+    /// <summary>Bytes of volume brought in sync (sent, trimmed or found equal by checksum).</summary>
+    public long CoveredBytes { get; init; }
+
+    public long ComparedBytes { get; init; }
+}
 
 internal sealed record CreateVolumeRequest(string? Name, string? Size)
 {

@@ -11,6 +11,7 @@ internal static class CommandLine
         root.Subcommands.Add(NodeCommands.Build());
         root.Subcommands.Add(VolumeCommands.Build());
         root.Subcommands.Add(ClusterCommands.Build());
+        root.Subcommands.Add(ClusterCommands.Witness());
         root.Subcommands.Add(GatewayCommands.Build());
         root.Subcommands.Add(ReplicationCommands.Verify());
         root.Subcommands.Add(ReplicationCommands.Resync());

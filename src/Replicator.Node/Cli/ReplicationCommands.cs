@@ -64,6 +64,8 @@ internal static class ReplicationCommands
         resync.Subcommands.Add(ResyncAction("pause", "Pause a volume's resync (it stays out of sync until resumed)", "pause"));
         resync.Subcommands.Add(ResyncAction("resume", "Resume a paused resync", "resume"));
         resync.Subcommands.Add(Resolve());
+        resync.Subcommands.Add(Rate());
+        resync.Subcommands.Add(Checksum());
         return resync;
     }
 
@@ -93,6 +95,49 @@ internal static class ReplicationCommands
             if (info.Problem is not null)
             {
                 Console.WriteLine($"  problem: {info.Problem}");
+            }
+        }));
+        return command;
+    }
+
+    private static Command Rate()
+    {
+        var volume = new Argument<string>("volume") { Description = "Volume" };
+        var limit = new Option<string?>("--limit") { Description = "Fixed cap in bytes per second, e.g. 100M; 0 for none" };
+        var adaptive = new Option<bool?>("--adaptive") { Description = "Whether the resync yields to client I/O (true/false)" };
+        var command = new Command("rate", "Set how fast a volume resyncs from this node") { volume, limit, adaptive };
+        var target = AdminTarget.AddTo(command);
+        command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
+        {
+            using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
+            var info = await client.PutAsync<ReplicaInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(volume)!)}/resync/settings",
+                new ResyncSettingsRequest(parse.GetValue(limit), parse.GetValue(adaptive)), ct);
+            Console.WriteLine($"{parse.GetValue(volume)}: resync cap {(info.Resync.RateLimit == 0 ? "none" : ByteSize.Format(info.Resync.RateLimit) + "/s")}, adaptive {(info.Resync.Adaptive ? "on" : "off")}");
+        }));
+        return command;
+    }
+
+    private static Command Checksum()
+    {
+        var volume = new Argument<string>("volume") { Description = "Volume" };
+        var command = new Command("checksum", "Compare every region of a volume with the peer and resend those that differ (repairs drifted replicas)") { volume };
+        var target = AdminTarget.AddTo(command);
+        command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
+        {
+            var name = Uri.EscapeDataString(parse.GetValue(volume)!);
+            var nodes = await target.ConnectAllAsync(parse, ct);
+            try
+            {
+                // It runs on the node that orders the volume's writes: ask any node which one that is.
+                var first = await nodes[0].Client.GetAsync<VolumeInfo>($"/volumes/{name}", ct);
+                var owner = first.Replication?.WritesOrderedBy;
+                var client = nodes.FirstOrDefault(n => n.Name == owner).Client ?? nodes[0].Client;
+                var info = await client.PostAsync<ReplicaInfo>($"/volumes/{name}/resync/checksum", null, ct);
+                Console.WriteLine($"{parse.GetValue(volume)}: checksum resync started on {owner ?? "the node"}, {ByteSize.Format(info.OutOfSyncBytes)} to compare");
+            }
+            finally
+            {
+                nodes.ForEach(n => n.Client.Dispose());
             }
         }));
         return command;

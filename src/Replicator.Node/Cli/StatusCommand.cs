@@ -107,10 +107,14 @@ internal static class StatusCommand
                     new Text(r?.Role ?? "-"),
                     new Text(r?.WritesOrderedBy ?? "-"),
                     new Text(r is null ? "-" : ByteSize.Format(r.OutOfSyncBytes)),
-                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Text(r?.Problem ?? r?.Resync.State ?? "-"));
+                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Markup(r?.Problem is null ? r?.Resync.State ?? "-" : "[red]see below[/]"));
             }
 
             rows.Add(table);
+            foreach (var v in node.Volumes.Where(v => v.Replication?.Problem is not null))
+            {
+                rows.Add(new Markup($"  [red]{Markup.Escape(v.Name)}[/]: {Markup.Escape(v.Replication!.Problem!)}"));
+            }
         }
 
         return new Rows(rows);

@@ -15,8 +15,18 @@ internal static class ClusterLayout
     public static readonly string[] NodeNames = ["a", "b"];
     public const string TokenFileName = "admin.token";
 
-    /// <summary>Creates the node configurations on first use; returns them (a, b).</summary>
-    public static IReadOnlyList<(string Directory, NodeConfig Config)> Ensure(string directory, long poolSize)
+    public const string WitnessDirectoryName = "witness";
+    private const string WitnessConfigFileName = "witness.json";
+
+    /// <summary>The witness's address, when the cluster has one.</summary>
+    public static string? WitnessAddress(string directory)
+    {
+        var path = Path.Combine(directory, WitnessDirectoryName, WitnessConfigFileName);
+        return File.Exists(path) ? System.Text.Json.JsonSerializer.Deserialize<WitnessConfig>(File.ReadAllText(path), NodeConfig.JsonOptions)?.Address : null;
+    }
+
+    /// <summary>Creates the node (and witness) configurations on first use; returns the nodes' (a, b).</summary>
+    public static IReadOnlyList<(string Directory, NodeConfig Config)> Ensure(string directory, long poolSize, bool withWitness)
     {
         var existing = NodeNames.Select(n => (Dir: Path.Combine(directory, n), Config: NodeConfig.TryLoad(Path.Combine(directory, n)))).ToList();
         if (existing.All(e => e.Config is not null))
@@ -31,6 +41,14 @@ internal static class ClusterLayout
 
         var clusterId = Guid.NewGuid();
         var bPeerPort = FreePort();
+        WitnessConfig? witness = null;
+        if (withWitness)
+        {
+            witness = new WitnessConfig { Address = $"127.0.0.1:{FreePort()}" };
+            Directory.CreateDirectory(Path.Combine(directory, WitnessDirectoryName));
+            File.WriteAllText(Path.Combine(directory, WitnessDirectoryName, WitnessConfigFileName), System.Text.Json.JsonSerializer.Serialize(witness, NodeConfig.JsonOptions));
+        }
+
         var configs = new List<(string, NodeConfig)>();
         foreach (var name in NodeNames)
         {
@@ -46,6 +64,7 @@ internal static class ClusterLayout
                 AdminListen = $"127.0.0.1:{FreePort()}",
                 AdminTokenFile = Path.Combine("..", TokenFileName),
                 PoolFileCapacity = poolSize,
+                Witness = witness,
                 Peer = new PeerConfig
                 {
                     Name = dials ? "b" : "a",

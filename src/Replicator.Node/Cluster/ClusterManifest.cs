@@ -17,6 +17,9 @@ internal sealed record ClusterManifest
 
     public List<string> Volumes { get; init; } = [];
 
+    /// <summary>The witness process, when the cluster has one.</summary>
+    public ClusterProcessEntry? Witness { get; init; }
+
     /// <summary>Bearer token file shared by both nodes' admin APIs.</summary>
     public required string AdminTokenFile { get; init; }
 
@@ -84,3 +87,6 @@ internal sealed record ClusterGatewayEntry
     /// <summary>Status endpoint base: <c>GET {admin}/api/v1/gateway</c> with the cluster's bearer token.</summary>
     public required string Admin { get; init; }
 }
+
+/// <summary>A helper process of the cluster (the witness).</summary>
+internal sealed record ClusterProcessEntry(int? Pid, string Address);

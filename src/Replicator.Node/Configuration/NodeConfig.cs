@@ -34,6 +34,9 @@ internal sealed record NodeConfig
     /// <summary>The peer node, when this node is one of a pair; null for a single node.</summary>
     public PeerConfig? Peer { get; init; }
 
+    /// <summary>The witness that gives the third vote; null to run without one (a split brain is then possible, and detected).</summary>
+    public WitnessConfig? Witness { get; init; }
+
     public long PoolFileCapacity { get; init; } = Core.Pool.PoolOptions.DefaultFileCapacity;
 
     public int ExtentSize { get; init; } = Core.Pool.PoolOptions.DefaultExtentSize;
@@ -103,6 +106,10 @@ internal sealed record NodeConfig
         }
 
         Peer?.Validate(path, Name);
+        if (Witness is not null && !IPEndPoint.TryParse(Witness.Address, out _))
+        {
+            throw new ConfigurationException($"{path}: witness.address '{Witness.Address}' is not an address:port");
+        }
     }
 }
 
@@ -152,4 +159,10 @@ internal sealed record PeerConfig
             throw new ConfigurationException($"{path}: peer.keepaliveTimeoutSeconds must be between 0.2 and 600");
         }
     }
+}
+
+/// <summary>Where the witness listens (its HTTP API; the cluster's bearer token).</summary>
+internal sealed record WitnessConfig
+{
+    public required string Address { get; init; }
 }

@@ -12,10 +12,12 @@ namespace Replicator.Node.Replication;
 /// established connection to the <see cref="ReplicationManager"/> until it ends.
 /// </summary>
 /// <remarks>
-/// Reconnects back off: 200 ms doubling to 10 s while connections keep failing or keep dying
-/// young (a flapping link), back to 200 ms once one has lived for a minute. A flapping link thus
-/// costs a few reconnects a minute, not a reconnect storm; resync resumes from the bitmap
-/// each time rather than starting over.
+/// Reconnects back off. A peer that cannot be reached is dialled again every 200 ms to 1 s (a
+/// refused connection costs nothing, and a restarted peer is found quickly). A link that keeps
+/// dying young (flapping, as a faulty HBA firmware resetting in a loop) is given 1 s doubling to
+/// 10 s before the next attempt, back to the short delay once a connection has lived for a
+/// minute: a flapping link costs a few reconnects a minute, not a reconnect storm, and each
+/// resync resumes from the bitmap rather than starting over.
 /// </remarks>
 internal sealed partial class PeerLink(
     NodeConfig config,
@@ -24,7 +26,9 @@ internal sealed partial class PeerLink(
     ILoggerFactory loggerFactory) : BackgroundService
 {
     private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan MaxDialBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan FlapBackoff = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan MaxFlapBackoff = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan HealthyLifetime = TimeSpan.FromMinutes(1);
 
     private readonly PeerConfig _peer = config.Peer!;
@@ -33,6 +37,7 @@ internal sealed partial class PeerLink(
     private PeerConnection? _current;
     private Task _currentRun = Task.CompletedTask;
     private TimeSpan _backoff = MinBackoff;
+    private TimeSpan _flapBackoff = TimeSpan.Zero;
 
     /// <summary>Number of connections established so far (status and flapping tests read it).</summary>
     public int ConnectCount { get; private set; }
@@ -75,13 +80,18 @@ internal sealed partial class PeerLink(
                     LogDialFailed(_peer.Name, address.ToString(), e.Message);
                 }
 
-                await DelayAsync(grow: true, ct);
+                _backoff = TimeSpan.FromTicks(Math.Min(MaxDialBackoff.Ticks, _backoff.Ticks * 2));
+                await DelayAsync(_backoff + _flapBackoff, ct);
                 continue;
             }
 
             failures = 0;
+            _backoff = MinBackoff;
             var lived = await RunConnectionAsync(transport, dialed: true, ct);
-            await DelayAsync(grow: lived < HealthyLifetime, ct);
+            _flapBackoff = lived >= HealthyLifetime ? TimeSpan.Zero
+                : _flapBackoff == TimeSpan.Zero ? FlapBackoff
+                : TimeSpan.FromTicks(Math.Min(MaxFlapBackoff.Ticks, _flapBackoff.Ticks * 2));
+            await DelayAsync(MinBackoff + _flapBackoff, ct);
         }
     }
 
@@ -157,6 +167,7 @@ internal sealed partial class PeerLink(
             _current = connection;
         }
 
+        manager.BeginAttach(connection, handshake.Hello, dialed);
         connection.Start();
         ConnectCount++;
         LogConnected(handshake.Peer.NodeName, transport.Name, dialed ? "dialed" : "accepted");
@@ -164,9 +175,11 @@ internal sealed partial class PeerLink(
         {
             await manager.AttachAsync(connection, handshake.Hello, dialed, ct);
         }
-        catch (Exception e) when (e is PeerConnectionClosedException or PeerUnavailableException or OperationCanceledException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // Whatever went wrong pairing, this connection is no use: drop it and try again later.
             LogAttachFailed(handshake.Peer.NodeName, e.Message);
+            await connection.CloseAsync($"pairing failed: {e.Message}");
         }
 
         var end = await connection.Completion;
@@ -185,12 +198,11 @@ internal sealed partial class PeerLink(
         return lived;
     }
 
-    private async Task DelayAsync(bool grow, CancellationToken ct)
+    private static async Task DelayAsync(TimeSpan delay, CancellationToken ct)
     {
-        _backoff = grow ? TimeSpan.FromTicks(Math.Min(MaxBackoff.Ticks, _backoff.Ticks * 2)) : MinBackoff;
         try
         {
-            await Task.Delay(_backoff + TimeSpan.FromMilliseconds(Random.Shared.Next(50)), ct);
+            await Task.Delay(delay + TimeSpan.FromMilliseconds(Random.Shared.Next(50)), ct);
         }
         catch (OperationCanceledException)
         {

@@ -57,10 +57,17 @@ internal sealed partial class ReplicationManager
         else
         {
             var connection = CurrentConnection() ?? throw new InvalidOperationException($"peer {PeerName} is not connected; resolve on {PeerName} itself, or reconnect it first");
-            using var reply = await connection.SendRequestAsync(new Envelope { DiscardReplica = new DiscardReplicaRequest { VolumeId = volume.Id.ToString() } }, default, ct);
-            if (!reply.IsOk)
+            try
             {
-                throw new InvalidOperationException($"peer {PeerName} could not discard its replica: {reply.Message}");
+                using var reply = await connection.SendRequestAsync(new Envelope { DiscardReplica = new DiscardReplicaRequest { VolumeId = volume.Id.ToString() } }, default, ct);
+                if (!reply.IsOk)
+                {
+                    throw new InvalidOperationException($"peer {PeerName} could not discard its replica: {reply.Message}");
+                }
+            }
+            catch (PeerConnectionClosedException e)
+            {
+                throw new InvalidOperationException($"the connection to {PeerName} ended before it confirmed ({e.Message}); check 'replicator status' and resolve again if the split brain is still reported");
             }
         }
 
@@ -69,9 +76,8 @@ internal sealed partial class ReplicationManager
 
     private void HandleDiscardReplica(DiscardReplicaRequest message)
     {
-        var volume = RequireVolume(message.VolumeId);
-        DiscardLocal(volume);
-        _ = ReconnectAsync($"split brain of volume {volume.Name} resolved by the peer");
+        // The peer that asked reconnects once it has this reply; both then pair the volume again.
+        DiscardLocal(RequireVolume(message.VolumeId));
     }
 
     private void DiscardLocal(ReplicatedVolume volume)

@@ -32,16 +32,34 @@ internal sealed partial class ReplicationManager
         }
     }
 
-    /// <summary>Called once the handshake is done: reconciles the volume lists, then (the dialer) pairs every shared volume.</summary>
-    public async Task AttachAsync(PeerConnection connection, Hello peerHello, bool dialed, CancellationToken ct)
+    /// <summary>
+    /// Called once the handshake is done and before the connection starts serving requests, so that
+    /// a request the peer sends at once finds the connection (and waits for <see cref="AttachAsync"/>).
+    /// </summary>
+    public void BeginAttach(PeerConnection connection, Hello peerHello, bool dialed)
     {
-        var peerId = Guid.Parse(peerHello.NodeId);
-        var context = new ConnectionContext(connection, peerId, peerHello, dialed);
+        var context = new ConnectionContext(connection, Guid.Parse(peerHello.NodeId), peerHello, dialed);
         lock (_lock)
         {
             _context = context;
             _pairingProblems.Clear();
             _splitBrainPeers.Clear();
+        }
+    }
+
+    /// <summary>Reconciles the volume lists, then (the dialer) pairs every shared volume.</summary>
+    public async Task AttachAsync(PeerConnection connection, Hello peerHello, bool dialed, CancellationToken ct)
+    {
+        var peerId = Guid.Parse(peerHello.NodeId);
+        ConnectionContext context;
+        lock (_lock)
+        {
+            if (_context?.Connection != connection)
+            {
+                return;
+            }
+
+            context = _context;
         }
 
         Volatile.Write(ref _link, new PeerLinkState(peerHello.NodeName, peerId, DateTimeOffset.UtcNow, connection.PeerName));
@@ -183,7 +201,7 @@ internal sealed partial class ReplicationManager
             page = pulled.Body.BitmapPull.NextPage;
         }
 
-        Start(volume, pairing, decision, preferred, context);
+        Start(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
         using var started = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
         started.ThrowIfFailed();
     }
@@ -200,7 +218,7 @@ internal sealed partial class ReplicationManager
         {
             lock (_lock)
             {
-                _pending[volume.Id] = new PendingPairing(pairing, decision, message.PreferredNode);
+                _pending[volume.Id] = new PendingPairing(pairing, decision, message.PreferredNode, status.Crashed || peerStatus.Crashed);
             }
         }
         else
@@ -250,7 +268,7 @@ internal sealed partial class ReplicationManager
             context = _context;
         }
 
-        Start(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context);
+        Start(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
     }
 
     private SyncDecision Decide(ReplicatedVolume volume, ReplicaStatus local, ReplicaStatus peer, ConnectionContext context)
@@ -288,7 +306,7 @@ internal sealed partial class ReplicationManager
         return true;
     }
 
-    private void Start(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context)
+    private void Start(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
     {
         var outOfSync = volume.Replica.OutOfSyncBytes > 0;
         var localOwner = decision.Outcome switch
@@ -303,7 +321,10 @@ internal sealed partial class ReplicationManager
             volume.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
         }
 
-        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role);
+        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role)
+        {
+            CompareFirst = compareFirst,
+        };
         volume.Attach(pairing, session, context.PeerId);
     }
 
@@ -354,5 +375,5 @@ internal sealed partial class ReplicationManager
         public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private sealed record PendingPairing(ReplicatedVolume.Pairing Pairing, SyncDecision Decision, string PreferredNode);
+    private sealed record PendingPairing(ReplicatedVolume.Pairing Pairing, SyncDecision Decision, string PreferredNode, bool CompareFirst);
 }

@@ -6,7 +6,7 @@ using Replicator.Node.Gateway;
 
 namespace Replicator.Node.Roles;
 
-internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long PoolSize);
+internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long PoolSize, bool Witness);
 
 /// <summary>
 /// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
@@ -25,24 +25,37 @@ internal static class ClusterRole
     {
         var directory = Path.GetFullPath(settings.Directory);
         Directory.CreateDirectory(directory);
-        var nodes = ClusterLayout.Ensure(directory, settings.PoolSize);
+        var nodes = ClusterLayout.Ensure(directory, settings.PoolSize, settings.Witness);
         var tokenPath = Path.Combine(directory, ClusterLayout.TokenFileName);
         var token = AdminToken.LoadOrCreate(tokenPath);
+        var parent = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var witnessAddress = ClusterLayout.WitnessAddress(directory);
 
         var children = new List<ChildProcess>();
+        ChildProcess? witness = null;
         try
         {
+            if (witnessAddress is not null)
+            {
+                var witnessDir = Path.Combine(directory, ClusterLayout.WitnessDirectoryName);
+                witness = ChildProcess.Start("witness",
+                    ["witness", "--dir", witnessDir, "--listen", witnessAddress, "--token-file", tokenPath, "--parent-pid", parent],
+                    Path.Combine(witnessDir, "witness.log"));
+                children.Add(witness);
+                await WaitReadyAsync(new AdminClient(new Uri($"http://{witnessAddress}"), token), witness, "/votes", ct);
+            }
+
             foreach (var (nodeDir, config) in nodes)
             {
-                children.Add(ChildProcess.Start($"node {config.Name}",
-                    ["node", "run", "--dir", nodeDir, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
+                children.Add(ChildProcess.Start(config.Name,
+                    ["node", "run", "--dir", nodeDir, "--parent-pid", parent],
                     Path.Combine(nodeDir, "node.log")));
             }
 
             var clients = nodes.Select(n => new AdminClient(new Uri($"http://{n.Config.AdminListen}"), token, TimeSpan.FromSeconds(10))).ToList();
-            foreach (var (client, child) in clients.Zip(children))
+            foreach (var (client, child) in clients.Zip(children.Where(c => c != witness)))
             {
-                await WaitReadyAsync(c => client.GetAsync<NodeInfo>("/node", c), child, ct);
+                await WaitReadyAsync(client, child, "/node", ct);
             }
 
             var volumes = await EnsureDefaultVolumeAsync(clients[0], settings.VolumeSize, ct);
@@ -51,7 +64,8 @@ internal static class ClusterRole
                 ClusterId = nodes[0].Config.ClusterId,
                 AdminTokenFile = tokenPath,
                 Volumes = volumes,
-                Nodes = nodes.Zip(children, (n, child) => new ClusterNodeEntry
+                Witness = witness is null ? null : new ClusterProcessEntry(witness.Pid, witnessAddress!),
+                Nodes = nodes.Zip(children.Where(c => c != witness), (n, child) => new ClusterNodeEntry
                 {
                     Name = n.Config.Name,
                     Pid = child.Pid,
@@ -63,7 +77,7 @@ internal static class ClusterRole
                 }).ToList(),
             };
             manifest.Save(directory);
-            manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, children, ct) };
+            manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, parent, children, ct) };
             manifest.Save(directory);
             PrintAttachInfo(directory, manifest);
 
@@ -87,29 +101,22 @@ internal static class ClusterRole
         }
     }
 
-    /// <summary>Starts the gateway once the nodes serve, and waits until it exports the volumes.</summary>
-    private static async Task<ClusterGatewayEntry> StartGatewayAsync(string directory, string token, List<ChildProcess> children, CancellationToken ct)
+    /// <summary>
+    /// Starts the gateway once the nodes serve. Its status endpoint answers only after its NBD server listens
+    /// (hosted services start before the web server), so an answer means the volumes are exported.
+    /// </summary>
+    private static async Task<ClusterGatewayEntry> StartGatewayAsync(string directory, string token, string parent, List<ChildProcess> children, CancellationToken ct)
     {
         var config = GatewayConfig.EnsureForCluster(directory);
-        var socket = config.SocketPath(directory);
-        var gateway = ChildProcess.Start(GatewayName,
-            ["gateway", "--cluster", directory, "--parent-pid", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture)],
-            Path.Combine(directory, "gateway.log"));
+        var gateway = ChildProcess.Start(GatewayName, ["gateway", "--cluster", directory, "--parent-pid", parent], Path.Combine(directory, "gateway.log"));
         children.Add(gateway);
         var admin = $"http://{config.AdminListen}";
         using var client = new AdminClient(new Uri(admin), token, TimeSpan.FromSeconds(10));
-        await WaitReadyAsync(async c =>
-        {
-            await client.GetAsync<GatewayStatus>("/gateway", c);
-            if (!File.Exists(socket))
-            {
-                throw new CliException(ExitCodes.Unreachable, $"no socket at {socket} yet");
-            }
-        }, gateway, ct);
-        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = socket, Nbd = $"nbd://{config.NbdListen}", Admin = admin };
+        await WaitReadyAsync(client, gateway, "/gateway", ct);
+        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = config.SocketPath(directory), Nbd = $"nbd://{config.NbdListen}", Admin = admin };
     }
 
-    private static async Task WaitReadyAsync(Func<CancellationToken, Task> probe, ChildProcess child, CancellationToken ct)
+    private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, string probe, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + StartTimeout;
         while (true)
@@ -122,7 +129,7 @@ internal static class ClusterRole
 
             try
             {
-                await probe(ct);
+                await client.GetAsync<System.Text.Json.JsonElement>(probe, ct);
                 return;
             }
             catch (CliException) when (DateTime.UtcNow < deadline)
@@ -167,10 +174,13 @@ internal static class ClusterRole
         foreach (var volume in manifest.Volumes)
         {
             Console.WriteLine(manifest.Gateway is { } g
-                ? $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={g.NbdSocket}'  (through the gateway, which survives a node failure)"
+                ? $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={g.NbdSocket}'  (through the gateway, which rides through a node failure)"
                 : $"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
         }
 
+        Console.WriteLine(manifest.Witness is { } w
+            ? $"  witness (pid {w.Pid}) at {w.Address}: a node that loses its peer writes only with the witness's vote"
+            : "  no witness: a node that loses its peer keeps writing; a split brain is possible and is detected on reconnect");
         Console.WriteLine("Press Ctrl-C to stop.");
     }
 
@@ -190,11 +200,8 @@ internal static class ClusterRole
 
             var child = running[exited.IndexOf(done)];
             running.Remove(child);
-            var restart = child.Name == GatewayName
-                ? $"replicator gateway --cluster {Path.GetDirectoryName(child.LogPath)}"
-                : $"replicator node run --dir {Path.GetDirectoryName(child.LogPath)}";
             Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
-                $"The cluster keeps running without it; restart it with: {restart}");
+                "The cluster keeps running without it; restart it by hand (see cluster.json).");
             if (running.Count == 0)
             {
                 await stop;

@@ -8,6 +8,7 @@ using Replicator.Core.Replication;
 using Replicator.Node.Hosting;
 using Replicator.Node.Replication;
 using Replicator.Node.Storage;
+using Replicator.Node.Witness;
 
 namespace Replicator.Node.Roles;
 
@@ -53,7 +54,14 @@ internal static class NodeRole
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(new NodeIdentity(config, directory));
         builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
-        builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
+        if (config.Witness is not null)
+        {
+            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, token, sp.GetRequiredService<ILogger<WitnessQuorum>>()));
+        }
+        else
+        {
+            builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
+        }
         builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
             sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton(sp => new VolumeExports(sp.GetRequiredService<ReplicationManager>()));

@@ -11,6 +11,7 @@ namespace Replicator.IntegrationTests.Harness;
 public sealed class TestCluster : IAsyncDisposable
 {
     private readonly Dictionary<string, ReplicatorProcess> _restarted = [];
+    private readonly Dictionary<string, TcpProxy> _witnessLinks = [];
     private readonly bool _ownsDirectory;
     private HttpClient? _http;
 
@@ -36,6 +37,46 @@ public sealed class TestCluster : IAsyncDisposable
         await cluster.StartUpAsync(extraArguments);
         return cluster;
     }
+
+    /// <summary>
+    /// A cluster whose links go through relays the test can cut: the link between the nodes
+    /// (<see cref="PeerLink"/>) and, with a witness, each node's link to it (<see cref="WitnessLink"/>).
+    /// </summary>
+    public static async Task<TestCluster> StartWithCuttableLinksAsync(bool witness)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
+        var cluster = new TestCluster(directory, ownsDirectory: true);
+        var init = await ReplicatorProcess.RunAsync(["cluster", "init", "--dir", directory, "--pool-size", "8G", .. witness ? Array.Empty<string>() : ["--no-witness"]]);
+        Assert.True(init.ExitCode == 0, init.Describe());
+        foreach (var node in new[] { "a", "b" })
+        {
+            var path = Path.Combine(directory, node, "node.json");
+            var config = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(path))!;
+            if (config["peer"]!["address"]?.GetValue<string>() is { } peerAddress)
+            {
+                cluster.PeerLink = TcpProxy.Start(System.Net.IPEndPoint.Parse(peerAddress));
+                config["peer"]!["address"] = cluster.PeerLink.EndPoint.ToString();
+            }
+
+            if (config["witness"]?["address"]?.GetValue<string>() is { } witnessAddress)
+            {
+                var proxy = TcpProxy.Start(System.Net.IPEndPoint.Parse(witnessAddress));
+                cluster._witnessLinks[node] = proxy;
+                config["witness"]!["address"] = proxy.EndPoint.ToString();
+            }
+
+            await File.WriteAllTextAsync(path, config.ToJsonString());
+        }
+
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    /// <summary>The relay between node a (which dials) and node b, when started with cuttable links.</summary>
+    public TcpProxy? PeerLink { get; private set; }
+
+    /// <summary>The relay between a node and the witness, when started with cuttable links and a witness.</summary>
+    public TcpProxy WitnessLink(string node) => _witnessLinks[node];
 
     public string Nbd(string node) => Node(node).GetProperty("nbd").GetString()!;
 
@@ -113,7 +154,10 @@ public sealed class TestCluster : IAsyncDisposable
             replication.GetProperty("outOfSyncBytes").GetInt64(),
             resync.GetProperty("sentBytes").GetInt64(),
             resync.GetProperty("completed").GetInt32(),
-            json.RootElement.GetProperty("allocatedBytes").GetInt64());
+            json.RootElement.GetProperty("allocatedBytes").GetInt64())
+        {
+            ResyncCoveredBytes = resync.GetProperty("coveredBytes").GetInt64(),
+        };
     }
 
     /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
@@ -134,6 +178,23 @@ public sealed class TestCluster : IAsyncDisposable
         var differing = json.RootElement.GetProperty("differingRegions").GetInt64();
         Assert.Equal(differing == 0 ? 0 : 1, result.ExitCode);
         return differing;
+    }
+
+    /// <summary>Sends a JSON request to a node's admin API and returns the answer (failing the test on an error status).</summary>
+    public async Task<JsonDocument> SendJsonAsync(string node, HttpMethod method, string path, object? body = null)
+    {
+        _http ??= new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        using var request = new HttpRequestMessage(method, new Uri(Admin(node), path));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
+        if (body is not null)
+        {
+            request.Content = System.Net.Http.Json.JsonContent.Create(body);
+        }
+
+        using var response = await _http.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        Assert.True(response.IsSuccessStatusCode, $"{method} {path} on {node}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text.Length == 0 ? "{}" : text);
     }
 
     public async Task<JsonDocument> GetJsonAsync(string node, string path)
@@ -198,11 +259,24 @@ public sealed class TestCluster : IAsyncDisposable
 
         await Up.DisposeAsync();
         _http?.Dispose();
+        if (PeerLink is not null)
+        {
+            await PeerLink.DisposeAsync();
+        }
+
+        foreach (var link in _witnessLinks.Values)
+        {
+            await link.DisposeAsync();
+        }
+
         if (_ownsDirectory)
         {
             try
             {
-                System.IO.Directory.Delete(Directory, recursive: true);
+                if (Environment.GetEnvironmentVariable("REPLICATOR_KEEP_TEST_DIRS") is null)
+                {
+                    System.IO.Directory.Delete(Directory, recursive: true);
+                }
             }
             catch (IOException)
             {
@@ -223,5 +297,7 @@ public sealed class TestCluster : IAsyncDisposable
 
 public sealed record VolumeState(string Connection, string DiskState, long OutOfSyncBytes, long ResyncSentBytes, int ResyncsCompleted, long AllocatedBytes)
 {
+    public long ResyncCoveredBytes { get; init; }
+
     public bool InSync => Connection == "connected" && DiskState == "up-to-date" && OutOfSyncBytes == 0;
 }

@@ -63,6 +63,13 @@ public sealed class ReplicationTests(ClusterFixture fixture) : IClassFixture<Clu
         Assert.Equal(1, result.ExitCode);
         Assert.Contains($"{volume}: 3 differing region(s)", result.Stdout);
         Assert.Equal(3, await Cluster.VerifyAsync(volume));
+
+        // A checksum resync from the node that orders the volume repairs exactly those regions.
+        var repair = await Cluster.CliAsync("resync", "checksum", volume);
+        Assert.True(repair.ExitCode == 0, repair.Describe());
+        await Cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await Cluster.VerifyAsync(volume));
+        await RealClientTests.QemuIo(Cluster.Uri("b", volume), "read -P 0xa7 0 64k", "read -P 0xa7 10M 64k", "read -P 0xa7 20M 64k", "read -P 0x33 30M 64k");
     }
 
     [Fact]

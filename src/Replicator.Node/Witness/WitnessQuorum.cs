@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using Replicator.Core.Devices;
+using Replicator.Core.Replication;
+using Replicator.Node.Configuration;
+
+namespace Replicator.Node.Witness;
+
+/// <summary>
+/// The node's side of the witness: a volume that has lost its peer writes alone only while this
+/// node holds the witness's vote for it. The vote is a lease, renewed every second while the
+/// volume is unpaired; the node counts it valid only until a margin before the witness would let
+/// it go (timed from when the request was sent), so another node can never take over while this
+/// one still writes. Without the witness's answer, no write alone.
+/// </summary>
+internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
+{
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan Margin = TimeSpan.FromSeconds(1);
+
+    private readonly HttpClient _http;
+    private readonly string _node;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<Guid, Lease> _leases = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _renewals;
+
+    public WitnessQuorum(NodeConfig config, string token, ILogger<WitnessQuorum> logger)
+    {
+        Address = config.Witness!.Address;
+        _node = config.Name;
+        _logger = logger;
+        _http = new HttpClient { BaseAddress = new Uri($"http://{Address}"), Timeout = RequestTimeout };
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        _renewals = Task.Run(() => RenewLoopAsync(_stop.Token));
+    }
+
+    public string Address { get; }
+
+    public string Describe() => $"witness at {Address}: a node that loses its peer keeps writing only while it holds the witness's vote";
+
+    public async ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken)
+    {
+        if (_leases.TryGetValue(volume.Id, out var lease) && lease.Covers(writingAs))
+        {
+            return;
+        }
+
+        var answer = await RequestAsync(volume, writingAs, cancellationToken);
+        if (answer is not { Granted: true })
+        {
+            throw new BlockDeviceException(StorageError.NotPermitted,
+                $"volume '{volume.Name}' lost its peer and this node may not write it alone: {answer?.Reason ?? $"the witness at {Address} cannot be reached"}");
+        }
+    }
+
+    /// <summary>The volume is paired and in sync again: give the vote back (in the background).</summary>
+    public void Release(ReplicatedVolume volume) => _ = ReleaseAsync(volume);
+
+    private async Task ReleaseAsync(ReplicatedVolume volume)
+    {
+        _leases.TryRemove(volume.Id, out _);
+        try
+        {
+            using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}/release", new ReleaseRequest(_node), NodeConfig.JsonOptions);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+        {
+            LogReleaseFailed(volume.Name, e.Message);
+        }
+    }
+
+    public void Dispose()
+    {
+        _stop.Cancel();
+        _renewals.Wait(TimeSpan.FromSeconds(5));
+        _http.Dispose();
+        _stop.Dispose();
+    }
+
+    private async Task<VoteAnswer?> RequestAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken ct)
+    {
+        var sent = Stopwatch.GetTimestamp();
+        try
+        {
+            using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}",
+                new VoteRequest(_node, Hex(volume.Replica.Generation.Current), Hex(writingAs.Current)), NodeConfig.JsonOptions, ct);
+            var answer = await response.Content.ReadFromJsonAsync<VoteAnswer>(NodeConfig.JsonOptions, ct);
+            if (answer is { Granted: true })
+            {
+                var valid = TimeSpan.FromSeconds(answer.LeaseSeconds) - Margin;
+                var fresh = !_leases.ContainsKey(volume.Id);
+                _leases[volume.Id] = new Lease(volume, writingAs, sent + (long)(valid.TotalSeconds * Stopwatch.Frequency));
+                if (fresh)
+                {
+                    LogGranted(volume.Name, answer.Reason);
+                }
+            }
+            else if (answer is not null)
+            {
+                _leases.TryRemove(volume.Id, out _);
+                LogRefused(volume.Name, answer.Reason);
+            }
+
+            return answer;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            LogUnreachable(volume.Name, Address, e.Message);
+            return null;
+        }
+    }
+
+    /// <summary>Renews every held lease each second while its volume is unpaired; drops it once paired.</summary>
+    private async Task RenewLoopAsync(CancellationToken ct)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        while (await WaitAsync(timer, ct))
+        {
+            foreach (var lease in _leases.Values)
+            {
+                if (lease.Volume.Session is not null)
+                {
+                    continue;
+                }
+
+                await RequestAsync(lease.Volume, lease.Volume.Replica.Generation, ct);
+            }
+        }
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken ct)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(ct);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    private static string Hex(ulong value) => value.ToString("X16", CultureInfo.InvariantCulture);
+
+    private sealed record Lease(ReplicatedVolume Volume, GenerationIds WritingAs, long ValidUntil)
+    {
+        public bool Covers(GenerationIds writingAs) => writingAs == WritingAs && Stopwatch.GetTimestamp() < ValidUntil;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness granted this node the vote ({Reason}); it writes alone")]
+    private partial void LogGranted(string volume, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness refused this node the vote: {Reason}; writes are refused until the peer is back")]
+    private partial void LogRefused(string volume, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness at {Address} cannot be reached ({Reason}); writes alone are refused")]
+    private partial void LogUnreachable(string volume, string address, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: releasing the witness vote failed ({Reason}); it expires on its own")]
+    private partial void LogReleaseFailed(string volume, string reason);
+}
