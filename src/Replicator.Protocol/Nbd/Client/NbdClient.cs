@@ -341,8 +341,19 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
     {
         await Task.WhenAll(_sender, _receiver);
         End(NbdClientEndReason.ServerClosed, "the connection closed");
-        await _transport.Input.CompleteAsync();
-        await _transport.Output.CompleteAsync();
+        try
+        {
+            await _transport.Input.CompleteAsync();
+
+            // After a clean disconnect everything was flushed; otherwise what is still buffered is dropped, not
+            // written into a socket the server may have closed (which would fail with a broken pipe).
+            await _transport.Output.CompleteAsync(_endReason == NbdClientEndReason.Disconnected ? null : Lost());
+        }
+        catch (Exception exception) when (IsTransportFailure(exception))
+        {
+            // The connection is over either way.
+        }
+
         _transportOwner?.Dispose();
 
         var failed = new List<NbdClientRequest>();

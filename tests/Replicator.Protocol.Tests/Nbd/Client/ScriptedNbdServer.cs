@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Replicator.Protocol.Nbd;
+using Replicator.Protocol.Nbd.Client;
 
 namespace Replicator.Protocol.Tests.Nbd.Client;
 
@@ -101,12 +102,19 @@ internal sealed class ScriptedNbdServer : IAsyncDisposable
         await _toServer.Reader.CompleteAsync();
     }
 
-    /// <summary>Whether the client closed its side (the server reads the end of the stream).</summary>
+    /// <summary>Whether the client closed its side: the server reads the end of the stream, or the error the client gave up with.</summary>
     public async Task<bool> ClientClosedAsync()
     {
-        var result = await _toServer.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
-        _toServer.Reader.AdvanceTo(result.Buffer.End);
-        return result.IsCompleted;
+        try
+        {
+            var result = await _toServer.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+            _toServer.Reader.AdvanceTo(result.Buffer.End);
+            return result.IsCompleted;
+        }
+        catch (NbdConnectionLostException)
+        {
+            return true;
+        }
     }
 
     public async ValueTask DisposeAsync() => await CloseAsync();
