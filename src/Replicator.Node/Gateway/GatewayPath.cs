@@ -159,7 +159,8 @@ internal sealed class GatewayPath
 
     private async Task<NbdClient[]> ConnectAsync(CancellationToken stopping)
     {
-        var options = new NbdClientOptions { RequestBlockSizes = false, ConnectTimeout = _options.Timeout };
+        // The gateway forwards its clients' requests as they come, so it cannot promise the node any alignment.
+        var options = new NbdClientOptions { RequestBlockSizes = false };
         var uri = Node.VolumeUri(_volume.Name);
         var attempts = Enumerable.Range(0, _options.ConnectionsPerNode)
             .Select(i => NbdClient.ConnectAsync(uri, _logger, options, $"{Node.Name}:{_volume.Name}#{i + 1}", stopping))

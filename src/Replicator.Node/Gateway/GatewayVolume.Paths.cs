@@ -54,12 +54,13 @@ internal sealed partial class GatewayVolume
     {
         lock (_lock)
         {
-            var first = path.State != PathState.Failed || path.FailuresInARow == 0;
-            RecordFailureLocked(path, reason);
-            if (first)
+            // Logged when the reason changes, not on every retry of a node that stays down.
+            if (path.LastFailure != reason)
             {
                 GatewayLog.ConnectFailed(_logger, Name, path.Node.Name, reason);
             }
+
+            RecordFailureLocked(path, reason);
 
             EvaluateLocked();
         }
@@ -102,7 +103,7 @@ internal sealed partial class GatewayVolume
             {
                 GatewayLog.PreferredChanged(_logger, Name, _preferred ?? "(none)", preferred);
                 _preferred = preferred;
-                _preferredChanged = true;
+                _preferredChanged = _active?.Node.Name != preferred;
             }
 
             EvaluateLocked();
