@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
@@ -13,13 +12,13 @@ namespace Replicator.Protocol.Nbd.Client;
 /// </summary>
 /// <remarks>
 /// Concurrency: a caller takes one of <see cref="NbdClientOptions.MaxInFlightRequests"/> request slots (waiting
-/// when none is free), fills it and queues it for the sender. The sender writes every queued request into the
-/// transport and flushes once the queue is empty, so requests arriving together leave in one write. The
+/// when none is free), fills it, queues it and writes the queue into the transport unless another thread is
+/// writing it already (see <c>NbdClient.Send.cs</c>), so requests arriving together leave in one flush. The
 /// receiver parses replies and streams READ data straight from the transport into the caller's buffer. A request
 /// completes when it is both sent and answered; its continuation runs on the thread that completed it, and its
 /// slot is free again once the caller has taken the result. When the connection ends for any reason (the server
-/// closed it, a transport or protocol error, <see cref="Abort"/>) new requests are refused, both loops stop, and
-/// only then is every request still in flight failed with <see cref="NbdConnectionLostException"/>, so no
+/// closed it, a transport or protocol error, <see cref="Abort"/>) new requests are refused, the receiver stops and
+/// the writer lets go, and only then is every request still in flight failed with <see cref="NbdConnectionLostException"/>, so no
 /// caller's buffer is touched after its request has returned.
 /// </remarks>
 internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
@@ -32,15 +31,12 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
     private readonly int[] _free;
     private readonly Lock _slotLock = new();
     private readonly SemaphoreSlim _admission;
-    private readonly Channel<NbdClientRequest?> _sendQueue = Channel.CreateUnbounded<NbdClientRequest?>(
-        new UnboundedChannelOptions { SingleReader = true });
     private readonly TaskCompletionSource<NbdConnectionLostException> _closed = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    private readonly Task _sender;
     private readonly Task _receiver;
     private int _freeCount;
     private int _inFlight;
     private bool _refusing;
-    private bool _disconnecting;
+    private volatile bool _disconnecting;
     private int _ended;
     private NbdClientEndReason _endReason;
     private string _endDetail = "";
@@ -65,7 +61,6 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
 
         _freeCount = slots;
         _admission = new SemaphoreSlim(slots, slots);
-        _sender = Task.Run(SendLoopAsync);
         _receiver = Task.Run(ReceiveLoopAsync);
         _ = CloseWhenDoneAsync();
     }
@@ -198,10 +193,11 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             {
                 _refusing = true;
                 _disconnecting = true;
-                _sendQueue.Writer.TryWrite(null);
-                _sendQueue.Writer.TryComplete();
+                _disconnectQueued = true;
             }
         }
+
+        Send(null);
 
         try
         {
@@ -312,7 +308,7 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             _inFlight++;
         }
 
-        _sendQueue.Writer.TryWrite(request);
+        Send(request);
         return request.AsValueTask();
     }
 
@@ -331,7 +327,6 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             _refusing = true;
         }
 
-        _sendQueue.Writer.TryComplete();
         _transport.Input.CancelPendingRead();
         _transport.Output.CancelPendingFlush();
     }
@@ -339,8 +334,9 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
     /// <summary>Once both loops are done: closes the transport, then fails whatever is still in flight.</summary>
     private async Task CloseWhenDoneAsync()
     {
-        await Task.WhenAll(_sender, _receiver);
+        await _receiver;
         End(NbdClientEndReason.ServerClosed, "the connection closed");
+        await CloseWriterAsync();
         try
         {
             await _transport.Input.CompleteAsync();

@@ -1,100 +1,15 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.IO.Pipelines;
 using System.Net.Sockets;
 
 namespace Replicator.Protocol.Nbd.Client;
 
-/// <summary>The sender and the receiver of a client connection.</summary>
+/// <summary>The receiver of a client connection: parses replies and completes the requests they answer.</summary>
 internal sealed partial class NbdClient
 {
-    /// <summary>Bytes written without a flush after which the sender flushes even though more requests are queued.</summary>
-    private const int FlushThreshold = 1024 * 1024;
-
     private NbdClientRequest? _receiving;
     private int _receivePosition;
     private int _receiveRemaining;
     private bool _receiveDone;
-
-    /// <summary>Writes queued requests, flushing when the queue runs dry; a null entry is NBD_CMD_DISC, after which nothing is sent.</summary>
-    private async Task SendLoopAsync()
-    {
-        var output = _transport.Output;
-        var queue = _sendQueue.Reader;
-        try
-        {
-            while (await queue.WaitToReadAsync())
-            {
-                var unflushed = 0L;
-                while (queue.TryRead(out var request))
-                {
-                    if (request is null)
-                    {
-                        WriteHeader(output, NbdWire.CmdDisc, 0, 0, 0, 0);
-                        await FlushAsync(output);
-                        return;
-                    }
-
-                    WriteHeader(output, request.Type, request.Flags, request.Cookie, request.Offset, request.Length);
-                    unflushed += NbdWire.RequestHeaderLength;
-                    if (request.Type == NbdWire.CmdWrite)
-                    {
-                        output.Write(request.Payload.Span);
-                        unflushed += request.Length;
-                    }
-
-                    request.PartDone();
-                    if (unflushed >= FlushThreshold)
-                    {
-                        if (!await FlushAsync(output))
-                        {
-                            return;
-                        }
-
-                        unflushed = 0;
-                    }
-                }
-
-                if (!await FlushAsync(output))
-                {
-                    return;
-                }
-            }
-        }
-        catch (Exception exception) when (IsTransportFailure(exception))
-        {
-            End(NbdClientEndReason.TransportError, exception.Message);
-        }
-    }
-
-    /// <summary>Flushes; false when the connection is ending (the flush was cancelled, or the server stopped reading).</summary>
-    private async ValueTask<bool> FlushAsync(PipeWriter output)
-    {
-        var result = await output.FlushAsync();
-        if (result.IsCompleted)
-        {
-            End(NbdClientEndReason.ServerClosed, "the server stopped reading requests");
-        }
-
-        return !result.IsCanceled && !result.IsCompleted;
-    }
-
-    /// <summary>
-    /// <code>
-    /// magic (32) | flags (16) | type (16) | cookie (64) | offset (64) | length (32)
-    /// </code>
-    /// </summary>
-    private static void WriteHeader(PipeWriter output, ushort type, ushort flags, ulong cookie, ulong offset, uint length)
-    {
-        var span = output.GetSpan(NbdWire.RequestHeaderLength);
-        BinaryPrimitives.WriteUInt32BigEndian(span, NbdWire.RequestMagic);
-        BinaryPrimitives.WriteUInt16BigEndian(span[4..], flags);
-        BinaryPrimitives.WriteUInt16BigEndian(span[6..], type);
-        BinaryPrimitives.WriteUInt64BigEndian(span[8..], cookie);
-        BinaryPrimitives.WriteUInt64BigEndian(span[16..], offset);
-        BinaryPrimitives.WriteUInt32BigEndian(span[24..], length);
-        output.Advance(NbdWire.RequestHeaderLength);
-    }
 
     private async Task ReceiveLoopAsync()
     {
@@ -119,7 +34,7 @@ internal sealed partial class NbdClient
                     if (result.IsCompleted)
                     {
                         var clean = buffer.IsEmpty && _receiving is null;
-                        End(Volatile.Read(ref _disconnecting) && clean ? NbdClientEndReason.Disconnected : NbdClientEndReason.ServerClosed,
+                        End(_disconnecting && clean ? NbdClientEndReason.Disconnected : NbdClientEndReason.ServerClosed,
                             clean ? "the server closed the connection" : "the server closed the connection in the middle of a reply");
                         return;
                     }
