@@ -43,3 +43,6 @@ internal sealed class PeerFailedException(StorageError error, string message) : 
 {
     public StorageError Error { get; } = error;
 }
+
+/// <summary>A forwarded write reached a node that no longer orders the volume's writes: the owner moved; look again and resend.</summary>
+internal sealed class NotOwnerException(string message) : IOException(message);

@@ -8,10 +8,17 @@ namespace Replicator.Core.Replication;
 /// <summary>What the peer asks of this replica: apply its changes, order forwarded ones, serve reads and checksums.</summary>
 internal sealed partial class ReplicatedVolume
 {
-    /// <summary>Applies a change the owner ordered (or resync data from the source).</summary>
-    public async ValueTask ApplyFromPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    /// <summary>Applies a change the owner ordered (or, with <paramref name="resync"/>, resync data from the source).</summary>
+    public async ValueTask ApplyFromPeerAsync(WriteOp op, CancellationToken cancellationToken, bool resync = false)
     {
         CheckRange(op.Offset, op.Length);
+
+        // The activity log covers this replica's half of ordered changes too: if this node loses
+        // power with a change acknowledged but not yet durable, the extent is resynced after its
+        // restart. Resync data needs no entry: its region is in the source's bitmap until applied.
+        var activity = resync
+            ? new ReplicaStore.Activity(op.Offset, op.Length, Held: false)
+            : await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
             await op.ApplyAsync(_local, cancellationToken);
@@ -23,6 +30,10 @@ internal sealed partial class ReplicatedVolume
             Replica.MarkOutOfSync(op.Offset, op.Length);
             Replica.SetDiskState(ReplicaDiskState.Inconsistent);
             throw;
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
         }
 
         Replica.NoteInSync(op.Offset, op.Length);
@@ -46,13 +57,10 @@ internal sealed partial class ReplicatedVolume
         CheckRange(op.Offset, op.Length);
         await WaitForPairingAsync(cancellationToken);
         var session = Session;
-        if (session is not { LocalIsOwner: true })
+        if (session is not { LocalIsOwner: true } || !await WriteOrderedAsync(session, op, cancellationToken))
         {
-            throw new BlockDeviceException(StorageError.NotPermitted,
-                $"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
+            throw new NotOwnerException($"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
         }
-
-        await WriteOrderedAsync(session, op, cancellationToken);
     }
 
     /// <summary>Reads this replica for the peer, which lacks the range during its resync.</summary>

@@ -21,20 +21,34 @@ internal sealed partial class ReplicatedVolume
             var session = Session;
             if (session is null)
             {
-                await WriteAloneAsync(op, cancellationToken);
-                return;
+                if (await WriteAloneAsync(op, cancellationToken))
+                {
+                    return;
+                }
+
+                continue;
             }
 
             if (session.LocalIsOwner)
             {
-                await WriteOrderedAsync(session, op, cancellationToken);
-                return;
+                if (await WriteOrderedAsync(session, op, cancellationToken))
+                {
+                    return;
+                }
+
+                continue;
             }
 
             try
             {
                 await session.Peer.ForwardAsync(op, cancellationToken);
                 return;
+            }
+            catch (NotOwnerException)
+            {
+                // The owner moved (the pair is pairing the volume again): wait for the new pairing, then resend.
+                await WaitForPairingAsync(cancellationToken);
+                await Task.Delay(10, cancellationToken);
             }
             catch (PeerUnavailableException)
             {
@@ -49,18 +63,30 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>On the owner: orders the change, applies it on both replicas in parallel, returns when both have it.</summary>
-    internal async ValueTask WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// On the owner: orders the change, applies it on both replicas in parallel, returns when both
+    /// have it. False, with nothing done, when the session changed while the change waited for its
+    /// turn (the volume was paired again, perhaps with the other node as owner): the caller starts over.
+    /// </summary>
+    internal async ValueTask<bool> WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
     {
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        if (Session != session)
+        {
+            return false;
+        }
+
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
-            var peer = ReplicateToPeerAsync(session, op, cancellationToken);
+            // Once ordered, the change runs to its end on both replicas even if the client gives
+            // up: releasing the range before the peer answered would let a newer change to it
+            // reach the peer first, and leave a change applied here unmarked.
+            var peer = ReplicateToPeerAsync(session, op, CancellationToken.None);
             BlockDeviceException? localFailure = null;
             try
             {
-                await op.ApplyAsync(_local, cancellationToken);
+                await op.ApplyAsync(_local, CancellationToken.None);
             }
             catch (BlockDeviceException e)
             {
@@ -86,6 +112,8 @@ internal sealed partial class ReplicatedVolume
                 await AcknowledgeWithoutPeerAsync(op, cancellationToken);
                 Resync.Kick();
             }
+
+            return true;
         }
         finally
         {
@@ -93,9 +121,18 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>With no peer: the change goes to the bitmap first, then to the local replica.</summary>
-    private async ValueTask WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
+    /// <summary>
+    /// With no peer: the change goes to the bitmap first, then to the local replica. False when a
+    /// pairing attached the peer while the change waited for it: the change goes through the peer.
+    /// </summary>
+    private async ValueTask<bool> WriteAloneAsync(WriteOp op, CancellationToken cancellationToken)
     {
+        await WaitForPairingAsync(cancellationToken);
+        if (Session is not null)
+        {
+            return false;
+        }
+
         if (!Replica.IsUpToDate)
         {
             throw new BlockDeviceException(StorageError.NotPermitted,
@@ -104,6 +141,12 @@ internal sealed partial class ReplicatedVolume
 
         var alone = await ClaimWritingAloneAsync(cancellationToken);
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+        if (Session is not null)
+        {
+            // A pairing took the whole volume while this change waited for its range, and attached.
+            return false;
+        }
+
         var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
@@ -114,6 +157,8 @@ internal sealed partial class ReplicatedVolume
         {
             Replica.EndActivity(activity);
         }
+
+        return true;
     }
 
     /// <summary>
@@ -129,7 +174,7 @@ internal sealed partial class ReplicatedVolume
         {
             alone = await ClaimWritingAloneAsync(cancellationToken);
         }
-        catch (BlockDeviceException)
+        catch (Exception e) when (e is BlockDeviceException or OperationCanceledException)
         {
             Replica.MarkOutOfSync(op.Offset, op.Length);
             throw;

@@ -146,9 +146,18 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         return pairing;
     }
 
-    /// <summary>Pairs the volume with its peer for one connection and lets writes flow again.</summary>
-    public void Attach(Pairing pairing, ReplicationSession session, Guid peerNodeId)
+    /// <summary>
+    /// Pairs the volume with its peer for one connection and lets writes flow again. A volume paired
+    /// again on the same connection (its preferred node changed) ends its previous session first.
+    /// </summary>
+    public async Task AttachAsync(Pairing pairing, ReplicationSession session, Guid peerNodeId)
     {
+        if (Interlocked.Exchange(ref _session, null) is { } previous)
+        {
+            previous.End();
+            await Resync.StopAsync();
+        }
+
         Replica.OnConnected(peerNodeId, inSync: session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0);
         Volatile.Write(ref _session, session);
         pairing.Dispose();
@@ -204,7 +213,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     }
 
     /// <summary>Waits for a pairing in progress to end (a forwarded write may arrive just before this side attaches).</summary>
-    private async ValueTask WaitForPairingAsync(CancellationToken cancellationToken)
+    internal async ValueTask WaitForPairingAsync(CancellationToken cancellationToken)
     {
         if (Volatile.Read(ref _pairing) is { } pairing)
         {

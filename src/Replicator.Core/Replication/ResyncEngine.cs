@@ -171,9 +171,12 @@ internal sealed partial class ResyncEngine
     /// <summary>New regions were marked while connected (a write the peer refused): look again.</summary>
     internal void Kick()
     {
-        if (_kick.CurrentCount == 0)
+        lock (_lock)
         {
-            _kick.Release();
+            if (_kick.CurrentCount == 0)
+            {
+                _kick.Release();
+            }
         }
     }
 
@@ -188,6 +191,7 @@ internal sealed partial class ResyncEngine
         var windowStart = clock.Elapsed;
         long windowBytes = 0;
         var cursor = 0L;
+        var failures = 0;
         var sending = session.Role == SyncRole.Source;
         if (sending)
         {
@@ -210,8 +214,19 @@ internal sealed partial class ResyncEngine
                 {
                     if (sending)
                     {
-                        await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                        replica.CompleteResyncAsSource();
+                        // Completing clears every bit on both sides: no change may be in flight
+                        // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
+                        {
+                            if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
+                            {
+                                continue;
+                            }
+
+                            await session.Peer.CompleteResyncAsync(replica.Generation, ct);
+                            replica.CompleteResyncAsSource();
+                        }
+
                         session.Role = SyncRole.None;
                         _volume.Quorum.Release(_volume);
                         Interlocked.Increment(ref _completed);
@@ -236,7 +251,19 @@ internal sealed partial class ResyncEngine
                 _running = true;
                 var (offset, length) = run.Value;
                 var started = clock.Elapsed;
-                await SendRunAsync(session, offset, length, ct);
+                try
+                {
+                    await SendRunAsync(session, offset, length, ct);
+                    failures = 0;
+                }
+                catch (Exception e) when (e is PeerFailedException or BlockDeviceException)
+                {
+                    // The peer (or this replica) refused this run; the bits stay set. Back off and go
+                    // on: a resync that gave up would leave the target inconsistent until a reconnect.
+                    LogRunFailed(_volume.Name, session.PeerName, offset, length, e.Message);
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures++, 6))), ct);
+                }
+
                 cursor = offset + length;
                 windowBytes += length;
                 await ThrottleAsync(clock.Elapsed - started, length, ct);
@@ -377,6 +404,9 @@ internal sealed partial class ResyncEngine
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: resync to {Peer} interrupted ({Reason}); {Remaining} bytes remain and resume on reconnect")]
     private partial void LogInterrupted(string volume, string peer, string reason, long remaining);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Volume {Volume}: resync to {Peer} of [{Offset}, +{Length}) failed ({Reason}); retrying")]
+    private partial void LogRunFailed(string volume, string peer, long offset, long length, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: resync paused")]
     private partial void LogPaused(string volume);

@@ -18,12 +18,15 @@ internal static partial class AdminApi
         var api = app.MapGroup(Prefix);
         api.MapGet("/node", (NodeIdentity identity, ReplicationManager volumes) => Describe(identity, volumes));
         api.MapGet("/pool", (NodeStorage storage) => ToInfo(storage.Pool));
+        api.MapGet("/cluster", (HttpContext http, ClusterViewBuilder view, CancellationToken ct) =>
+            view.BuildAsync($"{http.Request.Scheme}://{http.Request.Host}", ct));
         api.MapGet("/volumes", (ReplicationManager volumes, VolumeExports exports) => volumes.Volumes.Select(v => ToInfo(v, volumes, exports)).ToList());
         api.MapGet("/volumes/{name}", (string name, ReplicationManager volumes, VolumeExports exports) =>
             volumes.Find(name) is { } v ? Results.Ok(ToInfo(v, volumes, exports)) : NoSuchVolume(name));
         api.MapPost("/volumes", CreateVolumeAsync);
         api.MapPost("/volumes/{name}/resize", ResizeVolumeAsync);
         api.MapDelete("/volumes/{name}", DeleteVolumeAsync);
+        api.MapPut("/volumes/{name}/preferred", SetPreferredAsync);
         MapReplication(api);
     }
 
@@ -116,6 +119,29 @@ internal static partial class AdminApi
         }
     }
 
+    private static async Task<IResult> SetPreferredAsync(string name, PreferredNodeRequest? request, ReplicationManager volumes, VolumeExports exports, CancellationToken ct)
+    {
+        if (volumes.Find(name) is not { } volume)
+        {
+            return NoSuchVolume(name);
+        }
+
+        if (request?.Node is not { Length: > 0 } node)
+        {
+            return BadRequest("Name the node the volume should prefer, e.g. {\"node\": \"b\"}.");
+        }
+
+        try
+        {
+            await volumes.SetPreferredNodeAsync(volume, node, ct);
+            return Results.Ok(ToInfo(volume, volumes, exports));
+        }
+        catch (ArgumentException e)
+        {
+            return BadRequest(e.Message);
+        }
+    }
+
     internal static PoolInfo ToInfo(StoragePool pool)
     {
         var usage = pool.Usage;
@@ -129,6 +155,7 @@ internal static partial class AdminApi
         new(volume.Name, volume.Id, volume.Size, volume.Local.AllocatedBytes, volume.Local.UnitSize, exports.AttachedCount(volume.Id))
         {
             PreferredNode = volumes.PreferredNode(volume),
+            Io = exports.Rates(volume.Name) ?? new Metrics.IoRates(0, 0, 0, 0),
             Replication = volume.HasPeer ? ToReplicaInfo(volume, volumes) : null,
         };
 

@@ -16,6 +16,9 @@ internal sealed record VolumeInfo(string Name, Guid Id, long SizeBytes, long All
 {
     public string? PreferredNode { get; init; }
 
+    /// <summary>Clients' I/O on this node over the last second.</summary>
+    public Metrics.IoRates? Io { get; init; }
+
     public ReplicaInfo? Replication { get; init; }
 }
 
@@ -53,3 +56,13 @@ internal sealed record CreateVolumeRequest(string? Name, string? Size)
 }
 
 internal sealed record ResizeVolumeRequest(string? Size);
+
+internal sealed record PreferredNodeRequest(string? Node);
+
+/// <summary>One node as <c>status --json</c> and <c>GET /api/v1/cluster</c> show it.</summary>
+internal sealed record NodeStatus(string Name, string Admin, bool Reachable, string? Error, NodeInfo? Node, PoolInfo? Pool, List<VolumeInfo> Volumes);
+
+/// <summary>The whole pair as one node sees it: itself, its peer (asked over the peer's admin API) and the witness.</summary>
+internal sealed record ClusterView(List<NodeStatus> Nodes, WitnessStatus? Witness);
+
+internal sealed record WitnessStatus(string Address, bool Reachable, string? Error, List<Witness.VoteInfo> Votes);

@@ -15,7 +15,7 @@ internal sealed class AdminTarget
 {
     public required Option<DirectoryInfo> Dir { get; init; }
 
-    public required Option<Uri?> Admin { get; init; }
+    public required Option<string?> Admin { get; init; }
 
     public required Option<FileInfo?> TokenFile { get; init; }
 
@@ -53,7 +53,7 @@ internal sealed class AdminTarget
     /// <summary>A client for the named node, or null when only a directory was given and no node runs on it.</summary>
     public async Task<AdminClient?> TryConnectAsync(ParseResult parse, CancellationToken ct)
     {
-        var admin = parse.GetValue(Admin);
+        var admin = CommonOptions.ParseAdmin(parse.GetValue(Admin));
         var tokenFile = parse.GetValue(TokenFile);
         var dir = parse.GetValue(Dir);
         if (admin is not null)

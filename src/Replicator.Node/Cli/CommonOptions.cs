@@ -12,7 +12,13 @@ internal static class CommonOptions
 
     public static Option<bool> Json() => new("--json") { Description = "Print machine-readable JSON instead of a table" };
 
-    public static Option<Uri?> Admin() => new("--admin") { Description = "Admin API URL of a running node, e.g. http://127.0.0.1:7100" };
+    public static Option<string?> Admin() => new("--admin") { Description = "Admin API URL of a running node, e.g. http://127.0.0.1:7100" };
+
+    /// <summary>The --admin URL, or a usage error that says what is wrong with it.</summary>
+    public static Uri? ParseAdmin(string? text) =>
+        text is null ? null
+        : Uri.TryCreate(text, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) ? uri
+        : throw new CliException(ExitCodes.Usage, $"--admin '{text}' is not an http:// URL such as http://127.0.0.1:7100");
 
     public static Option<FileInfo?> TokenFile() => new("--token-file") { Description = "File holding the admin API bearer token" };
 

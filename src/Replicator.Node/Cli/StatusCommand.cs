@@ -17,6 +17,13 @@ internal static class StatusCommand
         var target = AdminTarget.AddTo(command);
         command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
         {
+            if (Console.IsOutputRedirected)
+            {
+                // Piped or captured: plain text, wide enough that no column wraps.
+                AnsiConsole.Profile.Width = 200;
+                AnsiConsole.Profile.Capabilities.Ansi = false;
+            }
+
             var nodes = await target.ConnectAllAsync(parse, ct);
             try
             {
@@ -137,6 +144,3 @@ internal static class StatusCommand
         _ => $"[red]{Markup.Escape(state)}[/]",
     };
 }
-
-/// <summary>One node as <c>status --json</c> prints it.</summary>
-internal sealed record NodeStatus(string Name, string Admin, bool Reachable, string? Error, NodeInfo? Node, PoolInfo? Pool, List<VolumeInfo> Volumes);

@@ -23,6 +23,7 @@ internal static class VolumeCommands
         volume.Subcommands.Add(Show());
         volume.Subcommands.Add(Resize());
         volume.Subcommands.Add(Delete());
+        volume.Subcommands.Add(Prefer());
         return volume;
     }
 
@@ -30,14 +31,16 @@ internal static class VolumeCommands
     {
         var name = new Argument<string>("name") { Description = "Volume name: letters, digits, '.', '_', '-'" };
         var size = new Option<string>("--size", "-s") { Description = "Virtual size, e.g. 1G, 500M (thin: takes space only when written)", Required = true };
+        var preferred = new Option<string?>("--preferred") { Description = "The node that serves (and orders writes of) the volume while both are up; default: spread across the nodes" };
         var json = CommonOptions.Json();
-        var command = new Command("create", "Create a thin-provisioned volume") { name, size, json };
+        var command = new Command("create", "Create a thin-provisioned volume") { name, size, preferred, json };
         var target = AdminTarget.AddTo(command);
         command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
         {
             var bytes = ParseSize(parse.GetValue(size)!);
             var info = await WithNodeAsync(parse, target, ct,
-                client => client.PostAsync<VolumeInfo>("/volumes", new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct),
+                client => client.PostAsync<VolumeInfo>("/volumes",
+                    new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) { PreferredNode = parse.GetValue(preferred) }, ct),
                 storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes))));
             Print(info, parse.GetValue(json), $"created volume {info.Name} ({ByteSize.Format(info.SizeBytes)}, id {info.Id})");
         }));
@@ -108,6 +111,22 @@ internal static class VolumeCommands
                     return AdminApi.ToInfo(volume);
                 });
             Print(info, parse.GetValue(json), $"volume {info.Name} is now {ByteSize.Format(info.SizeBytes)}");
+        }));
+        return command;
+    }
+
+    private static Command Prefer()
+    {
+        var name = new Argument<string>("name") { Description = "Volume name" };
+        var node = new Option<string>("--node") { Description = "The node the volume should prefer", Required = true };
+        var json = CommonOptions.Json();
+        var command = new Command("prefer", "Change the node a volume prefers (online: the gateway moves its I/O there and that node orders its writes)") { name, node, json };
+        var target = AdminTarget.AddTo(command);
+        command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
+        {
+            using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
+            var info = await client.PutAsync<VolumeInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(name)!)}/preferred", new PreferredNodeRequest(parse.GetValue(node)), ct);
+            Print(info, parse.GetValue(json), $"volume {info.Name} now prefers {info.PreferredNode}; writes are ordered by {info.Replication?.WritesOrderedBy ?? "-"}");
         }));
         return command;
     }

@@ -41,6 +41,7 @@ internal static class ClusterLayout
 
         var clusterId = Guid.NewGuid();
         var bPeerPort = FreePort();
+        var adminPorts = NodeNames.ToDictionary(n => n, _ => FreePort());
         WitnessConfig? witness = null;
         if (withWitness)
         {
@@ -61,7 +62,7 @@ internal static class ClusterLayout
                 NodeId = Guid.NewGuid(),
                 ClusterId = clusterId,
                 NbdListen = $"127.0.0.1:{FreePort()}",
-                AdminListen = $"127.0.0.1:{FreePort()}",
+                AdminListen = $"127.0.0.1:{adminPorts[name]}",
                 AdminTokenFile = Path.Combine("..", TokenFileName),
                 PoolFileCapacity = poolSize,
                 Witness = witness,
@@ -70,6 +71,7 @@ internal static class ClusterLayout
                     Name = dials ? "b" : "a",
                     Address = dials ? $"127.0.0.1:{bPeerPort}" : null,
                     Listen = dials ? null : $"127.0.0.1:{bPeerPort}",
+                    Admin = $"http://127.0.0.1:{adminPorts[dials ? "b" : "a"]}",
                 },
             };
             config.Save(nodeDir);

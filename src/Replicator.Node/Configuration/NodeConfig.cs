@@ -131,6 +131,9 @@ internal sealed record PeerConfig
     /// <summary>Where this node dials its peer (address:port), or null if it listens.</summary>
     public string? Address { get; init; }
 
+    /// <summary>The peer's admin API (http://address:port), so this node can show the whole pair; optional.</summary>
+    public string? Admin { get; init; }
+
     /// <summary>Seconds without any frame from the peer before it is declared gone.</summary>
     public double KeepaliveTimeoutSeconds { get; init; } = 2;
 

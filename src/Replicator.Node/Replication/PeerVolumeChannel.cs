@@ -72,9 +72,12 @@ internal sealed class PeerVolumeChannel(PeerConnection connection, Guid volumeId
             var status = reply.Status;
             var message = reply.Message;
             reply.Dispose();
-            throw status == ReplyStatus.ShuttingDown
-                ? new PeerUnavailableException($"{connection.PeerName} is shutting down: {message}")
-                : new PeerFailedException(PeerMessages.ToStorageError(status), $"{connection.PeerName}: {message}");
+            throw status switch
+            {
+                ReplyStatus.ShuttingDown => new PeerUnavailableException($"{connection.PeerName} is shutting down: {message}"),
+                ReplyStatus.NotOwner => new NotOwnerException($"{connection.PeerName}: {message}"),
+                _ => new PeerFailedException(PeerMessages.ToStorageError(status), $"{connection.PeerName}: {message}"),
+            };
         }
 
         return reply;

@@ -19,9 +19,25 @@ internal sealed partial class ReplicationManager
     private readonly Dictionary<Guid, ReplicaStatus> _splitBrainPeers = [];
     private ConnectionContext? _context;
     private int _connects;
+    private int _disconnects;
 
     /// <summary>Connections made to the peer since this node started (more than a few a minute: a flapping link).</summary>
     public int Connects => Volatile.Read(ref _connects);
+
+    /// <summary>Connections to the peer lost since this node started.</summary>
+    public int Disconnects => Volatile.Read(ref _disconnects);
+
+    /// <summary>The last measured round trip to the peer, while connected.</summary>
+    public TimeSpan? PeerRoundTrip
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _context?.Connection.LastRoundTrip;
+            }
+        }
+    }
 
     /// <summary>Why a volume is not paired (split brain, unrelated data), for status output.</summary>
     public string? PairingProblem(Guid volumeId)
@@ -105,6 +121,7 @@ internal sealed partial class ReplicationManager
         }
 
         Volatile.Write(ref _link, null);
+        Interlocked.Increment(ref _disconnects);
         abandoned.ForEach(p => p.Pairing.Dispose());
         foreach (var volume in Volumes)
         {
@@ -201,7 +218,7 @@ internal sealed partial class ReplicationManager
             page = pulled.Body.BitmapPull.NextPage;
         }
 
-        Start(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
+        await StartAsync(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
         using var started = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
         started.ThrowIfFailed();
     }
@@ -253,7 +270,7 @@ internal sealed partial class ReplicationManager
         await request.ReplyAsync(new Reply { BitmapPull = new BitmapPullReply { NextPage = next } }, chunk);
     }
 
-    private void HandleVolumeStart(VolumeStartRequest message)
+    private async ValueTask HandleVolumeStartAsync(VolumeStartRequest message)
     {
         var volume = RequireVolume(message.VolumeId);
         PendingPairing pending;
@@ -268,7 +285,7 @@ internal sealed partial class ReplicationManager
             context = _context;
         }
 
-        Start(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
+        await StartAsync(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
     }
 
     private SyncDecision Decide(ReplicatedVolume volume, ReplicaStatus local, ReplicaStatus peer, ConnectionContext context)
@@ -306,7 +323,7 @@ internal sealed partial class ReplicationManager
         return true;
     }
 
-    private void Start(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
+    private async Task StartAsync(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
     {
         var outOfSync = volume.Replica.OutOfSyncBytes > 0;
         var localOwner = decision.Outcome switch
@@ -325,7 +342,7 @@ internal sealed partial class ReplicationManager
         {
             CompareFirst = compareFirst,
         };
-        volume.Attach(pairing, session, context.PeerId);
+        await volume.AttachAsync(pairing, session, context.PeerId);
     }
 
     private static IEnumerable<(long Offset, long Length)> AllocatedRanges(ReplicatedVolume volume)

@@ -27,6 +27,10 @@ internal sealed partial class ReplicationManager
         {
             await TryReplyAsync(request, ReplyStatus.IoError, e.Message);
         }
+        catch (NotOwnerException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.NotOwner, e.Message);
+        }
         catch (UnknownVolumeException e)
         {
             await TryReplyAsync(request, ReplyStatus.UnknownVolume, e.Message);
@@ -70,7 +74,10 @@ internal sealed partial class ReplicationManager
                 await request.ReplyAsync(ReplyStatus.Ok, null, ReplicatedVolume.EncodeChecksums(checksums));
                 return;
             case Envelope.BodyOneofCase.ResyncComplete:
-                RequireVolume(header.ResyncComplete.VolumeId).CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
+                // The source may finish before this side has attached its pairing: complete after it.
+                var completed = RequireVolume(header.ResyncComplete.VolumeId);
+                await completed.WaitForPairingAsync(ct);
+                completed.CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
                 break;
             case Envelope.BodyOneofCase.VolumeConnect:
                 await HandleVolumeConnectAsync(request, header.VolumeConnect, ct);
@@ -82,8 +89,17 @@ internal sealed partial class ReplicationManager
                 await HandleBitmapPullAsync(request, header.BitmapPull);
                 return;
             case Envelope.BodyOneofCase.VolumeStart:
-                HandleVolumeStart(header.VolumeStart);
+                await HandleVolumeStartAsync(header.VolumeStart);
                 break;
+            case Envelope.BodyOneofCase.VolumePrefer:
+                var repair = HandleVolumePrefer(header.VolumePrefer);
+                await request.ReplyAsync(ReplyStatus.Ok);
+                if (repair is not null)
+                {
+                    PairInBackground(repair, ct);
+                }
+
+                return;
             case Envelope.BodyOneofCase.VolumeCreate:
                 var created = HandlePeerCreate(header.VolumeCreate);
                 await request.ReplyAsync(ReplyStatus.Ok);
@@ -119,7 +135,7 @@ internal sealed partial class ReplicationManager
         }
         else
         {
-            await volume.ApplyFromPeerAsync(op, ct);
+            await volume.ApplyFromPeerAsync(op, ct, resync: kind == WriteKind.Resync);
         }
     }
 

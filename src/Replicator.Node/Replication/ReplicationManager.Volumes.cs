@@ -99,6 +99,61 @@ internal sealed partial class ReplicationManager
         DeleteLocal(volume);
     }
 
+    /// <summary>
+    /// Changes the node a volume prefers (the one the gateway sends its I/O to, and that orders its
+    /// writes while both replicas are up to date), on both nodes, and pairs the volume again so the
+    /// new owner orders writes from now on. Writes wait for the moment of the change; none fails.
+    /// </summary>
+    public async Task SetPreferredNodeAsync(ReplicatedVolume volume, string node, CancellationToken ct)
+    {
+        if (node != LocalName && node != PeerName)
+        {
+            throw new ArgumentException($"'{node}' is not a node of this pair (it has {LocalName}{(PeerName is null ? "" : " and " + PeerName)})");
+        }
+
+        SaveSettings(volume.Id, new VolumeSettings(node));
+        ConnectionContext? context;
+        lock (_lock)
+        {
+            context = _context;
+        }
+
+        if (context is null)
+        {
+            return;
+        }
+
+        using var reply = await context.Connection.SendRequestAsync(new Envelope
+        {
+            VolumePrefer = new VolumePreferRequest { VolumeId = volume.Id.ToString(), PreferredNode = node },
+        }, default, ct);
+        reply.ThrowIfFailed();
+        if (context.Dialed && volume.Session is not null)
+        {
+            await PairAsDialerAsync(context, volume, ct);
+        }
+    }
+
+    /// <summary>Records the peer's change of preferred node; returns the volume when this node (the dialer) must pair it again.</summary>
+    private ReplicatedVolume? HandleVolumePrefer(VolumePreferRequest message)
+    {
+        var volume = RequireVolume(message.VolumeId);
+        SaveSettings(volume.Id, new VolumeSettings(message.PreferredNode));
+        lock (_lock)
+        {
+            return _context is { Dialed: true } && volume.Session is not null ? volume : null;
+        }
+    }
+
+    private void SaveSettings(Guid volumeId, VolumeSettings settings)
+    {
+        settings.Save(ReplicaDirectory(volumeId));
+        lock (_lock)
+        {
+            _settings[volumeId] = settings;
+        }
+    }
+
     /// <summary>Whether any client is attached to a volume here; set by the node's export catalog.</summary>
     public Func<ReplicatedVolume, int> AttachedClients { get; set; } = _ => 0;
 

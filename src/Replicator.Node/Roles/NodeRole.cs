@@ -6,6 +6,7 @@ using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Replication;
 using Replicator.Node.Hosting;
+using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
 using Replicator.Node.Storage;
 using Replicator.Node.Witness;
@@ -64,7 +65,9 @@ internal static class NodeRole
         }
         builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
             sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
-        builder.Services.AddSingleton(sp => new VolumeExports(sp.GetRequiredService<ReplicationManager>()));
+        builder.Services.AddSingleton<NodeTelemetry>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeTelemetry>());
+        builder.Services.AddSingleton(sp => new VolumeExports(sp.GetRequiredService<ReplicationManager>(), sp.GetRequiredService<NodeTelemetry>()));
         if (config.Peer is not null)
         {
             builder.Services.AddHostedService<PeerLink>();
@@ -76,6 +79,13 @@ internal static class NodeRole
             sp.GetRequiredService<ILoggerFactory>(),
             endpoints => SaveChosenNbdPort(directory, endpoints)));
         builder.Services.AddProblemDetails();
+        builder.Services.AddOpenApi("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info = new() { Title = "Replicator node admin API", Version = "v1", Description = "Every request needs 'Authorization: Bearer <token>'." };
+            return Task.CompletedTask;
+        }));
+        builder.Services.AddSingleton(sp => new ClusterViewBuilder(config, token, sp.GetRequiredService<NodeIdentity>(), sp.GetRequiredService<NodeStorage>(),
+            sp.GetRequiredService<ReplicationManager>(), sp.GetRequiredService<VolumeExports>()));
         if (settings.ParentPid is { } parent)
         {
             builder.Services.AddHostedService(sp => new ParentWatch(parent, sp.GetRequiredService<IHostApplicationLifetime>(),
@@ -95,8 +105,12 @@ internal static class NodeRole
             return Cli.ExitCodes.Failed;
         }
 
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
         app.UseMiddleware<BearerTokenAuth>(token);
         app.MapAdminApi();
+        app.MapOpenApi("/api/v1/openapi.json");
+        app.MapGet("/metrics", (NodeTelemetry telemetry) => Results.Text(telemetry.Exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         await app.StartAsync(ct);
 
         var admin = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

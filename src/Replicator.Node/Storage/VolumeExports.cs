@@ -1,5 +1,6 @@
 using System.Diagnostics.CodeAnalysis;
 using Replicator.Core.Replication;
+using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
 using Replicator.Protocol.Nbd;
 
@@ -14,10 +15,12 @@ internal sealed class VolumeExports : INbdExportCatalog
     private readonly Dictionary<Guid, int> _attached = [];
     private readonly Lock _lock = new();
     private readonly ReplicationManager _volumes;
+    private readonly NodeTelemetry _telemetry;
 
-    public VolumeExports(ReplicationManager volumes)
+    public VolumeExports(ReplicationManager volumes, NodeTelemetry telemetry)
     {
         _volumes = volumes;
+        _telemetry = telemetry;
         volumes.AttachedClients = v => AttachedCount(v.Id);
     }
 
@@ -38,12 +41,15 @@ internal sealed class VolumeExports : INbdExportCatalog
             }
 
             _attached[volume.Id] = _attached.GetValueOrDefault(volume.Id) + 1;
-            attachment = new Attachment(this, volume);
+            attachment = new Attachment(this, volume, new MeteredDevice(volume, _telemetry.Io(volume.Name), _telemetry.Metrics));
             refusal = AttachRefusal.None;
             message = null;
             return true;
         }
     }
+
+    /// <summary>Clients' I/O per second on the volume over the last second, once a client has used it.</summary>
+    public IoRates? Rates(string volume) => _telemetry.Rates(volume);
 
     public int AttachedCount(Guid volumeId)
     {
@@ -64,11 +70,11 @@ internal sealed class VolumeExports : INbdExportCatalog
         }
     }
 
-    private sealed class Attachment(VolumeExports owner, ReplicatedVolume volume) : IExportAttachment
+    private sealed class Attachment(VolumeExports owner, ReplicatedVolume volume, Core.Devices.IBlockDevice device) : IExportAttachment
     {
         private int _disposed;
 
-        public Core.Devices.IBlockDevice Device => volume;
+        public Core.Devices.IBlockDevice Device => device;
 
         public void Dispose()
         {

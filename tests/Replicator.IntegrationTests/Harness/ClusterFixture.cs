@@ -11,5 +11,6 @@ public sealed class ClusterFixture : IAsyncLifetime
 
     public async Task DisposeAsync() => await Cluster.DisposeAsync();
 
-    public Task<string> NewVolumeAsync(string size = "256M") => Cluster.CreateVolumeAsync($"r{Interlocked.Increment(ref _next)}", size);
+    public Task<string> NewVolumeAsync(string size = "256M", string? preferred = null) =>
+        Cluster.CreateVolumeAsync($"r{Interlocked.Increment(ref _next)}", size, preferred);
 }

@@ -1,3 +1,5 @@
+using Replicator.Core.Replication;
+
 namespace Replicator.IntegrationTests.Harness;
 
 /// <summary>Damages a stopped node's pool file the way a failing disk would, for verify tests.</summary>
@@ -5,26 +7,32 @@ public static class PoolFile
 {
     /// <summary>
     /// Finds every aligned run of <paramref name="runLength"/> bytes that all equal <paramref name="fill"/>
-    /// and flips one byte in each. Returns the number of runs changed.
+    /// and flips one byte in each. Reads only the parts of the sparse file that hold data. Returns the
+    /// number of runs changed.
     /// </summary>
     public static int FlipByteInEveryRun(string path, byte fill, int runLength)
     {
-        using var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        var length = RandomAccess.GetLength(handle);
         var buffer = new byte[runLength];
         var changed = 0;
-        for (long offset = 0; offset + runLength <= file.Length; offset += runLength)
+        for (var data = SparseFileInterop.NextData(handle, 0); data >= 0 && data < length; data = SparseFileInterop.NextData(handle, data))
         {
-            file.Position = offset;
-            file.ReadExactly(buffer);
-            if (buffer[0] == fill && buffer.AsSpan().IndexOfAnyExcept(fill) < 0)
+            var hole = SparseFileInterop.NextHole(handle, data);
+            for (var offset = data / runLength * runLength; offset + runLength <= Math.Min(hole, length); offset += runLength)
             {
-                file.Position = offset + 100;
-                file.WriteByte((byte)~fill);
-                changed++;
+                RandomAccess.Read(handle, buffer, offset);
+                if (buffer[0] == fill && buffer.AsSpan().IndexOfAnyExcept(fill) < 0)
+                {
+                    RandomAccess.Write(handle, new[] { (byte)~fill }, offset + 100);
+                    changed++;
+                }
             }
+
+            data = hole;
         }
 
-        file.Flush(flushToDisk: true);
+        RandomAccess.FlushToDisk(handle);
         return changed;
     }
 }

@@ -144,9 +144,9 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>Runs a replicator CLI command against this cluster's directory.</summary>
     public Task<ToolResult> CliAsync(params string[] arguments) => ReplicatorProcess.RunAsync([.. arguments, "--dir", Directory], TimeSpan.FromMinutes(3));
 
-    public async Task<string> CreateVolumeAsync(string name, string size = "256M")
+    public async Task<string> CreateVolumeAsync(string name, string size = "256M", string? preferred = null)
     {
-        var result = await CliAsync("volume", "create", name, "--size", size);
+        var result = await CliAsync(["volume", "create", name, "--size", size, .. preferred is null ? Array.Empty<string>() : ["--preferred", preferred]]);
         Assert.True(result.ExitCode == 0, result.Describe());
         await WaitUntilAsync(async () => (await VolumeAsync("a", name)).Connection == "connected" && (await VolumeAsync("b", name)).Connection == "connected",
             TimeSpan.FromSeconds(30), $"volume {name} did not pair");

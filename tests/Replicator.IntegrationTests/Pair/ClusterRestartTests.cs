@@ -34,7 +34,10 @@ public sealed class ClusterRestartTests
         }
         finally
         {
-            Directory.Delete(directory, recursive: true);
+            if (Environment.GetEnvironmentVariable("REPLICATOR_KEEP_TEST_DIRS") is null)
+            {
+                Directory.Delete(directory, recursive: true);
+            }
         }
     }
 }

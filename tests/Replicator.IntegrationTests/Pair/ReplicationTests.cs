@@ -49,7 +49,8 @@ public sealed class ReplicationTests(ClusterFixture fixture) : IClassFixture<Clu
     [Fact]
     public async Task Verify_counts_the_regions_corrupted_in_one_replicas_pool_file()
     {
-        var volume = await fixture.NewVolumeAsync();
+        // Node a orders this volume's writes, so the checksum resync at the end repairs b from a.
+        var volume = await fixture.NewVolumeAsync(preferred: "a");
         await RealClientTests.QemuIo(Cluster.Uri("a", volume), "write -P 0xa7 0 64k", "write -P 0xa7 10M 64k", "write -P 0xa7 20M 64k", "write -P 0x33 30M 64k");
         await Cluster.StopAsync("b");
 
@@ -64,7 +65,7 @@ public sealed class ReplicationTests(ClusterFixture fixture) : IClassFixture<Clu
         Assert.Contains($"{volume}: 3 differing region(s)", result.Stdout);
         Assert.Equal(3, await Cluster.VerifyAsync(volume));
 
-        // A checksum resync from the node that orders the volume repairs exactly those regions.
+        // A checksum resync from the node that orders the volume (a) repairs exactly those regions on b.
         var repair = await Cluster.CliAsync("resync", "checksum", volume);
         Assert.True(repair.ExitCode == 0, repair.Describe());
         await Cluster.WaitInSyncAsync(volume);

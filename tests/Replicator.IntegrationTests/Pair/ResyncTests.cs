@@ -87,7 +87,8 @@ public sealed class ResyncTests(ClusterFixture fixture, ITestOutputHelper output
     [Fact]
     public async Task A_node_killed_during_a_write_storm_while_connected_resends_only_its_activity_log_extents()
     {
-        var volume = await fixture.NewVolumeAsync("1G");
+        // Node a orders this volume's writes and is the one killed.
+        var volume = await fixture.NewVolumeAsync("1G", preferred: "a");
         var uri = Cluster.Uri("a", volume);
         var blocks = Enumerable.Range(0, 64).Select(i => (long)i * 2560 + 7).ToArray();
         // Round r writes pattern (block + r) % 250 + 1 to every block, so the number of writes

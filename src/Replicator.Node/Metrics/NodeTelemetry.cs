@@ -1,0 +1,73 @@
+using System.Collections.Concurrent;
+using System.Diagnostics.Metrics;
+using Replicator.Node.Replication;
+using Replicator.Node.Roles;
+
+namespace Replicator.Node.Metrics;
+
+/// <summary>
+/// The node's metrics as a whole: the client I/O instruments (fed by <see cref="MeteredDevice"/>),
+/// gauges read at scrape time from the pool and the replicated volumes, the Prometheus exporter
+/// behind <c>GET /metrics</c>, and a once-a-second sampler for live I/O rates.
+/// </summary>
+internal sealed class NodeTelemetry : BackgroundService
+{
+    private readonly ConcurrentDictionary<string, VolumeIo> _io = new();
+    private readonly ReplicationManager _volumes;
+
+    public NodeTelemetry(NodeStorage storage, ReplicationManager volumes)
+    {
+        _volumes = volumes;
+        Metrics = new NodeMetrics();
+        Exporter = new PrometheusExporter(NodeMetrics.MeterName, NodeMetrics.LatencyBuckets);
+        var meter = Metrics.Meter;
+        meter.CreateObservableGauge("replicator.pool.capacity", () => storage.Pool.Usage.Capacity, "By", "Pool capacity");
+        meter.CreateObservableGauge("replicator.pool.virtual", () => storage.Pool.Usage.Virtual, "By", "Sum of the volumes' virtual sizes (thin: may exceed capacity)");
+        meter.CreateObservableGauge("replicator.pool.allocated", () => storage.Pool.Usage.Allocated, "By", "Pool space holding data");
+        meter.CreateObservableGauge("replicator.pool.free", () => storage.Pool.Usage.Free, "By", "Pool space free for new writes");
+        meter.CreateObservableGauge("replicator.replication.out_of_sync", () => PerVolume(v => v.Replica.OutOfSyncBytes), "By", "Bytes that may differ between the replicas, by volume");
+        meter.CreateObservableCounter("replicator.resync.sent", () => PerVolume(v => v.Resync.SentBytes), "By", "Data bytes sent by resyncs from this node, by volume");
+        meter.CreateObservableGauge("replicator.resync.rate", () => PerVolume(v => (long)v.Resync.Progress.BytesPerSecond), "By/s", "Current resync rate from this node, by volume");
+        meter.CreateObservableGauge("replicator.replication.lag", () => volumes.PeerRoundTrip?.TotalSeconds ?? 0, "s",
+            "Replication lag: the last round trip to the peer (what a write waits for beyond the local disk)");
+        meter.CreateObservableGauge("replicator.peer.connected", () => volumes.Link is null ? 0 : 1, null, "1 while connected to the peer");
+        meter.CreateObservableCounter("replicator.peer.connects", () => (long)volumes.Connects, "{connection}", "Connections made to the peer");
+        meter.CreateObservableCounter("replicator.peer.disconnects", () => (long)volumes.Disconnects, "{connection}", "Connections to the peer lost");
+    }
+
+    public NodeMetrics Metrics { get; }
+
+    public PrometheusExporter Exporter { get; }
+
+    public VolumeIo Io(string volume) => _io.GetOrAdd(volume, v => new VolumeIo(v));
+
+    public IoRates? Rates(string volume) => _io.TryGetValue(volume, out var io) ? io.Rates : null;
+
+    public override void Dispose()
+    {
+        Exporter.Dispose();
+        Metrics.Dispose();
+        base.Dispose();
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                foreach (var io in _io.Values)
+                {
+                    io.Sample();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private IEnumerable<Measurement<long>> PerVolume(Func<Core.Replication.ReplicatedVolume, long> value) =>
+        _volumes.Volumes.Select(v => new Measurement<long>(value(v), new KeyValuePair<string, object?>("volume", v.Name)));
+}

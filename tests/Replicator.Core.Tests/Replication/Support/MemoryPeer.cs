@@ -1,0 +1,220 @@
+using System.Collections.Concurrent;
+using Replicator.Core.Devices;
+using Replicator.Core.Replication;
+
+namespace Replicator.Core.Tests.Replication.Support;
+
+/// <summary>The kinds of request one replica sends the other.</summary>
+internal enum PeerCall
+{
+    Replicate,
+    Forward,
+    Resync,
+    Flush,
+    Read,
+    CompleteResync,
+    Checksums,
+}
+
+/// <summary>One request as the receiving side sees it, for interceptors and call logs.</summary>
+internal readonly record struct PeerRequest(PeerCall Call, WriteOp? Op, long Offset, long Length);
+
+/// <summary>
+/// One connection between the two sides. Cutting it fails every request from then on, and every
+/// request still waiting for its answer, with <see cref="PeerUnavailableException"/>; a request the
+/// receiving side had not started handling is never handled.
+/// </summary>
+internal sealed class MemoryLink : IDisposable
+{
+    private readonly CancellationTokenSource _cut = new();
+
+    public CancellationToken Token => _cut.Token;
+
+    public bool IsCut => _cut.IsCancellationRequested;
+
+    public void Cut() => _cut.Cancel();
+
+    public void Dispose() => _cut.Dispose();
+}
+
+/// <summary>
+/// <see cref="IPeerVolume"/> over a <see cref="MemoryLink"/>: each call runs on the other side's
+/// <see cref="ReplicatedVolume"/> on its own thread, as a request over the network would, with
+/// data copied as it would be on the wire. The caller's cancellation stops its wait, not the
+/// request. Failures come back as the real channel reports them: a refusal (a
+/// <see cref="BlockDeviceException"/> on the other side) as <see cref="PeerFailedException"/>, a
+/// cut link as <see cref="PeerUnavailableException"/>.
+/// </summary>
+internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVolume
+{
+    public ValueTask ReplicateAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        var sent = OnTheWire(op);
+        return SendAsync(new PeerRequest(PeerCall.Replicate, sent, op.Offset, op.Length), t => remote.Volume.ApplyFromPeerAsync(sent, t), cancellationToken);
+    }
+
+    public ValueTask ForwardAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        var sent = OnTheWire(op);
+        return SendAsync(new PeerRequest(PeerCall.Forward, sent, op.Offset, op.Length), t => remote.Volume.OrderForwardedAsync(sent, t), cancellationToken);
+    }
+
+    public ValueTask ResyncAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        var sent = OnTheWire(op);
+        return SendAsync(new PeerRequest(PeerCall.Resync, sent, op.Offset, op.Length), t => remote.Volume.ApplyFromPeerAsync(sent, t, resync: true), cancellationToken);
+    }
+
+    public ValueTask FlushAsync(CancellationToken cancellationToken) =>
+        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), async t =>
+        {
+            await remote.Volume.Local.FlushAsync(t);
+            remote.Replica.Flush();
+        }, cancellationToken);
+
+    public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        var received = new byte[destination.Length];
+        await SendAsync(new PeerRequest(PeerCall.Read, null, offset, destination.Length), t => remote.Volume.ReadForPeerAsync(offset, received, t), cancellationToken);
+        received.CopyTo(destination);
+    }
+
+    public ValueTask CompleteResyncAsync(GenerationIds source, CancellationToken cancellationToken) =>
+        SendAsync(new PeerRequest(PeerCall.CompleteResync, null, 0, 0), _ =>
+        {
+            remote.Volume.CompleteResyncAsTarget(source);
+            return ValueTask.CompletedTask;
+        }, cancellationToken);
+
+    public ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken) =>
+        SendAsync(new PeerRequest(PeerCall.Checksums, null, offset, length), t => remote.Volume.ChecksumsAsync(offset, length, regionSize, t), cancellationToken);
+
+    private static WriteOp OnTheWire(WriteOp op) => op.Kind == WriteOpKind.Write ? op with { Data = op.Data.ToArray() } : op;
+
+    private async ValueTask SendAsync(PeerRequest request, Func<CancellationToken, ValueTask> handle, CancellationToken cancellationToken) =>
+        await SendAsync(request, async t =>
+        {
+            await handle(t);
+            return true;
+        }, cancellationToken);
+
+    private async ValueTask<T> SendAsync<T>(PeerRequest request, Func<CancellationToken, ValueTask<T>> handle, CancellationToken cancellationToken)
+    {
+        if (link.IsCut)
+        {
+            throw Unavailable();
+        }
+
+        var handled = HandleRemotelyAsync(request, handle);
+        using var waiting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, link.Token);
+        try
+        {
+            return await handled.WaitAsync(waiting.Token);
+        }
+        catch (OperationCanceledException) when (link.IsCut)
+        {
+            throw Unavailable();
+        }
+        catch (BlockDeviceException e)
+        {
+            throw new PeerFailedException(e.Error, $"{remote.Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>What the receiving side does with a request: note it, let the test's interceptor at it, then handle it.</summary>
+    private async Task<T> HandleRemotelyAsync<T>(PeerRequest request, Func<CancellationToken, ValueTask<T>> handle)
+    {
+        await Task.Yield();
+        remote.Note(request);
+        if (remote.Incoming is { } intercept)
+        {
+            await intercept(request, link.Token);
+        }
+
+        link.Token.ThrowIfCancellationRequested();
+        return await handle(link.Token);
+    }
+
+    private PeerUnavailableException Unavailable() => new($"the link to {remote.Name} is cut");
+}
+
+/// <summary>
+/// A point where requests wait until the test opens it. The first <c>passFirst</c> requests go
+/// through; later ones are held. A held request fails when its link is cut, and is then never handled.
+/// </summary>
+internal sealed class Gate(int passFirst = 0)
+{
+    private readonly Lock _lock = new();
+    private readonly TaskCompletionSource _open = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly List<(int Count, TaskCompletionSource Reached)> _watchers = [];
+    private int _arrivals;
+
+    public int Arrivals
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _arrivals;
+            }
+        }
+    }
+
+    /// <summary>Completes when the first request is held.</summary>
+    public Task Holding => WhenArrived(passFirst + 1);
+
+    /// <summary>Completes once <paramref name="count"/> requests have arrived.</summary>
+    public Task WhenArrived(int count)
+    {
+        lock (_lock)
+        {
+            if (_arrivals >= count)
+            {
+                return Task.CompletedTask;
+            }
+
+            var reached = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _watchers.Add((count, reached));
+            return reached.Task;
+        }
+    }
+
+    public async ValueTask PassAsync(CancellationToken linkToken)
+    {
+        int arrival;
+        lock (_lock)
+        {
+            arrival = ++_arrivals;
+            foreach (var watcher in _watchers.Where(w => w.Count <= arrival))
+            {
+                watcher.Reached.TrySetResult();
+            }
+
+            _watchers.RemoveAll(w => w.Count <= arrival);
+        }
+
+        if (arrival > passFirst)
+        {
+            await _open.Task.WaitAsync(linkToken);
+        }
+    }
+
+    public void Open() => _open.TrySetResult();
+}
+
+/// <summary>Counts and keeps what a side received, by kind.</summary>
+internal sealed class CallLog
+{
+    private readonly ConcurrentDictionary<PeerCall, int> _counts = new();
+    private readonly ConcurrentQueue<PeerRequest> _requests = new();
+
+    public int Count(PeerCall call) => _counts.GetValueOrDefault(call);
+
+    public IReadOnlyList<PeerRequest> Of(PeerCall call) => _requests.Where(r => r.Call == call).ToList();
+
+    public void Add(PeerRequest request)
+    {
+        _counts.AddOrUpdate(request.Call, 1, (_, n) => n + 1);
+        _requests.Enqueue(request);
+    }
+}
