@@ -104,4 +104,40 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
         await cluster.WaitInSyncAsync(volume);
         Assert.Equal(0, await cluster.VerifyAsync(volume));
     }
+
+    [Fact]
+    public async Task Changing_the_preferred_node_online_moves_the_volume_under_fio_without_an_error_and_not_faster_than_the_hold_down()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var volume = await GatewayHarness.CreateVolumeAsync(cluster, "gwprefer", preferred: "a");
+        var fio = GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, "prefer",
+            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=44",
+            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
+            "--time_based=1", "--runtime=25");
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        var toB = await cluster.CliAsync("volume", "prefer", volume, "--node", "b");
+        Assert.True(toB.ExitCode == 0, toB.Describe());
+        var moved = Stopwatch.StartNew();
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "b", TimeSpan.FromSeconds(15), minSwitches: 1);
+        output.WriteLine($"preferred node set to b; the gateway moved {volume} there {moved.ElapsedMilliseconds} ms later");
+        Assert.Equal("the preferred node is now b", (await GatewayHarness.VolumeAsync(cluster, volume))!.LastSwitchReason);
+
+        moved.Restart();
+        var toA = await cluster.CliAsync("volume", "prefer", volume, "--node", "a");
+        Assert.True(toA.ExitCode == 0, toA.Describe());
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(30), minSwitches: 2);
+        output.WriteLine($"preferred node set back to a; the gateway moved {volume} there {moved.ElapsedMilliseconds} ms later (hold-down 10 s)");
+        Assert.True(moved.Elapsed >= TimeSpan.FromSeconds(9), $"moved back after {moved.Elapsed}, inside the hold-down");
+        Assert.False(fio.IsCompleted, "fio ended before the second move");
+
+        var run = await fio;
+        output.WriteLine($"fio: exit {run.ExitCode}, errors {run.Errors}; longest I/O stall {GatewayHarness.Ms(run.LongestStallMs)}");
+        Assert.True(run.ExitCode == 0 && run.Errors == 0, run.Output);
+        Assert.True(run.LongestStallMs < StallBound.TotalMilliseconds, $"an I/O took {GatewayHarness.Ms(run.LongestStallMs)}");
+        Assert.Equal(0, (await GatewayHarness.VolumeAsync(cluster, volume))!.ReissuedRequests);
+
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+    }
 }
