@@ -5,7 +5,8 @@ using Replicator.Protocol.Nbd;
 namespace Replicator.Node.Gateway;
 
 /// <summary>
-/// The volumes the gateway exports, one <see cref="GatewayVolume"/> each however many clients attach. A name not
+/// The volumes the gateway exports, one <see cref="GatewayVolume"/> each however many clients attach (it counts
+/// them, and connects to the nodes only while there are any). A name not
 /// known yet makes the gateway ask the nodes at once (a volume created a moment ago), so a client need not wait
 /// for the next poll.
 /// </summary>
@@ -44,6 +45,7 @@ internal sealed class GatewayCatalog : INbdExportCatalog
 
         if (_volumes.TryGetValue(name, out var volume))
         {
+            volume.Attach();
             attachment = new Attachment(volume);
             refusal = AttachRefusal.None;
             message = null;
@@ -58,10 +60,16 @@ internal sealed class GatewayCatalog : INbdExportCatalog
 
     private sealed class Attachment(GatewayVolume volume) : IExportAttachment
     {
+        private int _disposed;
+
         public Core.Devices.IBlockDevice Device => volume;
 
         public void Dispose()
         {
+            if (Interlocked.Exchange(ref _disposed, 1) == 0)
+            {
+                volume.Detach();
+            }
         }
     }
 }

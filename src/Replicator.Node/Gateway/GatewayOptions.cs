@@ -23,6 +23,9 @@ internal sealed record GatewayOptions
     /// <summary>NBD connections per node per volume; requests go to the one with fewer in flight.</summary>
     public int ConnectionsPerNode { get; init; } = 2;
 
+    /// <summary>How long a volume's paths stay connected after its last client detached (a client that reconnects finds them up).</summary>
+    public TimeSpan IdleDisconnect { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>How often each node's admin API is asked for its volumes' state and preferred node.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(500);
 

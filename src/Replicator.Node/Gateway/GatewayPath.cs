@@ -7,6 +7,8 @@ namespace Replicator.Node.Gateway;
 
 internal enum PathState
 {
+    /// <summary>Not connected because no client is attached to the volume.</summary>
+    Idle,
     /// <summary>The first connection attempt has not finished yet.</summary>
     Connecting,
     /// <summary>Connected: requests can go here.</summary>
@@ -43,7 +45,7 @@ internal sealed class GatewayPath
     /// <summary>Position among the volume's paths (bit of a request's "answered with an error" mask).</summary>
     public int Index { get; }
 
-    public PathState State { get; set; } = PathState.Connecting;
+    public PathState State { get; set; } = PathState.Idle;
 
     /// <summary>What the node's admin API last said about the volume; null when it could not be asked.</summary>
     public NodeVolumeView? View
@@ -113,7 +115,7 @@ internal sealed class GatewayPath
     /// <summary>
     /// Keeps the path connected until <paramref name="stopping"/>: connects, hands the connections to the volume,
     /// waits for any of them to end (or for the volume to fail the path, which ends them), then reconnects after
-    /// a delay that doubles with each failure in a row.
+    /// a delay that doubles with each failure in a row. Once stopped, what this run reports is ignored.
     /// </summary>
     public async Task RunAsync(CancellationToken stopping)
     {
@@ -130,12 +132,12 @@ internal sealed class GatewayPath
             }
             catch (Exception exception) when (exception is IOException or SocketException)
             {
-                _volume.OnConnectFailed(this, exception.Message);
+                _volume.OnConnectFailed(this, exception.Message, stopping);
                 await DelayAsync(stopping);
                 continue;
             }
 
-            _volume.OnPathUp(this, clients);
+            _volume.OnPathUp(this, clients, stopping);
             try
             {
                 var ended = await Task.WhenAny(clients.Select(c => c.Closed)).WaitAsync(stopping);

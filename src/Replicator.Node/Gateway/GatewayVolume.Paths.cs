@@ -38,10 +38,15 @@ internal sealed partial class GatewayVolume
     }
 
     /// <summary>A path's connections are up: it may become active at once if nothing is, or later by <see cref="Evaluate"/>.</summary>
-    public void OnPathUp(GatewayPath path, NbdClient[] clients)
+    public void OnPathUp(GatewayPath path, NbdClient[] clients, CancellationToken run)
     {
         lock (_lock)
         {
+            if (run.IsCancellationRequested)
+            {
+                return;
+            }
+
             path.Clients = clients;
             path.State = PathState.Up;
             path.UpSinceTimestamp = Stopwatch.GetTimestamp();
@@ -50,10 +55,15 @@ internal sealed partial class GatewayVolume
         }
     }
 
-    public void OnConnectFailed(GatewayPath path, string reason)
+    public void OnConnectFailed(GatewayPath path, string reason, CancellationToken run)
     {
         lock (_lock)
         {
+            if (run.IsCancellationRequested)
+            {
+                return;
+            }
+
             // Logged when the reason changes, not on every retry of a node that stays down.
             if (path.LastFailure != reason)
             {
@@ -257,7 +267,7 @@ internal sealed partial class GatewayVolume
         lock (_lock)
         {
             return new GatewayVolumeStatus(
-                Name, Size, _preferred, _active?.Node.Name, Switches, _lastSwitch, ReissuedRequests,
+                Name, Size, _preferred, _active?.Node.Name, Switches, _lastSwitch, ReissuedRequests, _attachments,
                 [.. _paths.Select(p => new GatewayPathStatus(
                     p.Node.Name, p.State.ToString().ToLowerInvariant(), p.Clients?.Length ?? 0, p.InFlight,
                     p.LastFailure, p.LastFailureAt, p.FailuresInARow, p.View?.InSync == true,

@@ -20,6 +20,9 @@ namespace Replicator.Node.Gateway;
 /// error every node answered for the same request.</para>
 /// <para><b>Timeouts.</b> A watchdog (<see cref="Tick"/>) fails a path whose oldest request waited longer than
 /// <see cref="GatewayOptions.Timeout"/>, aborting its connections as above, when the other node can take over.</para>
+/// <para><b>Connections.</b> The paths connect when the first client attaches and disconnect a little after the
+/// last one leaves (<see cref="GatewayOptions.IdleDisconnect"/>), so a node counts the gateway as attached to a
+/// volume exactly while a client uses it through the gateway, and a volume nobody uses can be deleted.</para>
 /// <para><b>Moving back.</b> A move that no failure forces (back to the preferred node once its replica is up to
 /// date, or to a newly preferred node) happens only <see cref="GatewayOptions.HoldDown"/> after the last move.
 /// New requests go to the new path; those in flight on the old one finish there, so nothing waits.</para>
@@ -29,8 +32,6 @@ internal sealed partial class GatewayVolume : IBlockDevice, IAsyncDisposable
     private readonly GatewayOptions _options;
     private readonly ILogger _logger;
     private readonly GatewayPath[] _paths;
-    private readonly CancellationTokenSource _stopping = new();
-    private readonly Task[] _maintainers;
     private GatewayPath? _active;
     private long _size;
     private long _reissued;
@@ -43,7 +44,6 @@ internal sealed partial class GatewayVolume : IBlockDevice, IAsyncDisposable
         _size = firstView.SizeBytes;
         _preferred = firstView.PreferredNode;
         _paths = [.. nodes.Select((node, i) => new GatewayPath(this, node, i, options, logger))];
-        _maintainers = [.. _paths.Select(p => Task.Run(() => p.RunAsync(_stopping.Token)))];
     }
 
     public string Name { get; }
@@ -84,19 +84,6 @@ internal sealed partial class GatewayVolume : IBlockDevice, IAsyncDisposable
         var result = new StrongBox<IReadOnlyList<AllocationExtent>>();
         await RunAsync(new AllocationOperation(offset, length, result), cancellationToken);
         return result.Value!;
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _stopping.CancelAsync();
-        await Task.WhenAll(_maintainers);
-        lock (_lock)
-        {
-            _active = null;
-            _pathChanged.TrySetResult();
-        }
-
-        _stopping.Dispose();
     }
 
     /// <summary>One request, sent to the active path and sent again wherever the volume moves while it fails.</summary>
@@ -161,7 +148,7 @@ internal sealed partial class GatewayVolume : IBlockDevice, IAsyncDisposable
             Task changed;
             lock (_lock)
             {
-                if (_stopping.IsCancellationRequested)
+                if (_disposed)
                 {
                     throw new BlockDeviceException(StorageError.Shutdown, $"the gateway is closing volume '{Name}'");
                 }

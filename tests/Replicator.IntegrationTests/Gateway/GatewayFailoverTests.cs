@@ -28,7 +28,8 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
             "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=" + (victim == "a" ? 11 : 22),
             "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
             "--time_based=1", "--runtime=30");
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await GatewayHarness.WaitActiveAsync(cluster, volume, victim, TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(4));
         Assert.False(fio.IsCompleted, "fio ended before the node was killed");
 
         var killed = Stopwatch.StartNew();
@@ -71,7 +72,8 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
             "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=33",
             "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
             "--time_based=1", "--runtime=30");
-        await Task.Delay(TimeSpan.FromSeconds(5));
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(4));
 
         var pid = cluster.Pid("a");
         var stopped = Stopwatch.StartNew();
@@ -114,7 +116,8 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
             "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=44",
             "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
             "--time_based=1", "--runtime=25");
-        await Task.Delay(TimeSpan.FromSeconds(3));
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(2));
 
         var toB = await cluster.CliAsync("volume", "prefer", volume, "--node", "b");
         Assert.True(toB.ExitCode == 0, toB.Describe());

@@ -17,14 +17,18 @@ public sealed record GatewayVolumeState(string? ActiveNode, string? PreferredNod
 /// <summary>Gateway helpers shared by the gateway tests: volumes with a chosen preferred node, status, fio with latencies.</summary>
 public static class GatewayHarness
 {
-    /// <summary>Creates a volume whose preferred node is <paramref name="preferred"/>, waits until it is paired and the gateway serves it from there.</summary>
+    /// <summary>
+    /// Creates a volume whose preferred node is <paramref name="preferred"/> and waits until it is paired and the
+    /// gateway exports it (the gateway connects to the nodes once a client attaches).
+    /// </summary>
     public static async Task<string> CreateVolumeAsync(TestCluster cluster, string name, string preferred, string size = "256M")
     {
         (await cluster.SendJsonAsync("a", HttpMethod.Post, "/api/v1/volumes", new { name, size, preferredNode = preferred })).Dispose();
         await TestCluster.WaitUntilAsync(
             async () => (await cluster.VolumeAsync("a", name)).InSync && (await cluster.VolumeAsync("b", name)).InSync,
             TimeSpan.FromSeconds(30), $"volume {name} did not pair");
-        await WaitActiveAsync(cluster, name, preferred, TimeSpan.FromSeconds(30));
+        await TestCluster.WaitUntilAsync(async () => await VolumeAsync(cluster, name) is { PreferredNode: var p } && p == preferred,
+            TimeSpan.FromSeconds(30), $"the gateway did not export {name}");
         return name;
     }
 

@@ -20,6 +20,7 @@ public sealed class GatewayRoutingTests : IAsyncLifetime
         NoPathTimeout = TimeSpan.FromSeconds(1),
         MinReconnectDelay = TimeSpan.FromMilliseconds(50),
         MaxReconnectDelay = TimeSpan.FromMilliseconds(200),
+        IdleDisconnect = TimeSpan.FromMilliseconds(200),
     };
 
     private readonly string _directory = Directory.CreateTempSubdirectory("gateway-routing-").FullName;
@@ -34,6 +35,7 @@ public sealed class GatewayRoutingTests : IAsyncLifetime
         _a = new InProcessNode("a", _directory);
         _b = new InProcessNode("b", _directory);
         _volume = new GatewayVolume(InProcessNode.Volume, [_a.Node, _b.Node], InProcessNode.View("a"), Options, NullLogger.Instance);
+        _volume.Attach();
         _ticks = Task.Run(async () =>
         {
             while (!_watchdog.IsCancellationRequested)
@@ -53,6 +55,25 @@ public sealed class GatewayRoutingTests : IAsyncLifetime
         await _a.DisposeAsync();
         await _b.DisposeAsync();
         Directory.Delete(_directory, recursive: true);
+    }
+
+    [Fact]
+    public async Task The_nodes_see_the_gateway_only_while_a_client_is_attached()
+    {
+        Assert.Equal((2, 2), (_a.Connections, _b.Connections));
+
+        _volume.Detach();
+        await WaitUntilAsync(() => _a.Connections == 0 && _b.Connections == 0, "the paths disconnected");
+        Assert.Null(_volume.ActiveNode);
+        Assert.All(_volume.Paths, p => Assert.Equal(PathState.Idle, p.State));
+
+        _volume.Attach();
+        _volume.Attach();
+        _volume.Detach();
+        await _volume.WriteAsync(0, Pattern(512, 9), IoFlags.None).AsTask().WaitAsync(Bound);
+        Assert.Equal(Pattern(512, 9), _a.Device.Read(0, 512));
+        await Task.Delay(Options.IdleDisconnect * 2);
+        Assert.Equal((2, 2, 1), (_a.Connections, _b.Connections, _volume.Attachments));
     }
 
     [Fact]

@@ -35,6 +35,9 @@ internal sealed class InProcessNode : INbdExportCatalog, IAsyncDisposable
 
     public ScriptedDevice Device { get; } = new(Size);
 
+    /// <summary>NBD connections open to this node now.</summary>
+    public int Connections => _server.ConnectionCount;
+
     /// <summary>What this node's admin API would report about the volume.</summary>
     public static NodeVolumeView View(string preferred, bool inSync = true) =>
         new(preferred, inSync ? "connected" : "disconnected", inSync ? "up-to-date" : "outdated", inSync ? 0 : 4096, Size);
