@@ -49,7 +49,6 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
         _logger = logger;
         Export = export;
         Name = name;
-        Features = FeaturesOf(export);
         var slots = options.MaxInFlightRequests;
         _slots = new NbdClientRequest[slots];
         _free = new int[slots];
@@ -73,7 +72,7 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
 
     public long Size => Export.Size;
 
-    public DeviceFeatures Features { get; }
+    public DeviceFeatures Features => Export.Features;
 
     /// <summary>Completes once the connection has ended and every request in flight has failed; gives the reason.</summary>
     public Task<NbdConnectionLostException> Closed => _closed.Task;
@@ -289,7 +288,7 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
         await Start(type, flags, (ulong)offset, (uint)length, destination, payload, extents);
     }
 
-    /// <summary>Takes a slot (admission already granted) and queues the request for the sender.</summary>
+    /// <summary>Takes a slot (admission already granted), queues the request and writes the queue unless another thread is.</summary>
     private ValueTask Start(
         ushort type, ushort flags, ulong offset, uint length, Memory<byte> destination, ReadOnlyMemory<byte> payload, List<AllocationExtent>? extents)
     {
@@ -389,18 +388,4 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
 
     private static ushort CommandFlags(IoFlags flags) =>
         (ushort)(((flags & IoFlags.Fua) != 0 ? NbdWire.CmdFlagFua : 0) | ((flags & IoFlags.NoHole) != 0 ? NbdWire.CmdFlagNoHole : 0));
-
-    private static DeviceFeatures FeaturesOf(NbdClientExport export)
-    {
-        var features = DeviceFeatures.None;
-        features |= export.Has(NbdWire.FlagReadOnly) ? DeviceFeatures.ReadOnly : 0;
-        features |= export.Has(NbdWire.FlagSendFlush) ? DeviceFeatures.Flush : 0;
-        features |= export.Has(NbdWire.FlagSendFua) ? DeviceFeatures.Fua : 0;
-        features |= export.Has(NbdWire.FlagSendTrim) ? DeviceFeatures.Trim : 0;
-        features |= export.Has(NbdWire.FlagSendWriteZeroes) ? DeviceFeatures.WriteZeroes : 0;
-        features |= export.Has(NbdWire.FlagSendCache) ? DeviceFeatures.Cache : 0;
-        features |= export.Has(NbdWire.FlagCanMultiConn) ? DeviceFeatures.MultiConn : 0;
-        features |= export.BaseAllocationContextId is not null ? DeviceFeatures.BlockStatus : 0;
-        return features;
-    }
 }

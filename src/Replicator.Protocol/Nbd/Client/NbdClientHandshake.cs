@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Text;
+using Replicator.Core.Devices;
 
 namespace Replicator.Protocol.Nbd.Client;
 
@@ -18,6 +19,17 @@ internal sealed record NbdClientExport(
     uint MaximumBlockSize)
 {
     public bool Has(ushort flag) => (TransmissionFlags & flag) != 0;
+
+    /// <summary>What the export supports, in the device terms of Core.</summary>
+    public DeviceFeatures Features =>
+        (Has(NbdWire.FlagReadOnly) ? DeviceFeatures.ReadOnly : 0)
+        | (Has(NbdWire.FlagSendFlush) ? DeviceFeatures.Flush : 0)
+        | (Has(NbdWire.FlagSendFua) ? DeviceFeatures.Fua : 0)
+        | (Has(NbdWire.FlagSendTrim) ? DeviceFeatures.Trim : 0)
+        | (Has(NbdWire.FlagSendWriteZeroes) ? DeviceFeatures.WriteZeroes : 0)
+        | (Has(NbdWire.FlagSendCache) ? DeviceFeatures.Cache : 0)
+        | (Has(NbdWire.FlagCanMultiConn) ? DeviceFeatures.MultiConn : 0)
+        | (BaseAllocationContextId is not null ? DeviceFeatures.BlockStatus : 0);
 }
 
 /// <summary>The server refused the handshake (for instance, no such export); carries the NBD_REP_ERR_* it sent.</summary>

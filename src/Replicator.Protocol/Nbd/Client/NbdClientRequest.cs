@@ -6,9 +6,9 @@ namespace Replicator.Protocol.Nbd.Client;
 
 /// <summary>
 /// One request slot of a connection, reused by every request that takes the slot, so a request allocates
-/// nothing. A request completes once it has been written (by the sender) and its last reply has been read
+/// nothing. A request completes once it has been written into the transport and its last reply has been read
 /// (by the receiver), in either order: a server may answer a refused WRITE before its payload is all sent,
-/// and the caller's buffer must not be let go while the sender still reads it. The slot returns to the
+/// and the caller's buffer must not be let go while the writer still reads it. The slot returns to the
 /// connection when the caller has taken the result.
 /// </summary>
 internal sealed class NbdClientRequest : IValueTaskSource
