@@ -43,7 +43,7 @@ internal static class ClusterCommands
         var volumeSize = new Option<string>("--volume-size") { Description = "Size of vol0 when it is created", DefaultValueFactory = _ => "1G" };
         var poolSize = PoolSize();
         var noWitness = NoWitness();
-        var command = new Command("up", "Start two replicating nodes and a witness on loopback, create vol0, write DIR/cluster.json, run until Ctrl-C")
+        var command = new Command("up", "Start two replicating nodes, a witness and the gateway on loopback, create vol0, write DIR/cluster.json, run until Ctrl-C")
         {
             dir, volumeSize, poolSize, noWitness,
         };

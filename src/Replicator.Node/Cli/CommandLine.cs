@@ -12,6 +12,7 @@ internal static class CommandLine
         root.Subcommands.Add(VolumeCommands.Build());
         root.Subcommands.Add(ClusterCommands.Build());
         root.Subcommands.Add(ClusterCommands.Witness());
+        root.Subcommands.Add(GatewayCommands.Build());
         root.Subcommands.Add(ReplicationCommands.Verify());
         root.Subcommands.Add(ReplicationCommands.Resync());
         root.Subcommands.Add(StatusCommand.Build());

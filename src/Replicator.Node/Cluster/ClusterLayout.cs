@@ -81,7 +81,7 @@ internal static class ClusterLayout
         return configs;
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

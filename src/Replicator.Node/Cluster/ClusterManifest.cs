@@ -23,6 +23,9 @@ internal sealed record ClusterManifest
     /// <summary>Bearer token file shared by both nodes' admin APIs.</summary>
     public required string AdminTokenFile { get; init; }
 
+    /// <summary>The gateway cluster up started: where hypervisors attach. Absent until it is up.</summary>
+    public ClusterGatewayEntry? Gateway { get; init; }
+
     public static string PathIn(string directory) => Path.Combine(directory, FileName);
 
     public static ClusterManifest? TryLoad(string directory)
@@ -69,6 +72,20 @@ internal sealed record ClusterNodeEntry
 
     /// <summary>Where the node accepts or dials its peer.</summary>
     public required string Peer { get; init; }
+}
+
+internal sealed record ClusterGatewayEntry
+{
+    public int? Pid { get; init; }
+
+    /// <summary>The gateway's Unix socket; a volume is <c>nbd+unix:///{volume}?socket={nbdSocket}</c>.</summary>
+    public required string NbdSocket { get; init; }
+
+    /// <summary><c>nbd://127.0.0.1:PORT</c>; a volume is <c>{nbd}/{volume}</c>.</summary>
+    public required string Nbd { get; init; }
+
+    /// <summary>Status endpoint base: <c>GET {admin}/api/v1/gateway</c> with the cluster's bearer token.</summary>
+    public required string Admin { get; init; }
 }
 
 /// <summary>A helper process of the cluster (the witness).</summary>

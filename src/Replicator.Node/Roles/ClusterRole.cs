@@ -2,6 +2,7 @@ using Replicator.Node.Admin;
 using Replicator.Node.Cli;
 using Replicator.Node.Cluster;
 using Replicator.Node.Configuration;
+using Replicator.Node.Gateway;
 
 namespace Replicator.Node.Roles;
 
@@ -9,13 +10,14 @@ internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long
 
 /// <summary>
 /// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
-/// loopback as child processes, creates <c>vol0</c> unless it exists, writes <c>DIR/cluster.json</c>,
-/// and stays in the foreground until Ctrl-C or SIGTERM, then stops its children cleanly. A child
-/// that dies on its own is reported and not restarted.
+/// loopback as child processes, creates <c>vol0</c> unless it exists, then starts a gateway in front of
+/// them, writes <c>DIR/cluster.json</c>, and stays in the foreground until Ctrl-C or SIGTERM, then stops
+/// its children cleanly (the gateway first). A child that dies on its own is reported and not restarted.
 /// </summary>
 internal static class ClusterRole
 {
     public const string DefaultVolume = "vol0";
+    private const string GatewayName = "gateway";
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
 
@@ -75,6 +77,8 @@ internal static class ClusterRole
                 }).ToList(),
             };
             manifest.Save(directory);
+            manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, parent, children, ct) };
+            manifest.Save(directory);
             PrintAttachInfo(directory, manifest);
 
             await WatchChildrenAsync(children, ct);
@@ -87,6 +91,7 @@ internal static class ClusterRole
         finally
         {
             Console.WriteLine("stopping the cluster...");
+            await Task.WhenAll(children.Where(c => c.Name == GatewayName).Select(c => c.StopAsync(StopGrace)));
             await Task.WhenAll(children.Select(c => c.StopAsync(StopGrace)));
             foreach (var child in children)
             {
@@ -94,6 +99,21 @@ internal static class ClusterRole
                 child.Dispose();
             }
         }
+    }
+
+    /// <summary>
+    /// Starts the gateway once the nodes serve. Its status endpoint answers only after its NBD server listens
+    /// (hosted services start before the web server), so an answer means the volumes are exported.
+    /// </summary>
+    private static async Task<ClusterGatewayEntry> StartGatewayAsync(string directory, string token, string parent, List<ChildProcess> children, CancellationToken ct)
+    {
+        var config = GatewayConfig.EnsureForCluster(directory);
+        var gateway = ChildProcess.Start(GatewayName, ["gateway", "--cluster", directory, "--parent-pid", parent], Path.Combine(directory, "gateway.log"));
+        children.Add(gateway);
+        var admin = $"http://{config.AdminListen}";
+        using var client = new AdminClient(new Uri(admin), token, TimeSpan.FromSeconds(10));
+        await WaitReadyAsync(client, gateway, "/gateway", ct);
+        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = config.SocketPath(directory), Nbd = $"nbd://{config.NbdListen}", Admin = admin };
     }
 
     private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, string probe, CancellationToken ct)
@@ -139,6 +159,12 @@ internal static class ClusterRole
     private static void PrintAttachInfo(string directory, ClusterManifest manifest)
     {
         Console.WriteLine($"Replicator cluster is up in {directory} (cluster.json has every endpoint).");
+        if (manifest.Gateway is { } gateway)
+        {
+            Console.WriteLine($"  gateway (pid {gateway.Pid}): nbd+unix:///<volume>?socket={gateway.NbdSocket}  or  {gateway.Nbd}/<volume>");
+            Console.WriteLine($"           status {gateway.Admin}{GatewayRole.StatusPath}, log {Path.Combine(directory, "gateway.log")}");
+        }
+
         foreach (var node in manifest.Nodes)
         {
             Console.WriteLine($"  node {node.Name} (pid {node.Pid}): {node.Nbd}/<volume>  or  nbd+unix:///<volume>?socket={node.NbdSocket}");
@@ -147,7 +173,9 @@ internal static class ClusterRole
 
         foreach (var volume in manifest.Volumes)
         {
-            Console.WriteLine($"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
+            Console.WriteLine(manifest.Gateway is { } g
+                ? $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={g.NbdSocket}'  (through the gateway, which rides through a node failure)"
+                : $"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
         }
 
         Console.WriteLine(manifest.Witness is { } w

@@ -145,7 +145,7 @@ internal static class NbdFrameReader
     }
 
     /// <summary>The first <c>scratch.Length</c> bytes, without copying when they lie in one segment.</summary>
-    private static bool TryPeek(in ReadOnlySequence<byte> buffer, Span<byte> scratch, out ReadOnlySpan<byte> bytes)
+    internal static bool TryPeek(in ReadOnlySequence<byte> buffer, Span<byte> scratch, out ReadOnlySpan<byte> bytes)
     {
         var first = buffer.FirstSpan;
         if (first.Length >= scratch.Length)

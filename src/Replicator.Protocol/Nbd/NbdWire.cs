@@ -94,6 +94,7 @@ internal static class NbdWire
     public const ushort ReplyTypeOffsetData = 1;
     public const ushort ReplyTypeOffsetHole = 2;
     public const ushort ReplyTypeBlockStatus = 5;
+    public const ushort ReplyTypeErrorFlag = 1 << 15;
     public const ushort ReplyTypeError = (1 << 15) | 1;
     public const ushort ReplyTypeErrorOffset = (1 << 15) | 2;
 

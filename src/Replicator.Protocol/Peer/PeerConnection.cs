@@ -177,7 +177,15 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     private async Task CompleteTransportAsync()
     {
         await _sendLock.WaitAsync();
-        await _transport.Output.CompleteAsync();
+        try
+        {
+            await _transport.Output.CompleteAsync();
+        }
+        catch (Exception exception) when (exception is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            // The end is already recorded; what was still buffered for a peer that is gone is dropped.
+        }
+
         await _transport.Input.CompleteAsync();
     }
 }

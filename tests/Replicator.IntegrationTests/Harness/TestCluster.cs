@@ -5,7 +5,7 @@ namespace Replicator.IntegrationTests.Harness;
 
 /// <summary>
 /// <c>replicator cluster up</c> run by a test in a temporary directory: two real node processes on
-/// loopback. Nodes can be killed (SIGKILL, by pid) and started again by hand with
+/// loopback, and the gateway in front of them. Nodes can be killed (SIGKILL, by pid) and started again by hand with
 /// <c>node run --dir DIR/&lt;name&gt;</c>, as an admin would. Everything the test started is ended by pid.
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
@@ -87,6 +87,17 @@ public sealed class TestCluster : IAsyncDisposable
     public string DataDir(string node) => Node(node).GetProperty("dataDir").GetString()!;
 
     public Uri Admin(string node) => new(Node(node).GetProperty("admin").GetString()!);
+
+    /// <summary>A volume through the gateway's Unix socket, the way a hypervisor attaches it.</summary>
+    public string GatewayUri(string volume) => $"nbd+unix:///{volume}?socket={Gateway.GetProperty("nbdSocket").GetString()}";
+
+    /// <summary>A volume through the gateway's loopback TCP port.</summary>
+    public string GatewayTcpUri(string volume) => $"{Gateway.GetProperty("nbd").GetString()}/{volume}";
+
+    public int GatewayPid => Gateway.GetProperty("pid").GetInt32();
+
+    /// <summary>The gateway's status, <c>GET /api/v1/gateway</c> on its admin endpoint.</summary>
+    public Task<JsonDocument> GatewayStatusAsync() => GetJsonAsync(new Uri(new Uri(Gateway.GetProperty("admin").GetString()!), "/api/v1/gateway"));
 
     /// <summary>The pid of the node's process now: the one cluster up started, or the one this test restarted.</summary>
     public int Pid(string node) => _restarted.TryGetValue(node, out var p) ? p.Pid : Node(node).GetProperty("pid").GetInt32();
@@ -197,14 +208,16 @@ public sealed class TestCluster : IAsyncDisposable
         return JsonDocument.Parse(text.Length == 0 ? "{}" : text);
     }
 
-    public async Task<JsonDocument> GetJsonAsync(string node, string path)
+    public Task<JsonDocument> GetJsonAsync(string node, string path) => GetJsonAsync(new Uri(Admin(node), path));
+
+    public async Task<JsonDocument> GetJsonAsync(Uri uri)
     {
         _http ??= new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Admin(node), path));
+        using var request = new HttpRequestMessage(HttpMethod.Get, uri);
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Token);
         using var response = await _http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
-        Assert.True(response.IsSuccessStatusCode, $"GET {path} on {node}: {(int)response.StatusCode} {text}");
+        Assert.True(response.IsSuccessStatusCode, $"GET {uri}: {(int)response.StatusCode} {text}");
         return JsonDocument.Parse(text);
     }
 
@@ -283,6 +296,8 @@ public sealed class TestCluster : IAsyncDisposable
             }
         }
     }
+
+    private JsonElement Gateway => Manifest.GetProperty("gateway");
 
     private JsonElement Node(string name) =>
         Manifest.GetProperty("nodes").EnumerateArray().First(n => n.GetProperty("name").GetString() == name);
