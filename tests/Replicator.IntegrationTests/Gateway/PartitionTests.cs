@@ -1,0 +1,144 @@
+using Replicator.IntegrationTests.Harness;
+using Xunit.Abstractions;
+
+namespace Replicator.IntegrationTests.Gateway;
+
+/// <summary>
+/// The link between the nodes cut while both stay alive, with a witness, and fio verifying through
+/// the gateway the whole time: exactly one node keeps accepting writes, the gateway goes on without
+/// an error, and the other node catches up when the link heals. Links are relays the test
+/// black-holes (see <see cref="TcpProxy"/>).
+/// </summary>
+[Collection(IntegrationCollection.Name)]
+public sealed class PartitionTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan StallBound = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task With_the_link_cut_only_the_node_holding_the_witness_vote_writes_and_the_gateway_serves_from_it()
+    {
+        await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
+        var volume = await GatewayHarness.CreateVolumeAsync(cluster, "part", preferred: "a");
+        var fio = VerifyingLoad(cluster, volume, "part", seed: 51, seconds: 22);
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        cluster.PeerLink!.Cut();
+        await TestCluster.WaitUntilAsync(async () => (await cluster.VolumeAsync("a", volume)).Connection == "disconnected"
+            && (await cluster.VolumeAsync("b", volume)).Connection == "disconnected", TimeSpan.FromSeconds(15), "the nodes did not notice the cut");
+
+        // Whichever node the witness gave the vote to writes; the other may not, and, once the
+        // witness tells it the holder writes alone, does not serve its stale data either.
+        var holder = await VoteHolderAsync(cluster, volume);
+        var other = holder == "a" ? "b" : "a";
+        output.WriteLine($"the witness gave the vote for {volume} to {holder}");
+        var refused = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x55 200M 4k", cluster.Uri(other, volume)]);
+        Assert.Contains("Operation not permitted", refused.Stdout + refused.Stderr);
+        await TestCluster.WaitUntilAsync(async () => (await cluster.VolumeAsync(other, volume)).DiskState == "outdated", TimeSpan.FromSeconds(10), $"{other} did not learn it is outdated");
+        var stale = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read 0 4k", cluster.Uri(other, volume)]);
+        Assert.Contains("Input/output error", stale.Stdout + stale.Stderr);
+        var accepted = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x56 200M 4k", cluster.Uri(holder, volume)]);
+        Assert.True(accepted.ExitCode == 0 && !accepted.Stdout.Contains("failed", StringComparison.Ordinal), accepted.Describe());
+        await GatewayHarness.WaitActiveAsync(cluster, volume, holder, TimeSpan.FromSeconds(15));
+
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        cluster.PeerLink.Heal();
+        var run = await fio;
+        Report(run);
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+    }
+
+    [Fact]
+    public async Task A_node_cut_from_both_its_peer_and_the_witness_stops_writing_and_the_gateway_moves_to_the_other()
+    {
+        await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
+        var volume = await GatewayHarness.CreateVolumeAsync(cluster, "isolated", preferred: "a");
+        var fio = VerifyingLoad(cluster, volume, "isolated", seed: 52, seconds: 25);
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
+        await Task.Delay(TimeSpan.FromSeconds(3));
+
+        cluster.WitnessLink("a").Cut();
+        cluster.PeerLink!.Cut();
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "b", TimeSpan.FromSeconds(20), minSwitches: 1);
+        var state = (await GatewayHarness.VolumeAsync(cluster, volume))!;
+        output.WriteLine($"a lost its peer and the witness; the gateway moved to b: {state.LastSwitchReason}");
+        var direct = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x57 200M 4k", cluster.Uri("a", volume)]);
+        Assert.Contains("Operation not permitted", direct.Stdout + direct.Stderr);
+
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        cluster.WitnessLink("a").Heal();
+        cluster.PeerLink.Heal();
+        var run = await fio;
+        Report(run);
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+    }
+
+    [Fact]
+    public async Task A_link_that_flaps_twenty_times_in_a_minute_loses_no_write_and_does_not_thrash()
+    {
+        await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
+        var volume = await GatewayHarness.CreateVolumeAsync(cluster, "flap", preferred: "a");
+        var fio = VerifyingLoad(cluster, volume, "flap", seed: 53, seconds: 66);
+        await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
+        var connectsBefore = await ConnectsAsync(cluster);
+
+        for (var flap = 0; flap < 20; flap++)
+        {
+            cluster.PeerLink!.Cut();
+            await Task.Delay(TimeSpan.FromMilliseconds(2000));
+            cluster.PeerLink.Heal();
+            await Task.Delay(TimeSpan.FromMilliseconds(1000));
+        }
+
+        var run = await fio;
+        Report(run);
+        await cluster.WaitInSyncAsync(volume, TimeSpan.FromSeconds(90));
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+
+        var state = (await GatewayHarness.VolumeAsync(cluster, volume))!;
+        var a = await cluster.VolumeAsync("a", volume);
+        var b = await cluster.VolumeAsync("b", volume);
+        var reconnects = await ConnectsAsync(cluster) - connectsBefore;
+        output.WriteLine($"20 flaps in 60 s: {reconnects} reconnects of the peer link, {a.ResyncsCompleted + b.ResyncsCompleted} resyncs completed " +
+            $"({(a.ResyncSentBytes + b.ResyncSentBytes) >> 20} MiB sent), {state.Switches} gateway path switches");
+        Assert.True(reconnects <= 20, $"{reconnects} reconnects for 20 flaps");
+        Assert.True(state.Switches <= 20, $"the gateway switched paths {state.Switches} times");
+    }
+
+    private static Task<FioRun> VerifyingLoad(TestCluster cluster, string volume, string name, int seed, int seconds) =>
+        GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, name,
+            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", $"--randseed={seed}",
+            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
+            "--time_based=1", $"--runtime={seconds}");
+
+    /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>
+    private static async Task<string> VoteHolderAsync(TestCluster cluster, string volume)
+    {
+        using var info = await cluster.GetJsonAsync("a", $"/api/v1/volumes/{volume}");
+        var id = info.RootElement.GetProperty("id").GetString();
+        string? holder = null;
+        await TestCluster.WaitUntilAsync(async () =>
+        {
+            using var view = await cluster.GetJsonAsync("b", "/api/v1/cluster");
+            holder = view.RootElement.GetProperty("witness").GetProperty("votes").EnumerateArray()
+                .Where(v => v.GetProperty("volume").GetString() == id).Select(v => v.GetProperty("holder").GetString()).FirstOrDefault();
+            return holder is not null;
+        }, TimeSpan.FromSeconds(15), "no node got the witness's vote");
+        return holder!;
+    }
+
+    private static async Task<int> ConnectsAsync(TestCluster cluster)
+    {
+        using var node = await cluster.GetJsonAsync("a", "/api/v1/node");
+        return node.RootElement.GetProperty("peer").GetProperty("connects").GetInt32();
+    }
+
+    private void Report(FioRun run)
+    {
+        output.WriteLine($"fio: exit {run.ExitCode}, errors {run.Errors}, wrote {run.WrittenBytes >> 20} MiB, verified {run.ReadBytes >> 20} MiB, longest stall {GatewayHarness.Ms(run.LongestStallMs)}");
+        Assert.True(run.ExitCode == 0 && run.Errors == 0, run.Output);
+        Assert.True(run.LongestStallMs < StallBound.TotalMilliseconds, $"an I/O took {GatewayHarness.Ms(run.LongestStallMs)}");
+    }
+}
