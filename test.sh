@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need (Debian packages for the real NBD clients, fault injection and the
-# headless browser that checks the status page),
-# then runs every test in the solution. Exits non-zero when anything fails.
+# headless browser that checks the status page), then runs every test in the solution. Exits
+# non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
