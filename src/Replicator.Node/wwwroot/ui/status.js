@@ -79,6 +79,12 @@
     }
   }
 
+  /** Replaces an element's children; arrays are flattened, strings become text nodes. */
+  function setChildren(el, ...children) {
+    el.replaceChildren();
+    appendAll(el, children);
+  }
+
   function appendAll(el, children) {
     for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) {
@@ -215,7 +221,7 @@
       ' or paste the token here. It is kept in this browser tab only.'),
     h('div', { class: 'token-row' }, input, h('button', { type: 'submit' }, 'Show status')));
     app.className = '';
-    app.replaceChildren(form);
+    setChildren(app, form);
     input.focus();
   }
 
@@ -255,7 +261,8 @@
       if (generation !== state.generation) {
         return;
       }
-      const message = error.name === 'AbortError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s` : error.message;
+      const message = error.name === 'AbortError' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000} s`
+        : error instanceof TypeError ? 'the connection failed' : error.message;
       state.failure = { message, since: state.failure ? state.failure.since : Date.now() };
       record(null);
     } finally {
@@ -402,19 +409,19 @@
     renderBanner(view);
     if (!view) {
       setHealth('split', 'no answer');
-      app.replaceChildren(h('p', { class: 'muted' }, 'Waiting for the node to answer…'));
+      setChildren(app, h('p', { class: 'muted' }, 'Waiting for the node to answer…'));
       return;
     }
     const volumes = volumesOf(view);
     const health = clusterHealth(view, volumes);
     setHealth(health.kind, health.label);
     const up = view.nodes.filter((n) => n.reachable).length;
-    summary.textContent = `${up} of ${plural(view.nodes.length, 'node')} up · `
+    summary.textContent = `${state.failure ? 'last known: ' : ''}${up} of ${plural(view.nodes.length, 'node')} up · `
       + `${view.witness ? (view.witness.reachable ? 'witness reachable' : 'witness unreachable') : 'no witness'} · ${plural(volumes.length, 'volume')}`;
     const self = view.nodes.find((n) => sameOrigin(n.admin));
     updated.textContent = `updated ${clock(state.viewAt)}${self ? ` from node ${self.name}` : ''}`;
     app.className = state.failure ? 'stale' : '';
-    app.replaceChildren(
+    setChildren(app,
       h('section', { class: 'cards' }, view.nodes.map((node, i) => nodeCard(node, i)), witnessCard(view, volumes)),
       volumesPanel(view, volumes),
       throughputPanel(view));
@@ -423,11 +430,11 @@
   function renderBanner(view) {
     if (!state.failure) {
       banner.hidden = true;
-      banner.replaceChildren();
+      setChildren(banner);
       return;
     }
     const others = view ? view.nodes.filter((n) => !sameOrigin(n.admin)) : [];
-    banner.replaceChildren(
+    setChildren(banner,
       h('strong', null, 'This node does not answer'),
       ` since ${clock(state.failure.since)} (${state.failure.message}).`,
       view ? ` Showing what it reported at ${clock(state.viewAt)}.` : '',
@@ -507,7 +514,9 @@
         ? h('p', { class: 'muted small' }, 'No votes held: no node is writing alone.')
         : h('ul', { class: 'votes' }, witness.votes.map((vote) => h('li', null,
           h('strong', null, names.get(vote.volume) || vote.volume),
-          ` — node ${vote.holder} may write alone, until ${clock(vote.expiresAt)}`))));
+          Date.parse(vote.expiresAt) > Date.now()
+            ? ` — node ${vote.holder} may write alone, until ${clock(vote.expiresAt)}`
+            : h('span', { class: 'muted' }, ` — node ${vote.holder}'s vote expired at ${clock(vote.expiresAt)}`)))));
     }
     return card;
   }
@@ -612,12 +621,19 @@
           resync.checksum ? ' · checksum' : ''),
         h('span', { class: 'resync-eta' }, paused ? '' : `ETA ${duration(resync.etaSeconds)}`)));
     }
+    if (replicas.some((x) => x.r.problem)) {
+      return h('div', { class: 'resync-progress blocked', dataset: { volume: volume.name, state: 'blocked' } },
+        h('span', { class: 'bad-text' }, 'none until an admin resolves the problem below'));
+    }
     const waiting = replicas.filter((x) => x.r.outOfSyncBytes > 0).sort((a, b) => b.r.outOfSyncBytes - a.r.outOfSyncBytes)[0];
     if (waiting) {
+      const peer = other(waiting.node);
       return h('div', {
         class: 'resync-progress waiting',
         dataset: { volume: volume.name, state: 'waiting', source: waiting.node, totalBytes: waiting.r.outOfSyncBytes, doneBytes: 0 },
-      }, h('span', { class: 'warn-text' }, `${bytes(waiting.r.outOfSyncBytes)} to send when ${other(waiting.node)} is back`));
+      }, h('span', { class: 'warn-text' }, waiting.r.connection === 'connected'
+        ? `${bytes(waiting.r.outOfSyncBytes)} to send from ${waiting.node} to ${peer}`
+        : `${bytes(waiting.r.outOfSyncBytes)} to send from ${waiting.node} when ${peer} is back`));
     }
     return h('div', { class: 'resync-progress idle muted', dataset: { volume: volume.name, state: 'idle' } },
       replicas.length > 0 ? 'nothing to resync' : '–');
@@ -645,12 +661,12 @@
       series.push({ label: `${node.name} write`, colour, dash: null, value: (s) => (s.nodes[node.name] ? s.nodes[node.name].write : null) });
       series.push({ label: `${node.name} read`, colour, dash: '6 4', value: (s) => (s.nodes[node.name] ? s.nodes[node.name].read : null) });
     });
-    series.push({ label: 'resync', colour: RESYNC_COLOUR, dash: '2 3', value: (s) => s.resync });
+    series.push({ label: 'resync', colour: RESYNC_COLOUR, dash: null, value: (s) => s.resync });
     const last = state.samples[state.samples.length - 1];
     const legend = h('ul', { class: 'legend' }, series.map((s) => {
       const current = last ? s.value(last) : null;
       return h('li', null,
-        h('span', { class: `line-swatch${s.dash ? ' dashed' : ''}${s.label === 'resync' ? ' dotted' : ''}`, style: { borderColor: s.colour } }),
+        h('span', { class: `line-swatch${s.dash ? ' dashed' : ''}`, style: { borderColor: s.colour } }),
         `${s.label} `, h('span', { class: 'muted' }, current === null || current === undefined ? '–' : rate(current)));
     }));
     return h('section', { class: 'panel throughput' },
