@@ -321,7 +321,7 @@
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  const SEVERITY = { ok: 0, standalone: 0, resync: 1, degraded: 2, split: 3 };
+  const SEVERITY = { ok: 0, standalone: 0, resync: 1, degraded: 2, split: 3, bad: 3 };
 
   function volumeHealth(volume, view) {
     const infos = [...volume.replicas.values()];
@@ -350,7 +350,7 @@
 
   function clusterHealth(view, volumes) {
     if (state.failure) {
-      return { kind: 'split', label: 'no answer' };
+      return { kind: 'bad', label: 'no answer' };
     }
     let worst = { kind: 'ok', label: 'healthy' };
     const consider = (candidate) => {
@@ -408,7 +408,7 @@
     const view = state.view;
     renderBanner(view);
     if (!view) {
-      setHealth('split', 'no answer');
+      setHealth('bad', 'no answer');
       setChildren(app, h('p', { class: 'muted' }, 'Waiting for the node to answer…'));
       return;
     }
@@ -452,7 +452,7 @@
     const head = h('header', null,
       h('span', { class: 'swatch', style: { background: NODE_COLOURS[index % NODE_COLOURS.length] } }),
       h('h2', null, `node ${node.name}`),
-      pill(node.reachable ? 'ok' : 'split', node.reachable ? 'up' : 'unreachable'),
+      pill(node.reachable ? 'ok' : 'bad', node.reachable ? 'up' : 'unreachable'),
       h('span', { class: 'spacer' }),
       self ? h('span', { class: 'muted small' }, 'serving this page') : node.reachable ? pageLink(node.admin, 'open its page') : null);
     const card = h('article', { class: `card node ${node.reachable ? 'up' : 'down'}`, dataset: { node: node.name, reachable: node.reachable } }, head);
@@ -497,7 +497,7 @@
     const witness = view.witness;
     const quorum = view.nodes.map((n) => n.node && n.node.quorum).find(Boolean);
     const head = h('header', null, h('h2', null, 'witness'),
-      witness ? pill(witness.reachable ? 'ok' : 'split', witness.reachable ? 'reachable' : 'unreachable') : pill('unknown', 'none'));
+      witness ? pill(witness.reachable ? 'ok' : 'bad', witness.reachable ? 'reachable' : 'unreachable') : pill('unknown', 'none'));
     const card = h('article', { class: 'card witness', dataset: { reachable: witness ? witness.reachable : null } }, head);
     if (witness) {
       card.append(h('dl', { class: 'facts' }, fact('address', witness.address)));
