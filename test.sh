@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages for the real NBD clients and fault injection),
-# then runs every test in the solution. Exits non-zero when anything fails.
+# Installs what the tests need (Debian packages for the real NBD clients, fault injection and the
+# headless browser that checks the status page), then runs every test in the solution. Exits
+# non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 
@@ -9,6 +10,7 @@ declare -A needs=(
   [nbdinfo]=libnbd-bin [nbdcopy]=libnbd-bin
   [qemu-io]=qemu-utils [qemu-img]=qemu-utils
   [fio]=fio [nbdkit]=nbdkit [ip]=iproute2
+  [chromium]=chromium
 )
 missing=()
 for cmd in "${!needs[@]}"; do

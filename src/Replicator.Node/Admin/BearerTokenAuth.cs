@@ -2,7 +2,10 @@ using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Admin;
 
-/// <summary>Every admin request carries <c>Authorization: Bearer &lt;token&gt;</c>; anything else gets 401 and a log line.</summary>
+/// <summary>
+/// Every admin request carries <c>Authorization: Bearer &lt;token&gt;</c>; anything else gets 401 and a log line.
+/// Only the status page's static assets are answered before this check (<see cref="StatusPage"/>): they hold no data.
+/// </summary>
 internal sealed partial class BearerTokenAuth(RequestDelegate next, string token, ILogger<BearerTokenAuth> logger)
 {
     public async Task InvokeAsync(HttpContext context)

@@ -108,6 +108,7 @@ internal static class NodeRole
 
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseMiddleware<StatusPage>();
         app.UseMiddleware<BearerTokenAuth>(token);
         app.MapAdminApi();
         app.MapOpenApi("/api/v1/openapi.json");
