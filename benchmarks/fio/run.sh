@@ -14,14 +14,17 @@
 #                      kbench-iops kbench-bw kbench-lat (default: all)
 #   --targets LIST     subset of the targets below (default: all); the ratio column needs nbdkit
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
+#   --perf-stat        also count, with perf stat on each target's server processes during the
+#                      measured seconds, CPU time, system calls and context switches per I/O
 #
 # Adding a target (the replicated pair, the gateway, ...): write a function
 #   start_<name> SIZE
 # that starts the server in the background, registers every pid it starts with track_pid
 # (they are stopped on exit), puts its files under "$work/<name>" (deleted on exit), creates
-# an export of SIZE bytes, waits until it serves, and sets TARGET_URI to an fio nbd URI
-# (nbd://host:port/export or nbd+unix:///export?socket=PATH). Then add <name> to TARGETS and
-# a label to target_label. Targets run in TARGETS order; REFERENCE names the one ratios use.
+# an export of SIZE bytes, waits until it serves, sets TARGET_URI to an fio nbd URI
+# (nbd://host:port/export or nbd+unix:///export?socket=PATH) and TARGET_PIDS to the pids of its
+# server processes (what --perf-stat counts). Then add <name> to TARGETS and a label to
+# target_label. Targets run in TARGETS order; REFERENCE names the one ratios use.
 set -euo pipefail
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
@@ -70,6 +73,7 @@ runtime=15
 ramp=2
 size=1G
 out=""
+perf_stat=""
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -79,6 +83,7 @@ while [[ $# -gt 0 ]]; do
     --workloads) IFS=, read -r -a WORKLOADS <<<"$2"; shift 2 ;;
     --targets) IFS=, read -r -a TARGETS <<<"$2"; shift 2 ;;
     --out) out="$(realpath -m "$2")"; shift 2 ;;
+    --perf-stat) perf_stat=1; shift ;;
     -h | --help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage ;;
   esac
@@ -90,6 +95,10 @@ for tool in fio nbdkit python3 flock; do
     exit 69
   fi
 done
+if [[ -n "$perf_stat" ]] && ! command -v perf >/dev/null; then
+  echo "--perf-stat needs 'perf' on PATH (Debian: apt-get install linux-perf)" >&2
+  exit 69
+fi
 if ! fio --enghelp=nbd >/dev/null 2>&1; then
   echo "this fio has no nbd engine (Debian's fio package has it)" >&2
   exit 69
@@ -151,6 +160,7 @@ start_nbdkit() {
   nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$port" file "$dir/disk.img" >"$dir/nbdkit.log" 2>&1 &
   track_pid $!
   local pid=$!
+  TARGET_PIDS="$pid"
   for _ in $(seq 100); do
     if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' \
         "$port" 2>/dev/null; then
@@ -170,6 +180,7 @@ start_node() {
   mkdir -p "$dir"
   "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --pool-size 8G >"$dir/node.log" 2>&1 &
   track_pid $!
+  TARGET_PIDS=$!
   wait_for_text "$dir/node.log" " ready" 60 $!
   "$root/replicator" volume create bench --size "$1" --dir "$dir" >/dev/null
   local listen
@@ -185,6 +196,22 @@ run_fio() {
     --lat_percentiles=1 --output-format=json --output="$json" "$@" >/dev/null
 }
 
+# Runs one measured fio job (run_fio's arguments); with --perf-stat, counts the target's server
+# processes ($PROFILE_PIDS, comma-separated) over the measured seconds into $3.perf.
+run_measured() {
+  if [[ -z "$perf_stat" ]]; then
+    run_fio "$@"
+    return
+  fi
+  local json="$3"
+  run_fio "$@" &
+  local fio_pid=$!
+  sleep "$ramp"
+  perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$PROFILE_PIDS" \
+    -o "$json.perf" -- sleep "$runtime" 2>/dev/null || true
+  wait "$fio_pid"
+}
+
 log "building the replicator CLI (Release) if needed"
 "$root/replicator" --help >/dev/null
 
@@ -192,13 +219,15 @@ for t in "${TARGETS[@]}"; do
   declare -F "start_$t" >/dev/null || { echo "unknown target '$t' (no start_$t function)" >&2; exit 2; }
 done
 
-declare -A URI
+declare -A URI SERVER_PIDS
 for t in "${TARGETS[@]}"; do
   TARGET_URI=""
+  TARGET_PIDS=""
   log "starting $(target_label "$t")"
   "start_$t" "$size"
   URI[$t]="$TARGET_URI"
-  log "  $t: $TARGET_URI"
+  SERVER_PIDS[$t]="${TARGET_PIDS// /,}"
+  log "  $t: $TARGET_URI (pids ${TARGET_PIDS})"
 done
 
 mkdir -p "$work/results"
@@ -215,7 +244,8 @@ for w in "${WORKLOADS[@]}"; do
   fi
   for t in "${TARGETS[@]}"; do
     log "$w on $t (${ramp}s ramp + ${runtime}s)"
-    run_fio "${URI[$t]}" "$w" "$work/results/$w.$t.json" "${args[@]}" \
+    PROFILE_PIDS="${SERVER_PIDS[$t]}"
+    run_measured "${URI[$t]}" "$w" "$work/results/$w.$t.json" "${args[@]}" \
       --time_based=1 --ramp_time="$ramp" --runtime="$runtime"
   done
 done
@@ -245,7 +275,27 @@ def measure(path):
         "iops": side["iops"],
         "mean_lat_us": lat["mean"] / 1000,
         "p99_lat_us": lat.get("percentile", {}).get("99.000000", 0) / 1000,
+        "server": server_cost(path + ".perf", side["total_ios"]),
         "fio": job,
+    }
+
+def server_cost(path, ios):
+    """perf stat's counts over the measured seconds (--perf-stat), per I/O of the job."""
+    if not os.path.exists(path) or ios <= 0:
+        return None
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) > 2 and not line.startswith("#") and fields[0].replace(".", "", 1).isdigit():
+                counts[fields[2]] = float(fields[0])
+    if "task-clock" not in counts:
+        return None
+    return {
+        "cpu_us_per_io": counts["task-clock"] * 1000 / ios,
+        "syscalls_per_io": counts.get("raw_syscalls:sys_enter", 0) / ios,
+        "context_switches_per_io": counts.get("context-switches", 0) / ios,
+        "cpu_cores": counts["task-clock"] / 1000 / int(runtime),
     }
 
 def fmt_lat(us):
@@ -267,7 +317,20 @@ for name, title in workloads:
               f"{fmt_lat(m['mean_lat_us'])} | {fmt_lat(m['p99_lat_us'])} | {ratio_text} |")
         rows.append({"workload": name, "fio_args": title.split(" [", 1)[1].rstrip("]"), "target": t, "label": label,
                      "mib_s": m["mib_s"], "iops": m["iops"], "mean_lat_us": m["mean_lat_us"],
-                     "p99_lat_us": m["p99_lat_us"], "ratio": ratio, "fio": m["fio"]})
+                     "p99_lat_us": m["p99_lat_us"], "ratio": ratio, "server": m["server"], "fio": m["fio"]})
+
+# With --perf-stat: what each I/O cost the target's server processes (not fio, not the kernel's other work).
+if any(r["server"] for r in rows):
+    print()
+    print("Server processes during the measured seconds (perf stat; the pair counts both nodes):")
+    print()
+    print("| workload | target | CPU µs per I/O | syscalls per I/O | context switches per I/O | cores busy |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in rows:
+        c = r["server"]
+        if c:
+            print(f"| {r['workload']} | {r['label']} | {c['cpu_us_per_io']:.1f} | {c['syscalls_per_io']:.1f} | "
+                  f"{c['context_switches_per_io']:.1f} | {c['cpu_cores']:.2f} |")
 
 # The project's target: the node at >= 70% of nbdkit's throughput on each of the three main workloads.
 main = {"seq-write-1m", "rand-write-4k", "rand-read-4k"}
