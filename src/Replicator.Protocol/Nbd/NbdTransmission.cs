@@ -16,10 +16,13 @@ namespace Replicator.Protocol.Nbd;
 /// transport; a refused request takes room too, until its error is written, so a client that never reads
 /// its replies cannot make them pile up. A WRITE's payload is copied from the pipe into one pooled buffer
 /// as it arrives, so the pipe never holds a whole 32 MiB payload and nothing is buffered twice. Each
-/// admitted request then runs on its own (<see cref="NbdCommandExecutor"/>) and queues its reply to
-/// <see cref="NbdReplyChannel"/> when done, so replies leave in completion order and the room is given
-/// back once the reply is in the transport. NBD_CMD_DISC, the end of the stream and a server stop all end
-/// the reading; <see cref="CloseAsync"/> then waits for the requests in flight before the transport closes.
+/// admitted request then runs on its own
+/// (<see cref="NbdCommandExecutor"/>) and hands its reply to <see cref="NbdReplyChannel"/> when done, so
+/// replies leave in completion order and the room is given back once the reply is in the transport; the
+/// replies of requests that completed at once are written by the reader and sent together before it
+/// waits for more input (<see cref="NbdReplyChannel.FlushFromReader"/>). NBD_CMD_DISC, the end of the
+/// stream and a server stop all end the reading; <see cref="CloseAsync"/> then waits for the requests in
+/// flight before the transport closes.
 /// </remarks>
 internal sealed class NbdTransmission
 {
@@ -63,7 +66,12 @@ internal sealed class NbdTransmission
     {
         while (true)
         {
-            var result = await _input.ReadAsync();
+            if (!_input.TryRead(out var result))
+            {
+                _replies.FlushFromReader();
+                result = await _input.ReadAsync();
+            }
+
             var buffer = result.Buffer;
             var examined = buffer.End;
             try
@@ -171,13 +179,13 @@ internal sealed class NbdTransmission
             NbdLog.RequestRefused(
                 _logger, _connection, NbdErrors.CommandName(request.Type), NbdErrors.ErrorName(error), reason!,
                 request.Handle, request.Offset, request.Length, request.Flags);
-            await _limiter.AcquireAsync(0);
+            await AcquireAsync(0);
             _executor.Refuse(request.Handle, error, reason!);
             _skip = request.PayloadLength;
             return;
         }
 
-        await _limiter.AcquireAsync(NbdCommandExecutor.BufferedBytes(request));
+        await AcquireAsync(NbdCommandExecutor.BufferedBytes(request));
         if (request.PayloadLength == 0)
         {
             _executor.Start(request, null);
@@ -187,6 +195,18 @@ internal sealed class NbdTransmission
         _pendingWrite = request;
         _pendingPayload = ArrayPool<byte>.Shared.Rent((int)request.PayloadLength);
         _pendingFilled = 0;
+    }
+
+    /// <summary>Takes room in the budget; before waiting for it, sends the replies the reader holds, which may be what frees it.</summary>
+    private ValueTask AcquireAsync(long bytes)
+    {
+        var room = _limiter.AcquireAsync(bytes);
+        if (!room.IsCompleted)
+        {
+            _replies.FlushFromReader();
+        }
+
+        return room;
     }
 
     /// <summary>
