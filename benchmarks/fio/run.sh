@@ -2,44 +2,56 @@
 # End-to-end throughput and latency over NBD, measured with fio's nbd engine, side by side in
 # one run: each workload runs against every target in turn (the reference first), so all
 # targets see the same machine state. Prints a Markdown table of MiB/s, IOPS, mean and p99
-# latency, and each target's throughput as a ratio to the reference (nbdkit's file plugin on
-# a file in the same directory as the node's pool).
+# latency, each target's throughput as a ratio to the reference (nbdkit's file plugin on a file
+# in the same directory as the node's pool) and the replicated pair's as a ratio to the single
+# node; then the resync measurements and the project's targets, met or missed.
 #
-# Usage: benchmarks/fio/run.sh [--runtime SEC] [--ramp SEC] [--size SIZE]
-#                              [--workloads a,b,...] [--targets a,b,...] [--out FILE]
+# Usage: benchmarks/fio/run.sh [--runtime SEC] [--ramp SEC] [--size SIZE] [--repeat N]
+#                              [--workloads a,b,...] [--targets a,b,...] [--resync-size SIZE]
+#                              [--out FILE] [--perf-stat]
 #   --runtime SEC      measured seconds per job (default 15)
 #   --ramp SEC         unmeasured seconds before each job (default 2)
 #   --size SIZE        size of every export and of the region fio touches (default 1G)
-#   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k
-#                      kbench-iops kbench-bw kbench-lat (default: all)
-#   --targets LIST     subset of the targets below (default: all); the ratio column needs nbdkit
+#   --repeat N         run every workload N times, all targets in each round; the tables show
+#                      medians and each ratio's range over the rounds (default 1)
+#   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw
+#                      kbench-lat resync (default: all; resync needs the pair and runs last)
+#   --targets LIST     subset of: nbdkit node pair (default: all); the ratio columns need
+#                      nbdkit, and the node for the pair's
+#   --resync-size SIZE what the resync workload makes node b miss (default 2G; the pair's volume
+#                      is at least this big)
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
+#   --perf-stat        also count, with perf stat on each target's server processes during the
+#                      measured seconds, CPU time, system calls and context switches per I/O
 #
-# Adding a target (the replicated pair, the gateway, ...): write a function
+# Adding a target (the gateway, ...): write a function
 #   start_<name> SIZE
 # that starts the server in the background, registers every pid it starts with track_pid
 # (they are stopped on exit), puts its files under "$work/<name>" (deleted on exit), creates
-# an export of SIZE bytes, waits until it serves, and sets TARGET_URI to an fio nbd URI
-# (nbd://host:port/export or nbd+unix:///export?socket=PATH). Then add <name> to TARGETS and
-# a label to target_label. Targets run in TARGETS order; REFERENCE names the one ratios use.
+# an export of SIZE bytes, waits until it serves, sets TARGET_URI to an fio nbd URI
+# (nbd://host:port/export or nbd+unix:///export?socket=PATH) and TARGET_PIDS to the pids of its
+# server processes (what --perf-stat counts). Then add <name> to TARGETS and a label to
+# target_label. Targets run in TARGETS order; REFERENCE names the one ratios use.
 set -euo pipefail
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 
-TARGETS=(nbdkit node)
+TARGETS=(nbdkit node pair)
 REFERENCE=nbdkit
-WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat)
+WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat resync)
 
 target_label() {
   case "$1" in
     nbdkit) echo "nbdkit file (reference)" ;;
     node) echo "replicator node" ;;
+    pair) echo "replicated pair (a → b)" ;;
     *) echo "$1" ;;
   esac
 }
 
 # fio options of each workload. The first three are the project's targets (>= 70% of nbdkit);
 # the kbench ones are the workloads of Longhorn's kbench, so figures compare with published ones.
+# resync is not one fio job: see run_resync.
 workload_args() {
   case "$1" in
     seq-write-1m) echo "--rw=write --bs=1M --iodepth=8" ;;
@@ -48,6 +60,7 @@ workload_args() {
     kbench-iops) echo "--rw=randwrite --bs=4k --iodepth=64" ;;
     kbench-bw) echo "--rw=write --bs=128k --iodepth=64" ;;
     kbench-lat) echo "--rw=randwrite --bs=4k --iodepth=1" ;;
+    resync) echo "" ;;
     *) return 1 ;;
   esac
 }
@@ -60,36 +73,54 @@ workload_title() {
     kbench-iops) echo "kbench IOPS: rand write 4 KiB, QD64" ;;
     kbench-bw) echo "kbench bandwidth: seq write 128 KiB, QD64" ;;
     kbench-lat) echo "kbench latency: rand write 4 KiB, QD1" ;;
+    resync) echo "resync" ;;
   esac
 }
 
-# Workloads that read: the region is written once on every target before the first of them.
-needs_prefill() { [[ "$1" == rand-read-4k ]]; }
+# Every target's region is written once before the first job, so no workload measures first
+# writes: thin allocation, the file system's block allocation, and on the pair the activity log's
+# first durable record of each extent are costs of a new volume, not of the serving path (and
+# reads then hit no hole).
+prefill() {
+  local t="$1"
+  log "prefilling $size on $t"
+  run_fio "${URI[$t]}" prefill "$results/prefill.$t.json" --rw=write --bs=1M --iodepth=8
+}
 
 runtime=15
 ramp=2
 size=1G
+repeat=1
+resync_size=2G
 out=""
+perf_stat=""
 usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit "${1:-2}"; }
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --runtime) runtime="$2"; shift 2 ;;
     --ramp) ramp="$2"; shift 2 ;;
     --size) size="$2"; shift 2 ;;
+    --repeat) repeat="$2"; shift 2 ;;
     --workloads) IFS=, read -r -a WORKLOADS <<<"$2"; shift 2 ;;
     --targets) IFS=, read -r -a TARGETS <<<"$2"; shift 2 ;;
+    --resync-size) resync_size="$2"; shift 2 ;;
     --out) out="$(realpath -m "$2")"; shift 2 ;;
+    --perf-stat) perf_stat=1; shift ;;
     -h | --help) usage 0 ;;
     *) echo "unknown option: $1" >&2; usage ;;
   esac
 done
 
-for tool in fio nbdkit python3 flock; do
+for tool in fio nbdkit python3 flock numfmt; do
   if ! command -v "$tool" >/dev/null; then
-    echo "run.sh needs '$tool' on PATH (Debian: apt-get install fio nbdkit python3 util-linux)" >&2
+    echo "run.sh needs '$tool' on PATH (Debian: apt-get install fio nbdkit python3 util-linux coreutils)" >&2
     exit 69
   fi
 done
+if [[ -n "$perf_stat" ]] && ! command -v perf >/dev/null; then
+  echo "--perf-stat needs 'perf' on PATH (Debian: apt-get install linux-perf)" >&2
+  exit 69
+fi
 if ! fio --enghelp=nbd >/dev/null 2>&1; then
   echo "this fio has no nbd engine (Debian's fio package has it)" >&2
   exit 69
@@ -97,8 +128,22 @@ fi
 for w in "${WORKLOADS[@]}"; do
   workload_args "$w" >/dev/null || { echo "unknown workload '$w'" >&2; exit 2; }
 done
+# The resync workload kills and restarts node b, so it runs after every other workload.
+if [[ " ${WORKLOADS[*]} " == *" resync "* ]]; then
+  if [[ " ${TARGETS[*]} " != *" pair "* ]]; then
+    echo "the resync workload needs the pair target" >&2
+    exit 2
+  fi
+  others=()
+  for w in "${WORKLOADS[@]}"; do
+    if [[ "$w" != resync ]]; then others+=("$w"); fi
+  done
+  WORKLOADS=("${others[@]}" resync)
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/replicator-fio.XXXXXX")"
+results="$work/results"
+mkdir -p "$results"
 PIDS=()
 track_pid() { PIDS+=("$1"); }
 
@@ -124,6 +169,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 log() { echo "[run.sh] $*" >&2; }
+
+bytes_of() { numfmt --from=iec "${1%B}"; }
 
 # Waits (at most $3 seconds) until file $1 contains $2, or fails if process $4 has died.
 wait_for_text() {
@@ -151,6 +198,7 @@ start_nbdkit() {
   nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$port" file "$dir/disk.img" >"$dir/nbdkit.log" 2>&1 &
   track_pid $!
   local pid=$!
+  TARGET_PIDS="$pid"
   for _ in $(seq 100); do
     if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' \
         "$port" 2>/dev/null; then
@@ -170,6 +218,7 @@ start_node() {
   mkdir -p "$dir"
   "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --pool-size 8G >"$dir/node.log" 2>&1 &
   track_pid $!
+  TARGET_PIDS=$!
   wait_for_text "$dir/node.log" " ready" 60 $!
   "$root/replicator" volume create bench --size "$1" --dir "$dir" >/dev/null
   local listen
@@ -177,12 +226,102 @@ start_node() {
   TARGET_URI="nbd://$listen/bench"
 }
 
-# Runs one fio job; its JSON goes to $3.
+# The replicated pair as `cluster up` runs it: two nodes on loopback and vol0, whose writes node
+# a orders. fio goes through node a, which applies every write on both replicas before it
+# answers (protocol C).
+start_pair() {
+  local dir="$work/pair" volume_size
+  mkdir -p "$dir"
+  volume_size=$(bytes_of "$1")
+  if (( $(bytes_of "$resync_size") > volume_size )); then volume_size=$(bytes_of "$resync_size"); fi
+  "$root/replicator" cluster up --dir "$dir/cluster" --volume-size "$volume_size" --pool-size 8G >"$dir/cluster.log" 2>&1 &
+  track_pid $!
+  wait_for_text "$dir/cluster.log" "Press Ctrl-C" 120 $!
+  read -r PAIR_NBD PAIR_ADMIN PAIR_TOKEN_FILE PAIR_A_PID PAIR_B_PID PAIR_B_DIR < <(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+a, b = (next(n for n in m["nodes"] if n["name"] == name) for name in ("a", "b"))
+print(a["nbd"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"])' "$dir/cluster/cluster.json")
+  pair_monitor "$dir/startup.timeline" --until connected --timeout 60
+  TARGET_URI="$PAIR_NBD/vol0"
+  TARGET_PIDS="$PAIR_A_PID $PAIR_B_PID"
+}
+
+# Polls vol0's replication state on node a into the timeline $1 (see pair_monitor.py).
+pair_monitor() {
+  local timeline="$1"
+  shift
+  python3 "$root/benchmarks/fio/pair_monitor.py" "$PAIR_ADMIN" "$PAIR_TOKEN_FILE" vol0 "$timeline" "$@"
+}
+
+# Runs one fio job; its JSON goes to $3. Later options override earlier ones (--size too).
 run_fio() {
   local uri="$1" name="$2" json="$3"
   shift 3
   fio --name="$name" --ioengine=nbd --uri="$uri" --size="$size" --numjobs=1 --group_reporting=1 \
     --lat_percentiles=1 --output-format=json --output="$json" "$@" >/dev/null
+}
+
+# Runs one measured fio job (run_fio's arguments); with --perf-stat, counts the target's server
+# processes ($PROFILE_PIDS, comma-separated) over the measured seconds into $3.perf.
+run_measured() {
+  if [[ -z "$perf_stat" ]]; then
+    run_fio "$@"
+    return
+  fi
+  local json="$3"
+  run_fio "$@" &
+  local fio_pid=$!
+  sleep "$ramp"
+  perf stat -x, -e task-clock,context-switches,raw_syscalls:sys_enter -p "$PROFILE_PIDS" \
+    -o "$json.perf" -- sleep "$runtime" 2>/dev/null || true
+  wait "$fio_pid"
+}
+
+# Kills node b (SIGKILL) and writes $resync_size sequentially through node a alone, so b misses it.
+degrade_pair() {
+  log "resync: killing node b (pid $PAIR_B_PID), writing $resync_size through node a alone"
+  kill -KILL "$PAIR_B_PID"
+  pair_monitor "$results/resync-$1.degrade.timeline" --until disconnected --timeout 60
+  run_fio "${URI[pair]}" "resync-$1-write" "$results/resync-$1-write.json" --rw=write --bs=1M --iodepth=8 --size="$resync_size"
+}
+
+restart_b() {
+  "$root/replicator" node run --dir "$PAIR_B_DIR" >>"$PAIR_B_DIR/restarted.log" 2>&1 &
+  track_pid $!
+  PAIR_B_PID=$!
+}
+
+# The resync workload, on the pair: (1) how fast an idle pair resyncs what b missed, against the
+# pair's replicated 1 MiB sequential writes; (2) 4 KiB random-write IOPS while a resync runs,
+# against the same job on the pair without one. Timed from node a's admin API (pair_monitor.py).
+run_resync() {
+  local fg=(--rw=randwrite --bs=4k --iodepth=32 --time_based=1 --runtime="$runtime")
+  if [[ " ${WORKLOADS[*]} " != *" seq-write-1m "* ]]; then
+    log "resync: replicated seq write 1 MiB QD8, the reference (${ramp}s ramp + ${runtime}s)"
+    run_fio "${URI[pair]}" resync-reference "$results/resync-reference.json" --rw=write --bs=1M --iodepth=8 \
+      --time_based=1 --ramp_time="$ramp" --runtime="$runtime"
+  fi
+  log "resync: rand write 4 KiB QD32 without a resync (${ramp}s ramp + ${runtime}s)"
+  run_fio "${URI[pair]}" resync-fg-base "$results/resync-fg-base.json" "${fg[@]}" --ramp_time="$ramp"
+
+  degrade_pair idle
+  log "resync: restarting node b, timing its resync on an idle pair"
+  restart_b
+  pair_monitor "$results/resync-idle.timeline" --until synced --timeout 900
+
+  degrade_pair fg
+  log "resync: restarting node b, rand write 4 KiB QD32 once its resync runs (${runtime}s)"
+  restart_b
+  pair_monitor "$results/resync-fg.timeline" --until resyncing --timeout 300
+  pair_monitor "$results/resync-fg.timeline" --until synced --timeout 900 &
+  local monitor=$!
+  local started ended
+  started=$(date +%s.%N)
+  run_fio "${URI[pair]}" resync-fg "$results/resync-fg.json" "${fg[@]}"
+  ended=$(date +%s.%N)
+  echo "$started $ended" >"$results/resync-fg.window"
+  wait "$monitor"
 }
 
 log "building the replicator CLI (Release) if needed"
@@ -192,95 +331,47 @@ for t in "${TARGETS[@]}"; do
   declare -F "start_$t" >/dev/null || { echo "unknown target '$t' (no start_$t function)" >&2; exit 2; }
 done
 
-declare -A URI
+declare -A URI SERVER_PIDS
 for t in "${TARGETS[@]}"; do
   TARGET_URI=""
+  TARGET_PIDS=""
   log "starting $(target_label "$t")"
   "start_$t" "$size"
   URI[$t]="$TARGET_URI"
-  log "  $t: $TARGET_URI"
+  SERVER_PIDS[$t]="${TARGET_PIDS// /,}"
+  log "  $t: $TARGET_URI (pids ${TARGET_PIDS})"
 done
 
-mkdir -p "$work/results"
-declare -A PREFILLED
+for t in "${TARGETS[@]}"; do
+  prefill "$t"
+done
+
 for w in "${WORKLOADS[@]}"; do
-  read -r -a args <<<"$(workload_args "$w")"
-  if needs_prefill "$w"; then
-    for t in "${TARGETS[@]}"; do
-      [[ -n "${PREFILLED[$t]:-}" ]] && continue
-      log "prefilling $size on $t"
-      run_fio "${URI[$t]}" prefill "$work/results/prefill.$t.json" --rw=write --bs=1M --iodepth=8
-      PREFILLED[$t]=1
-    done
+  if [[ "$w" == resync ]]; then
+    run_resync
+    continue
   fi
-  for t in "${TARGETS[@]}"; do
-    log "$w on $t (${ramp}s ramp + ${runtime}s)"
-    run_fio "${URI[$t]}" "$w" "$work/results/$w.$t.json" "${args[@]}" \
-      --time_based=1 --ramp_time="$ramp" --runtime="$runtime"
+  read -r -a args <<<"$(workload_args "$w")"
+  for round in $(seq "$repeat"); do
+    for t in "${TARGETS[@]}"; do
+      log "$w on $t, round $round of $repeat (${ramp}s ramp + ${runtime}s)"
+      PROFILE_PIDS="${SERVER_PIDS[$t]}"
+      run_measured "${URI[$t]}" "$w" "$results/$w.$t.$round.json" "${args[@]}" \
+        --time_based=1 --ramp_time="$ramp" --runtime="$runtime"
+    done
   done
 done
 
-# The table, and the JSON results file when asked for.
-targets_spec=""
-for t in "${TARGETS[@]}"; do targets_spec+="$t=$(target_label "$t");"; done
-workloads_spec=""
-for w in "${WORKLOADS[@]}"; do workloads_spec+="$w=$(workload_title "$w") [$(workload_args "$w")];"; done
-python3 - "$work/results" "$REFERENCE" "$targets_spec" "$workloads_spec" "$runtime" "$ramp" "$size" "$out" <<'EOF'
-import json, os, sys
-
-results_dir, reference, targets_spec, workloads_spec, runtime, ramp, size, out = sys.argv[1:9]
-targets = [tuple(x.split("=", 1)) for x in targets_spec.split(";") if x]
-workloads = [tuple(x.split("=", 1)) for x in workloads_spec.split(";") if x]
-
-def measure(path):
-    with open(path) as f:
-        text = f.read()
-    job = json.loads(text[text.index("{"):])["jobs"][0]
-    if job["error"]:
-        raise SystemExit(f"fio reported error {job['error']} in {os.path.basename(path)}")
-    side = max((job["read"], job["write"]), key=lambda s: s["io_bytes"])
-    lat = side["lat_ns"]
-    return {
-        "mib_s": side["bw_bytes"] / 2**20,
-        "iops": side["iops"],
-        "mean_lat_us": lat["mean"] / 1000,
-        "p99_lat_us": lat.get("percentile", {}).get("99.000000", 0) / 1000,
-        "fio": job,
-    }
-
-def fmt_lat(us):
-    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
-
-rows = []
-print(f"fio {runtime}s per job after {ramp}s ramp, region {size}, one job per target; ratio = MiB/s over the reference's in the same run.")
-print()
-print("| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |")
-print("|---|---|---:|---:|---:|---:|---:|")
-for name, title in workloads:
-    measured = {t: measure(os.path.join(results_dir, f"{name}.{t}.json")) for t, _ in targets}
-    ref = measured.get(reference)
-    for t, label in targets:
-        m = measured[t]
-        ratio = m["mib_s"] / ref["mib_s"] if ref and ref["mib_s"] > 0 else None
-        ratio_text = "—" if ratio is None else ("1.00 (ref)" if t == reference else f"{ratio:.2f}")
-        print(f"| {title.split(' [')[0]} | {label} | {m['mib_s']:.1f} | {m['iops']:.0f} | "
-              f"{fmt_lat(m['mean_lat_us'])} | {fmt_lat(m['p99_lat_us'])} | {ratio_text} |")
-        rows.append({"workload": name, "fio_args": title.split(" [", 1)[1].rstrip("]"), "target": t, "label": label,
-                     "mib_s": m["mib_s"], "iops": m["iops"], "mean_lat_us": m["mean_lat_us"],
-                     "p99_lat_us": m["p99_lat_us"], "ratio": ratio, "fio": m["fio"]})
-
-# The project's target: the node at >= 70% of nbdkit's throughput on each of the three main workloads.
-main = {"seq-write-1m", "rand-write-4k", "rand-read-4k"}
-checked = [r for r in rows if r["target"] == "node" and r["workload"] in main and r["ratio"] is not None]
-if checked:
-    missed = [f"{r['workload']} ({r['ratio']:.3f})" for r in checked if r["ratio"] < 0.70]
-    print()
-    print("Target (node >= 0.70 x nbdkit on seq-write-1m, rand-write-4k, rand-read-4k): "
-          + ("missed on " + ", ".join(missed) if missed else f"met on the {len(checked)} measured"))
-
-if out:
-    with open(out, "w") as f:
-        json.dump({"runtime_s": int(runtime), "ramp_s": int(ramp), "size": size, "reference": reference,
-                   "results": rows}, f, indent=2)
-    print(f"\nresults written to {out}", file=sys.stderr)
-EOF
+# What the report needs to know about the run, then the tables (and the JSON file when asked for).
+{
+  for t in "${TARGETS[@]}"; do printf 'target\t%s\t%s\n' "$t" "$(target_label "$t")"; done
+  for w in "${WORKLOADS[@]}"; do printf 'workload\t%s\t%s\t%s\n' "$w" "$(workload_title "$w")" "$(workload_args "$w")"; done
+} | python3 -c '
+import json, sys
+runtime, ramp, size, repeat, reference, path = sys.argv[1:7]
+rows = [line.rstrip("\n").split("\t") for line in sys.stdin]
+json.dump({"runtime": int(runtime), "ramp": int(ramp), "size": size, "repeat": int(repeat), "reference": reference,
+           "targets": [r[1:] for r in rows if r[0] == "target"],
+           "workloads": [r[1:] for r in rows if r[0] == "workload"]}, open(path, "w"))' \
+  "$runtime" "$ramp" "$size" "$repeat" "$REFERENCE" "$results/meta.json"
+python3 "$root/benchmarks/fio/report.py" "$results" "$out"

@@ -7,15 +7,21 @@ using Replicator.Core.Devices;
 namespace Replicator.Protocol.Nbd;
 
 /// <summary>
-/// Runs validated requests against the device, each on its own, and queues each one's reply when its
-/// device call ends, so replies go out in completion order. Requests reach this class only after
-/// <see cref="NbdRequestValidator"/> accepted them; nothing is checked again here. A device failure is
-/// answered with the mapped error value (and, with structured replies, a message) and logged once.
+/// Runs validated requests against the device, each on its own, and hands each one's reply to the
+/// <see cref="NbdReplyChannel"/> when its device call ends, so replies go out in completion order.
+/// Requests reach this class only after <see cref="NbdRequestValidator"/> accepted them; nothing is
+/// checked again here. A device failure is answered with the mapped error value (and, with structured
+/// replies, a message) and logged once.
 /// </summary>
 /// <remarks>
-/// Each request is one pooled state machine. The ones that go asynchronous are awaited, in the order
-/// they started, by <see cref="ObserveAsync"/>, so their state machines return to the pool and none is
-/// left running unobserved when the session ends.
+/// Each request is one pooled state machine that returns its reply. A device that completes at once
+/// (a thin volume does: its data path is pread/pwrite) leaves the reply with the reader, who writes it
+/// without a thread hand-off. A request that goes asynchronous gets a second pooled state machine that
+/// queues its reply when it ends; those are awaited, in the order they started, by
+/// <see cref="ObserveAsync"/>, so their state machines return to the pool and none is left running
+/// unobserved when the session ends. The observer runs inline (synchronous continuations): on the
+/// reader, when it hands over a request, only as far as that request's pending await, and then on the
+/// thread that completes what it waits for, so observing costs no thread-pool hand-off per request.
 /// </remarks>
 internal sealed class NbdCommandExecutor
 {
@@ -26,7 +32,7 @@ internal sealed class NbdCommandExecutor
     private readonly string _connection;
     private readonly CancellationToken _aborting;
     private readonly Channel<ValueTask> _running = Channel.CreateUnbounded<ValueTask>(
-        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        new UnboundedChannelOptions { SingleReader = true, SingleWriter = true, AllowSynchronousContinuations = true });
     private readonly Task _observer;
 
     public NbdCommandExecutor(
@@ -54,11 +60,11 @@ internal sealed class NbdCommandExecutor
         var running = ExecuteAsync(request, payload);
         if (running.IsCompleted)
         {
-            running.GetAwaiter().GetResult();
+            _replies.WriteFromReader(running.GetAwaiter().GetResult());
             return;
         }
 
-        _running.Writer.TryWrite(running);
+        _running.Writer.TryWrite(ReplyWhenDoneAsync(running));
     }
 
     /// <summary>Completes once every request started has queued its reply; call after the last <see cref="Start"/>.</summary>
@@ -70,7 +76,7 @@ internal sealed class NbdCommandExecutor
 
     /// <summary>Queues the answer to a request that never reached the device; it holds a place in the budget but no bytes.</summary>
     public void Refuse(ulong handle, uint error, string message) =>
-        _replies.Enqueue(ErrorReply(handle, error, message, 0));
+        _replies.WriteFromReader(ErrorReply(handle, error, message, 0));
 
     private async Task ObserveAsync()
     {
@@ -83,9 +89,12 @@ internal sealed class NbdCommandExecutor
         }
     }
 
-    /// <summary>One request from the device call to its queued reply, as a single state machine.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask ExecuteAsync(NbdRequest request, byte[]? payload)
+    private async ValueTask ReplyWhenDoneAsync(ValueTask<NbdPendingReply> running) => _replies.Enqueue(await running);
+
+    /// <summary>One request from the device call to its reply, as a single state machine. Never throws.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<NbdPendingReply> ExecuteAsync(NbdRequest request, byte[]? payload)
     {
         var admitted = BufferedBytes(request);
         var handle = request.Handle;
@@ -99,15 +108,14 @@ internal sealed class NbdCommandExecutor
                 case NbdWire.CmdRead when length > 0:
                     buffer = ArrayPool<byte>.Shared.Rent(length);
                     await _device.ReadAsync(offset, buffer.AsMemory(0, length), _aborting);
-                    _replies.Enqueue(new NbdPendingReply(
-                        _policy.StructuredReplies ? NbdReplyKind.OffsetData : NbdReplyKind.SimpleRead,
-                        handle, NbdWire.Success, request.Offset, buffer, length, null, admitted));
+                    var data = buffer;
                     buffer = null;
-                    return;
+                    return new NbdPendingReply(
+                        _policy.StructuredReplies ? NbdReplyKind.OffsetData : NbdReplyKind.SimpleRead,
+                        handle, NbdWire.Success, request.Offset, data, length, null, admitted);
                 case NbdWire.CmdRead:
-                    _replies.Enqueue(new NbdPendingReply(
-                        _policy.StructuredReplies ? NbdReplyKind.None : NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted));
-                    return;
+                    return new NbdPendingReply(
+                        _policy.StructuredReplies ? NbdReplyKind.None : NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted);
                 case NbdWire.CmdWrite when length > 0:
                     await _device.WriteAsync(offset, payload.AsMemory(0, length), FuaOf(request), _aborting);
                     break;
@@ -124,15 +132,14 @@ internal sealed class NbdCommandExecutor
                     await _device.CacheAsync(offset, length, _aborting);
                     break;
                 case NbdWire.CmdBlockStatus:
-                    _replies.Enqueue(await BlockStatusAsync(request, admitted));
-                    return;
+                    return await BlockStatusAsync(request, admitted);
             }
 
-            _replies.Enqueue(new NbdPendingReply(NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted));
+            return new NbdPendingReply(NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted);
         }
         catch (Exception exception)
         {
-            _replies.Enqueue(Failure(request, exception, admitted));
+            return Failure(request, exception, admitted);
         }
         finally
         {

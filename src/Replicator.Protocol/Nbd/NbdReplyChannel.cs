@@ -2,35 +2,54 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 
 namespace Replicator.Protocol.Nbd;
 
 /// <summary>
-/// The one way out of a connection during transmission. Requests finish in any order and queue their
-/// reply here; one loop writes each whole reply (header and payload) into the pipe, so replies never
-/// interleave on the wire, and flushes once whenever the queue runs empty, so replies that finish
-/// together leave in one send. Each reply gives its buffer back to the pool and its share of the
+/// The one way out of a connection during transmission. Requests finish in any order and hand their
+/// reply here; whoever holds the writer writes each whole reply (header and payload) into the pipe, so
+/// replies never interleave on the wire, and flushes once it has nothing more to write, so replies that
+/// finish together leave in one send. Each reply gives its buffer back to the pool and its share of the
 /// in-flight budget back to the connection once it is in the pipe.
 /// </summary>
 /// <remarks>
-/// A writer loop rather than a lock around the pipe: completions never wait for each other (a contended
-/// async lock allocates a waiter per request), and the flush count falls as load rises. When the transport
-/// fails or the channel is aborted, replies are dropped (their buffers and budget still released), so a
-/// device call that finishes after its client vanished never writes to a completed pipe.
+/// <para>
+/// The writer is held by one party at a time, and nobody waits for it. A request that completes on the
+/// connection's reader (a device that answers at once, such as a thin volume) is written by the reader
+/// itself (<see cref="WriteFromReader"/>), which keeps the writer for the rest of what it has read and
+/// sends everything with one flush (<see cref="FlushFromReader"/>) before it waits for more input, or
+/// once it holds <see cref="ReaderFlushThreshold"/> bytes: no thread hand-off per request. A request that completes elsewhere (<see cref="Enqueue"/>) writes and
+/// flushes on its own thread when the writer is free, or leaves its reply queued for the holder, who
+/// writes the queue before letting go. A flush that must wait for the transport (a client that does not
+/// read) is finished by its continuation, which then writes what was queued meanwhile; the party that
+/// started it returns at once, so the reader never waits for the transport and queued replies keep their
+/// share of the budget until they are written, which stops the reader.
+/// </para>
+/// <para>
+/// When the transport fails or is cancelled, replies are dropped (their buffers and budget still
+/// released), so a device call that finishes after its client vanished never writes to a completed pipe.
+/// </para>
 /// </remarks>
 internal sealed class NbdReplyChannel
 {
+    /// <summary>
+    /// What the reader may write before it sends, even with more input at hand: its replies give their
+    /// budget back when written, so this, not the in-flight limit, bounds what it holds unsent.
+    /// </summary>
+    private const int ReaderFlushThreshold = 256 * 1024;
+
     private readonly PipeWriter _writer;
     private readonly Action<long> _written;
     private readonly ILogger _logger;
     private readonly string _connection;
-    private readonly Channel<NbdPendingReply> _queue = Channel.CreateUnbounded<NbdPendingReply>(
-        new UnboundedChannelOptions { SingleReader = true, AllowSynchronousContinuations = false });
-    private readonly Task _loop;
+    private readonly Lock _lock = new();
+    private readonly Queue<NbdPendingReply> _queue = new();
+    private bool _held;
+    private bool _readerHolds;
+    private bool _completed;
     private bool _closed;
+    private TaskCompletionSource? _released;
 
     /// <param name="writer">The transport's output; the channel completes it when it is done.</param>
     /// <param name="written">Called with <see cref="NbdPendingReply.AdmittedBytes"/> of each reply once it is out (or dropped).</param>
@@ -40,47 +59,221 @@ internal sealed class NbdReplyChannel
         _written = written;
         _logger = logger;
         _connection = connection;
-        _loop = WriteLoopAsync();
     }
 
-    /// <summary>Queues a reply. Never waits: the in-flight budget bounds what can be queued.</summary>
-    public void Enqueue(in NbdPendingReply reply)
+    /// <summary>
+    /// Reader only: writes the reply of a request that completed on the reader, taking the writer if it is
+    /// free and keeping it until <see cref="FlushFromReader"/>; queues the reply for the holder otherwise.
+    /// </summary>
+    public void WriteFromReader(in NbdPendingReply reply)
     {
-        if (!_queue.Writer.TryWrite(reply))
+        if (!_readerHolds)
         {
-            Finish(reply);
+            lock (_lock)
+            {
+                if (_held)
+                {
+                    _queue.Enqueue(reply);
+                    return;
+                }
+
+                _held = true;
+            }
+
+            _readerHolds = true;
+        }
+
+        WriteOne(reply);
+        if (_writer.CanGetUnflushedBytes && _writer.UnflushedBytes >= ReaderFlushThreshold)
+        {
+            FlushFromReader();
         }
     }
 
-    /// <summary>No more replies: writes what is queued (unless the transport is gone), then completes the pipe.</summary>
-    public Task CompleteAsync()
+    /// <summary>
+    /// Reader only, before it waits for anything: sends what it wrote and what was queued meanwhile, and
+    /// lets go of the writer. Never waits; a flush the transport holds up is finished in the background.
+    /// </summary>
+    public void FlushFromReader()
     {
-        _queue.Writer.TryComplete();
-        return _loop;
+        if (_readerHolds)
+        {
+            _readerHolds = false;
+            SendAndRelease();
+        }
     }
 
-    private async Task WriteLoopAsync()
+    /// <summary>Hands over the reply of a request that completed off the reader. Never waits: the in-flight budget bounds what can be queued.</summary>
+    public void Enqueue(in NbdPendingReply reply)
     {
-        var replies = _queue.Reader;
-        while (await replies.WaitToReadAsync())
+        bool drop;
+        lock (_lock)
         {
-            while (replies.TryRead(out var reply))
+            drop = _completed;
+            if (!drop)
             {
-                if (!_closed)
+                if (_held)
                 {
-                    Write(reply);
+                    _queue.Enqueue(reply);
+                    return;
                 }
 
-                Finish(reply);
+                _held = true;
             }
+        }
 
-            if (!_closed)
-            {
-                await FlushAsync();
-            }
+        if (drop)
+        {
+            Finish(reply);
+            return;
+        }
+
+        WriteOne(reply);
+        SendAndRelease();
+    }
+
+    /// <summary>
+    /// No more replies: sends what the reader holds, waits until what is queued is written (unless the
+    /// transport is gone), then completes the pipe. Call from the reader's side once reading has ended.
+    /// </summary>
+    public async Task CompleteAsync()
+    {
+        FlushFromReader();
+        Task? writing;
+        lock (_lock)
+        {
+            _completed = true;
+            writing = _held ? (_released ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task : null;
+        }
+
+        if (writing is not null)
+        {
+            await writing;
         }
 
         await CompleteWriterAsync();
+    }
+
+    /// <summary>How a transport reports that the other end is gone.</summary>
+    public static bool IsTransportFailure(Exception exception) =>
+        exception is IOException or SocketException or ObjectDisposedException;
+
+    /// <summary>
+    /// The holder's loop: flush, write what was queued meanwhile, repeat; let go once the queue is empty.
+    /// A flush that does not complete at once is finished by <see cref="ResumeAfterFlushAsync"/>.
+    /// </summary>
+    private void SendAndRelease()
+    {
+        while (true)
+        {
+            if (!_closed)
+            {
+                ValueTask<FlushResult> flush;
+                try
+                {
+                    flush = _writer.FlushAsync();
+                }
+                catch (Exception exception)
+                {
+                    Failed(exception);
+                    continue;
+                }
+
+                if (!flush.IsCompleted)
+                {
+                    _ = ResumeAfterFlushAsync(flush);
+                    return;
+                }
+
+                EndFlush(flush);
+            }
+
+            if (!WriteQueued())
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task ResumeAfterFlushAsync(ValueTask<FlushResult> flush)
+    {
+        try
+        {
+            var result = await flush;
+            _closed = result.IsCompleted || result.IsCanceled;
+        }
+        catch (Exception exception)
+        {
+            Failed(exception);
+        }
+
+        if (WriteQueued())
+        {
+            SendAndRelease();
+        }
+    }
+
+    private void EndFlush(ValueTask<FlushResult> flush)
+    {
+        try
+        {
+            var result = flush.GetAwaiter().GetResult();
+            _closed = result.IsCompleted || result.IsCanceled;
+        }
+        catch (Exception exception)
+        {
+            Failed(exception);
+        }
+    }
+
+    /// <summary>Writes every queued reply; returns false, having let go of the writer, when there was none.</summary>
+    private bool WriteQueued()
+    {
+        var wrote = false;
+        while (TryDequeueOrRelease(keep: wrote, out var reply))
+        {
+            WriteOne(reply);
+            wrote = true;
+        }
+
+        return wrote;
+    }
+
+    /// <summary>
+    /// Takes the next queued reply. When there is none, lets go of the writer, unless <paramref name="keep"/>
+    /// says replies were just written and still have to be flushed.
+    /// </summary>
+    private bool TryDequeueOrRelease(bool keep, out NbdPendingReply reply)
+    {
+        TaskCompletionSource? released;
+        lock (_lock)
+        {
+            if (_queue.TryDequeue(out reply))
+            {
+                return true;
+            }
+
+            if (keep)
+            {
+                return false;
+            }
+
+            _held = false;
+            released = _released;
+        }
+
+        released?.TrySetResult();
+        return false;
+    }
+
+    private void WriteOne(in NbdPendingReply reply)
+    {
+        if (!_closed)
+        {
+            Write(reply);
+        }
+
+        Finish(reply);
     }
 
     private void Write(in NbdPendingReply reply)
@@ -135,19 +328,11 @@ internal sealed class NbdReplyChannel
         _written(reply.AdmittedBytes);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask FlushAsync()
+    /// <summary>The transport failed under a flush: nothing more is sent, and queued replies are dropped.</summary>
+    private void Failed(Exception exception)
     {
-        try
-        {
-            var result = await _writer.FlushAsync();
-            _closed = result.IsCompleted || result.IsCanceled;
-        }
-        catch (Exception exception) when (IsTransportFailure(exception))
-        {
-            _closed = true;
-            NbdLog.ReplyFailed(_logger, _connection, exception);
-        }
+        _closed = true;
+        NbdLog.ReplyFailed(_logger, _connection, exception);
     }
 
     /// <summary>
@@ -165,8 +350,4 @@ internal sealed class NbdReplyChannel
             NbdLog.ReplyFailed(_logger, _connection, exception);
         }
     }
-
-    /// <summary>How a transport reports that the other end is gone.</summary>
-    public static bool IsTransportFailure(Exception exception) =>
-        exception is IOException or SocketException or ObjectDisposedException;
 }

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
@@ -166,9 +165,8 @@ internal sealed class NbdServer : IAsyncDisposable
 
         var name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
         var stream = new NetworkStream(socket, ownsSocket: true);
-        var input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: _options.ReceiveBufferSize, leaveOpen: true));
-        var output = PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: _options.SendBufferSize, leaveOpen: true));
-        var session = new NbdServerSession(new DuplexPipe(input, output), _catalog, _options, _sessionLogger, name);
+        var transport = new SocketDuplexPipe(socket, stream, _options.ReceiveBufferSize, _options.SendBufferSize);
+        var session = new NbdServerSession(transport, _catalog, _options, _sessionLogger, name);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _sessions[session] = (RunSessionAsync(session, socket, stream, registered.Task), socket);
         registered.SetResult();

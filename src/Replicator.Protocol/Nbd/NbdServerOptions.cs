@@ -27,7 +27,10 @@ internal sealed record NbdServerOptions
     /// <summary>How long a stop waits, after closing the connections, for device calls to notice.</summary>
     public TimeSpan AbortTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>Size of each socket read into the connection's pipe; a 1 MiB WRITE arrives in four.</summary>
+    /// <summary>
+    /// Size of each socket read into the connection's pipe. The part of a large WRITE payload that does not
+    /// arrive with its header is received straight into the request's buffer instead.
+    /// </summary>
     public int ReceiveBufferSize { get; init; } = 256 * 1024;
 
     /// <summary>Size of the pipe segments replies are written into before they reach the socket.</summary>

@@ -121,8 +121,17 @@ internal sealed class NbdServerSession
     public void Abort()
     {
         _stopping.Cancel();
+        try
+        {
+            _transport.Output.CancelPendingFlush();
+        }
+        catch (ObjectDisposedException)
+        {
+            // The session completed its output already (a stream-backed pipe then refuses): nothing to cancel.
+        }
+
+        // Last: cancelling a receive can run the rest of the session, up to its close, on this thread.
         _aborting.Cancel();
-        _transport.Output.CancelPendingFlush();
         WakeReader();
     }
 

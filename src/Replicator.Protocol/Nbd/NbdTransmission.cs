@@ -15,15 +15,26 @@ namespace Replicator.Protocol.Nbd;
 /// connection is at its limit the reader stops reading, which pushes back on the client through the
 /// transport; a refused request takes room too, until its error is written, so a client that never reads
 /// its replies cannot make them pile up. A WRITE's payload is copied from the pipe into one pooled buffer
-/// as it arrives, so the pipe never holds a whole 32 MiB payload and nothing is buffered twice. Each
-/// admitted request then runs on its own (<see cref="NbdCommandExecutor"/>) and queues its reply to
-/// <see cref="NbdReplyChannel"/> when done, so replies leave in completion order and the room is given
-/// back once the reply is in the transport. NBD_CMD_DISC, the end of the stream and a server stop all end
-/// the reading; <see cref="CloseAsync"/> then waits for the requests in flight before the transport closes.
+/// as it arrives, so the pipe never holds a whole 32 MiB payload; when the pipe runs dry with a large
+/// part still to come and the transport can receive directly (<see cref="IDirectReceive"/>, a socket),
+/// the rest is received straight into that buffer. Each admitted request then runs on its own
+/// (<see cref="NbdCommandExecutor"/>) and hands its reply to <see cref="NbdReplyChannel"/> when done, so
+/// replies leave in completion order and the room is given back once the reply is in the transport; the
+/// replies of requests that completed at once are written by the reader and sent together before it
+/// waits for more input (<see cref="NbdReplyChannel.FlushFromReader"/>). NBD_CMD_DISC, the end of the
+/// stream and a server stop all end the reading; <see cref="CloseAsync"/> then waits for the requests in
+/// flight before the transport closes.
 /// </remarks>
 internal sealed class NbdTransmission
 {
+    /// <summary>
+    /// The least remainder of a WRITE payload received straight into its buffer: below it the pipe's next
+    /// read, which may bring the following requests too, costs no more receive calls.
+    /// </summary>
+    private const int DirectReceiveMinimum = 64 * 1024;
+
     private readonly PipeReader _input;
+    private readonly IDirectReceive? _direct;
     private readonly IBlockDevice _device;
     private readonly NbdTransmissionPolicy _policy;
     private readonly NbdInFlightLimiter _limiter;
@@ -44,6 +55,7 @@ internal sealed class NbdTransmission
         ILogger logger, string connection, Action wakeReader, CancellationToken stopping, CancellationToken aborting)
     {
         _input = transport.Input;
+        _direct = transport as IDirectReceive;
         _device = export.Attachment.Device;
         _policy = export.Policy;
         _limiter = new NbdInFlightLimiter(options.MaxInFlightRequests, options.MaxInFlightBytes);
@@ -63,9 +75,15 @@ internal sealed class NbdTransmission
     {
         while (true)
         {
-            var result = await _input.ReadAsync();
+            if (!_input.TryRead(out var result))
+            {
+                _replies.FlushFromReader();
+                result = await _input.ReadAsync();
+            }
+
             var buffer = result.Buffer;
             var examined = buffer.End;
+            var receiveDirect = false;
             try
             {
                 if (result.IsCanceled && _aborting.IsCancellationRequested)
@@ -81,6 +99,7 @@ internal sealed class NbdTransmission
                         _pendingFilled += NbdFrameReader.ReadPayload(ref buffer, _pendingPayload.AsSpan(_pendingFilled, length - _pendingFilled));
                         if (_pendingFilled < length)
                         {
+                            receiveDirect = _direct is not null && length - _pendingFilled >= DirectReceiveMinimum;
                             break;
                         }
 
@@ -131,7 +150,32 @@ internal sealed class NbdTransmission
             {
                 _input.AdvanceTo(buffer.Start, examined);
             }
+
+            if (receiveDirect && !await ReceivePayloadAsync())
+            {
+                return NbdConnectionEndReason.TruncatedMessage;
+            }
         }
+    }
+
+    /// <summary>
+    /// Receives the rest of the pending WRITE payload straight from the transport (the pipe is empty) and
+    /// starts the write; false when the stream ends first.
+    /// </summary>
+    private async ValueTask<bool> ReceivePayloadAsync()
+    {
+        _replies.FlushFromReader();
+        var length = (int)_pendingWrite.Length;
+        if (!await _direct!.ReceiveExactlyAsync(_pendingPayload.AsMemory(_pendingFilled, length - _pendingFilled), _aborting))
+        {
+            return false;
+        }
+
+        _pendingFilled = length;
+        var payload = _pendingPayload!;
+        _pendingPayload = null;
+        _executor.Start(_pendingWrite, payload);
+        return true;
     }
 
     /// <summary>
@@ -171,13 +215,13 @@ internal sealed class NbdTransmission
             NbdLog.RequestRefused(
                 _logger, _connection, NbdErrors.CommandName(request.Type), NbdErrors.ErrorName(error), reason!,
                 request.Handle, request.Offset, request.Length, request.Flags);
-            await _limiter.AcquireAsync(0);
+            await AcquireAsync(0);
             _executor.Refuse(request.Handle, error, reason!);
             _skip = request.PayloadLength;
             return;
         }
 
-        await _limiter.AcquireAsync(NbdCommandExecutor.BufferedBytes(request));
+        await AcquireAsync(NbdCommandExecutor.BufferedBytes(request));
         if (request.PayloadLength == 0)
         {
             _executor.Start(request, null);
@@ -187,6 +231,18 @@ internal sealed class NbdTransmission
         _pendingWrite = request;
         _pendingPayload = ArrayPool<byte>.Shared.Rent((int)request.PayloadLength);
         _pendingFilled = 0;
+    }
+
+    /// <summary>Takes room in the budget; before waiting for it, sends the replies the reader holds, which may be what frees it.</summary>
+    private ValueTask AcquireAsync(long bytes)
+    {
+        var room = _limiter.AcquireAsync(bytes);
+        if (!room.IsCompleted)
+        {
+            _replies.FlushFromReader();
+        }
+
+        return room;
     }
 
     /// <summary>

@@ -171,6 +171,101 @@ public sealed class NbdServerTests : IDisposable
         Assert.Equal(0, catalog.OpenAttachments);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LargeWritesPipelinedWithSmallOnesArriveWholeOverASocket(bool tcp)
+    {
+        // Over a socket the rest of a large WRITE payload is received straight into its buffer once the
+        // input pipe runs dry; the requests after it must still be parsed from where it ended.
+        const int large = 1 << 20;
+        var device = new MemoryBlockDevice(4 * large);
+        var catalog = new TestExportCatalog().Add("vol0", device);
+        EndPoint endPoint = tcp ? new IPEndPoint(IPAddress.Loopback, 0) : new UnixDomainSocketEndPoint(Path.Combine(_directory, "large.sock"));
+        await using var server = new NbdServer(catalog, _logger);
+        server.Start([endPoint]);
+        using var socket = await ConnectAsync(Assert.Single(server.EndPoints));
+        var client = ClientOver(socket);
+        await client.StartAsync();
+        var writes = new (ulong Offset, byte[] Data)[]
+        {
+            (0, NbdBytes.Pattern(large, 1)),
+            ((ulong)large, NbdBytes.Pattern(4096, 2)),
+            ((ulong)large + 4096, NbdBytes.Pattern(large - 4096, 3)),
+            (3UL * large, NbdBytes.Pattern(large, 4)),
+        };
+
+        var sending = Task.Run(async () =>
+        {
+            for (var i = 0; i < writes.Length; i++)
+            {
+                await client.SendRequestAsync(NbdWire.CmdWrite, writes[i].Offset, (uint)writes[i].Data.Length, handle: (ulong)i, payload: writes[i].Data);
+            }
+        });
+        var replies = new List<NbdReply>();
+        for (var i = 0; i < writes.Length; i++)
+        {
+            replies.Add(await client.ReadReplyAsync());
+        }
+
+        await sending.WaitAsync(NbdTestClient.Timeout);
+        Assert.All(replies, r => Assert.Equal(0u, r.ErrorValue));
+        Assert.Equal([0ul, 1ul, 2ul, 3ul], replies.Select(r => r.Handle).Order());
+        var snapshot = device.Snapshot();
+        foreach (var (offset, data) in writes)
+        {
+            Assert.True(data.AsSpan().SequenceEqual(snapshot.AsSpan((int)offset, data.Length)), $"the write at {offset} did not arrive whole");
+        }
+
+        await client.AssertWorksAsync(2UL * large);
+    }
+
+    [Fact]
+    public async Task AClientThatVanishesMidLargePayloadOverASocketEndsTheSessionWithoutWriting()
+    {
+        var device = new MemoryBlockDevice(Size);
+        var catalog = new TestExportCatalog().Add("vol0", device);
+        var path = Path.Combine(_directory, "vanish.sock");
+        await using var server = new NbdServer(catalog, _logger);
+        server.Start([new UnixDomainSocketEndPoint(path)]);
+        using var socket = await ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var client = ClientOver(socket);
+        await client.StartAsync();
+        var request = NbdBytes.Request(NbdWire.CmdWrite, 0, Size, payload: NbdBytes.Pattern(Size, 5));
+
+        await client.SendAsync(request[..(300 * 1024)]);
+        await Task.Delay(100);
+        socket.Shutdown(SocketShutdown.Send);
+
+        await Eventually.WaitUntilAsync(() => server.ConnectionCount == 0);
+        Assert.Contains("TruncatedMessage", Assert.Single(_logger.Messages(2)), StringComparison.Ordinal);
+        Assert.Empty(device.Calls);
+        Assert.Equal(0, catalog.OpenAttachments);
+    }
+
+    [Fact]
+    public async Task StopClosesAConnectionWhoseLargePayloadNeverArrives()
+    {
+        var device = new MemoryBlockDevice(Size);
+        var catalog = new TestExportCatalog().Add("vol0", device);
+        var path = Path.Combine(_directory, "stalled.sock");
+        var server = new NbdServer(catalog, _logger, new NbdServerOptions { ShutdownTimeout = TimeSpan.FromMilliseconds(200) });
+        server.Start([new UnixDomainSocketEndPoint(path)]);
+        using var socket = await ConnectAsync(new UnixDomainSocketEndPoint(path));
+        var client = ClientOver(socket);
+        await client.StartAsync();
+        await client.SendAsync(NbdBytes.Request(NbdWire.CmdWrite, 0, Size, payload: NbdBytes.Pattern(Size, 6))[..(300 * 1024)]);
+        await Task.Delay(100);
+
+        await server.StopAsync().WaitAsync(NbdTestClient.Timeout);
+
+        Assert.Single(_logger.Messages(33));
+        Assert.Empty(_logger.Messages(34));
+        Assert.Equal(0, server.ConnectionCount);
+        Assert.Empty(device.Calls);
+        Assert.Equal(0, catalog.OpenAttachments);
+    }
+
     private static async Task<Socket> ConnectAsync(EndPoint endPoint)
     {
         var socket = endPoint is IPEndPoint ip
