@@ -24,7 +24,6 @@ internal sealed class NodeMetrics : IDisposable
         InFlight = Meter.CreateUpDownCounter<long>("replicator.volume.inflight", "{request}", "Client requests in progress, by volume");
         Errors = Meter.CreateCounter<long>("replicator.volume.errors", "{request}", "Client requests that failed, by volume and operation");
         ConnectionChanges = Meter.CreateCounter<long>("replicator.peer.connection.changes", "{change}", "Peer connections made and lost, by state");
-        PathSwitches = Meter.CreateCounter<long>("replicator.gateway.path.switches", "{switch}", "Gateway path switches, by volume and reason");
     }
 
     public Meter Meter { get; }
@@ -40,8 +39,6 @@ internal sealed class NodeMetrics : IDisposable
     public Counter<long> Errors { get; }
 
     public Counter<long> ConnectionChanges { get; }
-
-    public Counter<long> PathSwitches { get; }
 
     public void Dispose() => Meter.Dispose();
 }

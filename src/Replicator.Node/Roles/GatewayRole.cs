@@ -8,6 +8,7 @@ using Replicator.Node.Cluster;
 using Replicator.Node.Configuration;
 using Replicator.Node.Gateway;
 using Replicator.Node.Hosting;
+using Replicator.Node.Metrics;
 using Replicator.Protocol.Nbd.Client;
 
 namespace Replicator.Node.Roles;
@@ -82,6 +83,7 @@ internal static class GatewayRole
         NodeLogging.Configure(builder.Logging);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
         var catalog = new GatewayCatalog();
+        builder.Services.AddSingleton(new GatewayMetrics(catalog, nodes));
         builder.Services.AddSingleton(sp => new GatewayService(nodes, token, catalog, settings.Options, sp.GetRequiredService<ILogger<GatewayService>>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayService>());
         builder.Services.AddHostedService(sp => new NbdHostedService(catalog, Endpoints(config, socketPath), sp.GetRequiredService<ILoggerFactory>(),
@@ -98,6 +100,7 @@ internal static class GatewayRole
             Environment.ProcessId, socketPath, config.NbdListen.Length > 0 ? $"nbd://{config.NbdListen}" : null,
             settings.Options.Timeout.TotalSeconds, settings.Options.HoldDown.TotalSeconds, settings.Options.ConnectionsPerNode,
             service.DescribeNodes(), [.. catalog.Volumes.Select(v => v.Describe())]));
+        app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));
         await app.StartAsync(ct);
 
         var admin = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

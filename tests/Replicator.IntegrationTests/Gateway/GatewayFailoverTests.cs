@@ -57,6 +57,11 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
         output.WriteLine($"gateway: {state.Switches} switches, {state.ReissuedRequests} requests re-issued, last switch: {state.LastSwitchReason}");
         output.WriteLine($"paths: {state.Paths}");
         Assert.StartsWith("failback", state.LastSwitchReason, StringComparison.Ordinal);
+        var metrics = await GatewayHarness.ScrapeAsync(cluster);
+        Assert.Contains($"replicator_gateway_path_switches_total{{volume=\"{volume}\"}} {state.Switches}\n", metrics);
+        Assert.Contains($"replicator_gateway_reissued_total{{volume=\"{volume}\"}} {state.ReissuedRequests}\n", metrics);
+        Assert.Contains($"replicator_gateway_serving{{node=\"{victim}\",volume=\"{volume}\"}} 1\n", metrics);
+        Assert.Contains($"replicator_gateway_serving{{node=\"{survivor}\",volume=\"{volume}\"}} 0\n", metrics);
 
         await RealClientTests.QemuIo(cluster.GatewayUri(volume), "write -P 0x3c 1M 64k", "read -P 0x3c 1M 64k");
         await cluster.WaitInSyncAsync(volume);

@@ -57,6 +57,17 @@ public static class GatewayHarness
         return null;
     }
 
+    /// <summary>The gateway's <c>GET /metrics</c>, with the cluster's token.</summary>
+    public static async Task<string> ScrapeAsync(TestCluster cluster)
+    {
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(cluster.Gateway.GetProperty("admin").GetString()!), "/metrics"));
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", cluster.Token);
+        using var response = await http.SendAsync(request);
+        Assert.True(response.IsSuccessStatusCode, $"GET /metrics on the gateway: {(int)response.StatusCode}");
+        return await response.Content.ReadAsStringAsync();
+    }
+
     /// <summary>Waits until the gateway sends the volume's I/O to <paramref name="node"/> (after at least <paramref name="minSwitches"/> switches).</summary>
     public static Task WaitActiveAsync(TestCluster cluster, string volume, string node, TimeSpan timeout, long minSwitches = 0) =>
         TestCluster.WaitUntilAsync(async () => await VolumeAsync(cluster, volume) is { } v && v.ActiveNode == node && v.Switches >= minSwitches,

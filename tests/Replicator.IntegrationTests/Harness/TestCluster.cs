@@ -297,7 +297,7 @@ public sealed class TestCluster : IAsyncDisposable
         }
     }
 
-    private JsonElement Gateway => Manifest.GetProperty("gateway");
+    public JsonElement Gateway => Manifest.GetProperty("gateway");
 
     private JsonElement Node(string name) =>
         Manifest.GetProperty("nodes").EnumerateArray().First(n => n.GetProperty("name").GetString() == name);
