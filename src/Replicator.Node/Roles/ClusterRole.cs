@@ -210,7 +210,7 @@ internal static class ClusterRole
         foreach (var node in manifest.Nodes)
         {
             Console.WriteLine($"  node {node.Name} (pid {node.Pid}): {node.Nbd}/<volume>  or  nbd+unix:///<volume>?socket={node.NbdSocket}");
-            Console.WriteLine($"           admin {node.Admin}, log {Path.Combine(node.DataDir, "node.log")}");
+            Console.WriteLine($"           admin {node.Admin}, status page {node.Admin}/ (token in {Path.Combine(directory, ClusterLayout.TokenFileName)}), log {Path.Combine(node.DataDir, "node.log")}");
         }
 
         foreach (var volume in manifest.Volumes)
