@@ -110,8 +110,11 @@ def main(results, out):
           f"{repeat} round{'s' if repeat > 1 else ''} interleaved; figures are medians over rounds, ratios the median of "
           f"each round's ratio (range in brackets). Ratios compare MiB/s within the same round.")
     print()
-    pair_column = "pair" in names and "node" in names
-    header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" pair / node |" if pair_column else "")
+    # Each layered target against the one it adds to: the pair against the single node (what
+    # replication costs), the gateway against the pair attached directly (what the gateway costs).
+    below = {t: b for t, b in (("pair", "node"), ("gateway", "pair")) if t in names and b in names}
+    pair_column = bool(below)
+    header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" vs layer below: MiB/s; mean lat |" if pair_column else "")
     print(header)
     print("|---|---|---:|---:|---:|---:|---:|" + ("---:|" if pair_column else ""))
 
@@ -125,16 +128,17 @@ def main(results, out):
             ms = [rnd[t] for rnd in rounds]
             ratios = [rnd[t]["mib_s"] / rnd[reference]["mib_s"] if reference in rnd and rnd[reference]["mib_s"] > 0 else None
                       for rnd in rounds]
-            pair_ratios = [rnd["pair"]["mib_s"] / rnd["node"]["mib_s"] if t == "pair" and pair_column and rnd["node"]["mib_s"] > 0 else None
+            base = below.get(t)
+            pair_ratios = [rnd[t]["mib_s"] / rnd[base]["mib_s"] if base and rnd[base]["mib_s"] > 0 else None
                            for rnd in rounds]
-            lat_ratios = [rnd["pair"]["mean_lat_us"] / rnd["node"]["mean_lat_us"] if t == "pair" and pair_column else None
+            lat_ratios = [rnd[t]["mean_lat_us"] / rnd[base]["mean_lat_us"] if base and rnd[base]["mean_lat_us"] > 0 else None
                           for rnd in rounds]
             row = {
                 "workload": name, "fio_args": args, "target": t, "label": labels[t],
                 "mib_s": median(m["mib_s"] for m in ms), "iops": median(m["iops"] for m in ms),
                 "mean_lat_us": median(m["mean_lat_us"] for m in ms), "p99_lat_us": median(m["p99_lat_us"] for m in ms),
                 "ratio": median(ratios), "ratios": ratios,
-                "pair_ratio": median(pair_ratios), "pair_ratios": pair_ratios,
+                "below": base, "pair_ratio": median(pair_ratios), "pair_ratios": pair_ratios,
                 "pair_lat_ratio": median(lat_ratios), "pair_lat_ratios": lat_ratios,
                 "server": [m["server"] for m in ms], "fio": [m["fio"] for m in ms],
             }
@@ -144,10 +148,8 @@ def main(results, out):
                     f"{fmt_lat(row['p99_lat_us'])} | {ratio_text} |")
             if pair_column:
                 pair_text = "—"
-                if t == "pair":
-                    pair_text = fmt_ratio(pair_ratios, repeat)
-                    if name == "kbench-lat":
-                        pair_text += f"; latency ×{fmt_ratio(lat_ratios, repeat)}"
+                if base:
+                    pair_text = f"{fmt_ratio(pair_ratios, repeat)} of {base}; ×{fmt_ratio(lat_ratios, repeat)}"
                 line += f" {pair_text} |"
             print(line)
 
@@ -250,6 +252,12 @@ def print_targets(rows, resync):
     if lat and lat["pair_lat_ratio"] is not None:
         lines.append(f"pair 4 KiB QD1 write latency <= 2 × node: {lat['pair_lat_ratio']:.2f} × "
                      + ("(met)" if lat["pair_lat_ratio"] <= 2.0 else "(missed)"))
+    gateway = [r for r in rows if r["target"] == "gateway" and r["pair_ratio"] is not None]
+    if gateway:
+        slow = [f"{r['workload']} ({r['pair_ratio']:.2f})" for r in gateway if r["pair_ratio"] < 0.80]
+        lines.append("gateway >= 0.80 × pair's throughput: " + ("missed on " + ", ".join(slow) if slow else f"met on the {len(gateway)} measured"))
+        late = [f"{r['workload']} ({r['pair_lat_ratio']:.2f})" for r in gateway if r["pair_lat_ratio"] > 1.2]
+        lines.append("gateway mean latency <= 1.2 × pair's: " + ("missed on " + ", ".join(late) if late else f"met on the {len(gateway)} measured"))
     if resync:
         idle, fg = resync["idle"]["ratio"], resync["foreground"]["ratio"]
         lines.append(f"resync >= 0.80 × replicated seq write: {idle:.2f} " + ("(met)" if idle >= 0.80 else "(missed)"))

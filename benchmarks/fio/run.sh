@@ -16,15 +16,16 @@
 #                      medians and each ratio's range over the rounds (default 1)
 #   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw
 #                      kbench-lat resync (default: all; resync needs the pair and runs last)
-#   --targets LIST     subset of: nbdkit node pair (default: all); the ratio columns need
-#                      nbdkit, and the node for the pair's
+#   --targets LIST     subset of: nbdkit node pair gateway (default: all); the ratio columns
+#                      need nbdkit, the node for the pair's, the pair for the gateway's (the
+#                      gateway target is the pair's cluster, so it needs the pair)
 #   --resync-size SIZE what the resync workload makes node b miss (default 2G; the pair's volume
 #                      is at least this big)
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
 #   --perf-stat        also count, with perf stat on each target's server processes during the
 #                      measured seconds, CPU time, system calls and context switches per I/O
 #
-# Adding a target (the gateway, ...): write a function
+# Adding a target: write a function
 #   start_<name> SIZE
 # that starts the server in the background, registers every pid it starts with track_pid
 # (they are stopped on exit), puts its files under "$work/<name>" (deleted on exit), creates
@@ -36,7 +37,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 
-TARGETS=(nbdkit node pair)
+TARGETS=(nbdkit node pair gateway)
 REFERENCE=nbdkit
 WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat resync)
 
@@ -45,6 +46,7 @@ target_label() {
     nbdkit) echo "nbdkit file (reference)" ;;
     node) echo "replicator node" ;;
     pair) echo "replicated pair (a → b)" ;;
+    gateway) echo "gateway → pair" ;;
     *) echo "$1" ;;
   esac
 }
@@ -245,6 +247,23 @@ print(a["nbd"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"
   pair_monitor "$dir/startup.timeline" --until connected --timeout 60
   TARGET_URI="$PAIR_NBD/vol0"
   TARGET_PIDS="$PAIR_A_PID $PAIR_B_PID"
+}
+
+# The pair's own gateway, as a hypervisor host attaches: fio → gateway (loopback TCP) → node a
+# (its Unix socket) → b. Same volume, same nodes as the pair target, so the ratio to it is what
+# the gateway costs. Needs the pair target started first.
+start_gateway() {
+  if [[ -z "${PAIR_NBD:-}" ]]; then
+    echo "the gateway target needs the pair target before it in --targets" >&2
+    return 1
+  fi
+  local gateway_nbd gateway_pid
+  read -r gateway_nbd gateway_pid < <(python3 -c '
+import json, sys
+g = json.load(open(sys.argv[1]))["gateway"]
+print(g["nbd"], g["pid"])' "$work/pair/cluster/cluster.json")
+  TARGET_URI="$gateway_nbd/vol0"
+  TARGET_PIDS="$gateway_pid $PAIR_A_PID $PAIR_B_PID"
 }
 
 # Polls vol0's replication state on node a into the timeline $1 (see pair_monitor.py).
