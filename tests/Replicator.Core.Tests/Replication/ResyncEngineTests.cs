@@ -125,23 +125,26 @@ public sealed class ResyncEngineTests
     [Fact]
     public async Task A_paused_resync_sends_nothing_more_until_it_is_resumed()
     {
-        await using var pair = await ApartRegionsChangedWhileBWasAwayAsync(regions: 4);
+        const int regions = ResyncEngine.RunsInFlight + 3;
+        await using var pair = await ApartRegionsChangedWhileBWasAwayAsync(regions);
         var resync = pair.A.Volume.Resync;
         var gate = pair.B.Hold(PeerCall.Resync);
 
         await pair.ConnectAsync();
-        await gate.Holding.WaitAsync(Timeout);
+        await gate.WhenArrived(ResyncEngine.RunsInFlight).WaitAsync(Timeout);
         resync.Pause();
         gate.Open();
-        await Eventually.TrueAsync(() => resync.SentBytes == 4096, "the run in flight when paused is sent");
+        const long inFlight = ResyncEngine.RunsInFlight * 4096L;
+        await Eventually.TrueAsync(() => resync.SentBytes == inFlight, "the runs in flight when paused are sent");
 
         Assert.Equal(ResyncState.Paused, resync.Progress.State);
-        await Eventually.HoldsAsync(() => pair.B.Received.Count(PeerCall.Resync) == 1 && resync.SentBytes == 4096, "a paused resync sends nothing");
+        await Eventually.HoldsAsync(() => pair.B.Received.Count(PeerCall.Resync) == ResyncEngine.RunsInFlight && resync.SentBytes == inFlight,
+            "a paused resync sends nothing");
         Assert.Equal(3 * 4096, resync.Progress.RemainingBytes);
 
         resync.Resume();
         await pair.WaitForResyncAsync(pair.A);
-        Assert.Equal(4 * 4096, resync.SentBytes);
+        Assert.Equal(regions * 4096, resync.SentBytes);
         await AssertIdenticalAsync(pair);
     }
 
