@@ -321,6 +321,12 @@ run_resync() {
     run_fio "${URI[pair]}" resync-reference "$results/resync-reference.json" --rw=write --bs=1M --iodepth=8 \
       --time_based=1 --ramp_time="$ramp" --runtime="$runtime"
   fi
+  if (( $(bytes_of "$resync_size") > $(bytes_of "$size") )); then
+    # The region b misses must be allocated on both nodes, as the reference's region is: a resync
+    # after an outage rewrites what the target already holds; first writes cost the same either way.
+    log "resync: prefilling $resync_size of the pair"
+    run_fio "${URI[pair]}" resync-prefill "$results/resync-prefill.json" --rw=write --bs=1M --iodepth=8 --size="$resync_size"
+  fi
   log "resync: rand write 4 KiB QD32 without a resync (${ramp}s ramp + ${runtime}s)"
   run_fio "${URI[pair]}" resync-fg-base "$results/resync-fg-base.json" "${fg[@]}" --ramp_time="$ramp"
 
