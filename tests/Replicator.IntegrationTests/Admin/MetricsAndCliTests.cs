@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Replicator.IntegrationTests.Harness;
@@ -82,16 +81,7 @@ public sealed partial class MetricsAndCliTests(ClusterFixture fixture) : IClassF
         Assert.Contains("no volume named 'no-such-volume'", missing.Stderr);
     }
 
-    private async Task<string> ScrapeAsync(string node)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(Cluster.Admin(node), "/metrics"));
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", Cluster.Token);
-        using var response = await http.SendAsync(request);
-        Assert.True(response.IsSuccessStatusCode);
-        Assert.StartsWith("text/plain", response.Content.Headers.ContentType?.MediaType);
-        return await response.Content.ReadAsStringAsync();
-    }
+    private Task<string> ScrapeAsync(string node) => Cluster.GetTextAsync(new Uri(Cluster.Admin(node), "/metrics"), "text/plain");
 
     private static double Value(string exposition, string name, string volume, string op)
     {

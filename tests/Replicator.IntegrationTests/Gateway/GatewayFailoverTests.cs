@@ -24,10 +24,7 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
         await using var cluster = await TestCluster.StartAsync();
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "gw" + victim, preferred: victim);
 
-        var fio = GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, "failover",
-            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=" + (victim == "a" ? 11 : 22),
-            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
-            "--time_based=1", "--runtime=30");
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "failover", seed: victim == "a" ? 11 : 22, seconds: 30);
         await GatewayHarness.WaitActiveAsync(cluster, volume, victim, TimeSpan.FromSeconds(15));
         await Task.Delay(TimeSpan.FromSeconds(4));
         Assert.False(fio.IsCompleted, "fio ended before the node was killed");
@@ -73,10 +70,7 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartAsync();
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "gwhang", preferred: "a");
-        var fio = GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, "hang",
-            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=33",
-            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
-            "--time_based=1", "--runtime=30");
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "hang", seed: 33, seconds: 30);
         await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
         await Task.Delay(TimeSpan.FromSeconds(4));
 
@@ -117,10 +111,7 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartAsync();
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "gwprefer", preferred: "a");
-        var fio = GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, "prefer",
-            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", "--randseed=44",
-            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
-            "--time_based=1", "--runtime=25");
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "prefer", seed: 44, seconds: 25);
         await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
         await Task.Delay(TimeSpan.FromSeconds(2));
 

@@ -57,16 +57,19 @@ public static class GatewayHarness
         return null;
     }
 
-    /// <summary>The gateway's <c>GET /metrics</c>, with the cluster's token.</summary>
-    public static async Task<string> ScrapeAsync(TestCluster cluster)
-    {
-        using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(new Uri(cluster.Gateway.GetProperty("admin").GetString()!), "/metrics"));
-        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", cluster.Token);
-        using var response = await http.SendAsync(request);
-        Assert.True(response.IsSuccessStatusCode, $"GET /metrics on the gateway: {(int)response.StatusCode}");
-        return await response.Content.ReadAsStringAsync();
-    }
+    /// <summary>The gateway's <c>GET /metrics</c>.</summary>
+    public static Task<string> ScrapeAsync(TestCluster cluster) =>
+        cluster.GetTextAsync(new Uri(new Uri(cluster.Gateway.GetProperty("admin").GetString()!), "/metrics"), "text/plain");
+
+    /// <summary>
+    /// fio through the gateway for <paramref name="seconds"/>: 4 KiB random writes at queue depth 16, each
+    /// block read back and checked (crc32c) while the run goes on, so a lost or misplaced write fails it.
+    /// </summary>
+    public static Task<FioRun> VerifyingWritesAsync(TestCluster cluster, string volume, string name, int seed, int seconds) =>
+        RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, name,
+            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", $"--randseed={seed}",
+            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
+            "--time_based=1", $"--runtime={seconds}");
 
     /// <summary>Waits until the gateway sends the volume's I/O to <paramref name="node"/> (after at least <paramref name="minSwitches"/> switches).</summary>
     public static Task WaitActiveAsync(TestCluster cluster, string volume, string node, TimeSpan timeout, long minSwitches = 0) =>

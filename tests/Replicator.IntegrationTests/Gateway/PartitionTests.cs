@@ -19,7 +19,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "part", preferred: "a");
-        var fio = VerifyingLoad(cluster, volume, "part", seed: 51, seconds: 22);
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "part", seed: 51, seconds: 22);
         await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
         await Task.Delay(TimeSpan.FromSeconds(3));
 
@@ -54,7 +54,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "isolated", preferred: "a");
-        var fio = VerifyingLoad(cluster, volume, "isolated", seed: 52, seconds: 25);
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "isolated", seed: 52, seconds: 25);
         await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
         await Task.Delay(TimeSpan.FromSeconds(3));
 
@@ -80,7 +80,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
     {
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
         var volume = await GatewayHarness.CreateVolumeAsync(cluster, "flap", preferred: "a");
-        var fio = VerifyingLoad(cluster, volume, "flap", seed: 53, seconds: 66);
+        var fio = GatewayHarness.VerifyingWritesAsync(cluster, volume, "flap", seed: 53, seconds: 66);
         await GatewayHarness.WaitActiveAsync(cluster, volume, "a", TimeSpan.FromSeconds(15));
         var connectsBefore = await ConnectsAsync(cluster);
 
@@ -106,12 +106,6 @@ public sealed class PartitionTests(ITestOutputHelper output)
         Assert.True(reconnects <= 20, $"{reconnects} reconnects for 20 flaps");
         Assert.True(state.Switches <= 20, $"the gateway switched paths {state.Switches} times");
     }
-
-    private static Task<FioRun> VerifyingLoad(TestCluster cluster, string volume, string name, int seed, int seconds) =>
-        GatewayHarness.RunFioAsync(cluster.GatewayUri(volume), cluster.Directory, name,
-            "--rw=randwrite", "--bs=4k", "--size=128M", "--iodepth=16", $"--randseed={seed}",
-            "--verify=crc32c", "--do_verify=1", "--verify_fatal=1", "--verify_backlog=512",
-            "--time_based=1", $"--runtime={seconds}");
 
     /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>
     private static async Task<string> VoteHolderAsync(TestCluster cluster, string volume)

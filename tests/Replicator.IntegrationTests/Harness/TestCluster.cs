@@ -210,7 +210,10 @@ public sealed class TestCluster : IAsyncDisposable
 
     public Task<JsonDocument> GetJsonAsync(string node, string path) => GetJsonAsync(new Uri(Admin(node), path));
 
-    public async Task<JsonDocument> GetJsonAsync(Uri uri)
+    public async Task<JsonDocument> GetJsonAsync(Uri uri) => JsonDocument.Parse(await GetTextAsync(uri));
+
+    /// <summary>GET with the cluster's token; fails the test unless it succeeds (and, when named, with that media type).</summary>
+    public async Task<string> GetTextAsync(Uri uri, string? mediaType = null)
     {
         _http ??= new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
         using var request = new HttpRequestMessage(HttpMethod.Get, uri);
@@ -218,7 +221,12 @@ public sealed class TestCluster : IAsyncDisposable
         using var response = await _http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, $"GET {uri}: {(int)response.StatusCode} {text}");
-        return JsonDocument.Parse(text);
+        if (mediaType is not null)
+        {
+            Assert.Equal(mediaType, response.Content.Headers.ContentType?.MediaType);
+        }
+
+        return text;
     }
 
     public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
