@@ -145,8 +145,11 @@ internal sealed partial class DirtyBitmap
 
     public int ClearRegion(long region, List<BitmapWord>? changed) => ClearRegions(region, 1, changed);
 
-    /// <summary>Sets every bit set in <paramref name="other"/> (the peer's bitmap, or the activity log's extents).</summary>
-    public int UnionWith(DirtyBitmap other, List<BitmapWord>? changed)
+    /// <summary>
+    /// Sets every bit set in <paramref name="other"/> (the peer's bitmap, or the activity log's extents); bits that were
+    /// clean here are also set in <paramref name="newlyDirty"/>, when given.
+    /// </summary>
+    public int UnionWith(DirtyBitmap other, List<BitmapWord>? changed, DirtyBitmap? newlyDirty = null)
     {
         ArgumentNullException.ThrowIfNull(other);
         if (other.Granularity != Granularity)
@@ -167,7 +170,7 @@ internal sealed partial class DirtyBitmap
             {
                 if (source[i] != 0)
                 {
-                    words += OrWord((pageIndex << PageShift) + i, source[i], changed) ? 1 : 0;
+                    words += OrWord((pageIndex << PageShift) + i, source[i], changed, newlyDirty) ? 1 : 0;
                 }
             }
         }
@@ -175,9 +178,12 @@ internal sealed partial class DirtyBitmap
         return words;
     }
 
-    /// <summary>Sets the bits of <paramref name="value"/> in word <paramref name="index"/>, ignoring bits past the last region.</summary>
+    /// <summary>
+    /// Sets the bits of <paramref name="value"/> in word <paramref name="index"/>, ignoring bits past the last region.
+    /// Bits that were clean here are also set in <paramref name="newlyDirty"/> (a bitmap of the same geometry), when given.
+    /// </summary>
     /// <returns>Whether the word changed (and was appended to <paramref name="changed"/>).</returns>
-    public bool OrWord(long index, ulong value, List<BitmapWord>? changed)
+    public bool OrWord(long index, ulong value, List<BitmapWord>? changed, DirtyBitmap? newlyDirty = null)
     {
         if ((ulong)index >= (ulong)WordCount)
         {
@@ -189,7 +195,17 @@ internal sealed partial class DirtyBitmap
             value &= (1UL << (int)(RegionCount & 63)) - 1;
         }
 
-        return value != 0 && SetMask(GetOrAddPage(index >> PageShift), index, value, changed);
+        if (value == 0)
+        {
+            return false;
+        }
+
+        if (newlyDirty is not null && (value & ~GetWord(index)) is var fresh and not 0)
+        {
+            newlyDirty.OrWord(index, fresh, null);
+        }
+
+        return SetMask(GetOrAddPage(index >> PageShift), index, value, changed);
     }
 
     public ulong GetWord(long index) =>

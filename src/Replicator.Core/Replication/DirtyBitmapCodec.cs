@@ -100,17 +100,18 @@ internal static class DirtyBitmapCodec
 
     /// <summary>
     /// ORs the regions that <paramref name="chunk"/> marks into <paramref name="bitmap"/>, appending
-    /// the changed words to <paramref name="changed"/>. Returns the number of regions newly dirty.
+    /// the changed words to <paramref name="changed"/> and the regions it newly marks to <paramref name="newlyDirty"/>
+    /// (when given). Returns the number of regions newly dirty.
     /// </summary>
     /// <exception cref="InvalidDataException">The chunk is malformed, or describes another geometry; the bitmap is then unchanged.</exception>
-    public static long DecodeInto(ReadOnlySpan<byte> chunk, DirtyBitmap bitmap, List<BitmapWord>? changed)
+    public static long DecodeInto(ReadOnlySpan<byte> chunk, DirtyBitmap bitmap, List<BitmapWord>? changed, DirtyBitmap? newlyDirty = null)
     {
         ArgumentNullException.ThrowIfNull(bitmap);
         var staged = Parse(chunk, bitmap);
         var before = bitmap.DirtyRegions;
         foreach (var (index, value) in staged)
         {
-            bitmap.OrWord(index, value, changed);
+            bitmap.OrWord(index, value, changed, newlyDirty);
         }
 
         return bitmap.DirtyRegions - before;

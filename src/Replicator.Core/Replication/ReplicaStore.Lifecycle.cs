@@ -110,6 +110,7 @@ internal sealed partial class ReplicaStore
             if (volumeSize > _bitmap.VolumeSize)
             {
                 _bitmap.Grow(volumeSize);
+                _mayMatch.Grow(volumeSize);
                 _bitmapFile.Grow(volumeSize);
             }
         }
@@ -151,7 +152,7 @@ internal sealed partial class ReplicaStore
     {
         lock (_lock)
         {
-            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed) > 0)
+            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
             {
                 _bitmapFile.WriteWords(_changed);
             }
@@ -258,5 +259,7 @@ internal sealed partial class ReplicaStore
             _bitmap.ClearRegions(0, _bitmap.RegionCount, null);
             _bitmapFile.WriteAll(_bitmap);
         }
+
+        _mayMatch.ClearRegions(0, _mayMatch.RegionCount, null);
     }
 }

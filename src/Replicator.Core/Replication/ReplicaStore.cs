@@ -24,6 +24,14 @@ internal sealed partial class ReplicaStore : IDisposable
     private readonly Lock _lock = new();
     private readonly string _directory;
     private readonly DirtyBitmap _bitmap;
+
+    /// <summary>
+    /// The marked regions that may well hold the same data on both replicas: those an activity log named after a
+    /// crash, and those only the peer's bitmap marked. A resync after a crash compares their checksums before it
+    /// sends them; a region this replica marked because it changed without its peer differs for certain and is sent
+    /// straight away. In memory only: after a restart the bitmap's marks count as certain, which costs bytes, not data.
+    /// </summary>
+    private readonly DirtyBitmap _mayMatch;
     private readonly BitmapFile _bitmapFile;
     private readonly ActivityLog _activity;
     private readonly ActivityLogFile _activityFile;
@@ -35,12 +43,13 @@ internal sealed partial class ReplicaStore : IDisposable
     private bool _degradedSinceConnect;
     private GenerationIds? _pendingAlone;
 
-    private ReplicaStore(string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, BitmapFile bitmapFile,
+    private ReplicaStore(string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, DirtyBitmap mayMatch, BitmapFile bitmapFile,
         ActivityLog activity, ActivityLogFile activityFile, bool crashed, ILogger logger)
     {
         _directory = directory;
         _metadata = metadata;
         _bitmap = bitmap;
+        _mayMatch = mayMatch;
         _bitmapFile = bitmapFile;
         _activity = activity;
         _activityFile = activityFile;
@@ -101,7 +110,8 @@ internal sealed partial class ReplicaStore : IDisposable
         ActivityLogFile.Create(Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out _);
         ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity), bitmapFile,
+        return new ReplicaStore(directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity),
+            new DirtyBitmap(volumeSize, metadata.BitmapGranularity), bitmapFile,
             new ActivityLog(metadata.ActivityLogSlots, metadata.ActivityLogExtentSize), activityFile, crashed: false, logger);
     }
 
@@ -138,17 +148,20 @@ internal sealed partial class ReplicaStore : IDisposable
         var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out var loaded);
         var crashed = loaded.Extents.Count > 0;
         var activity = ActivityLog.Restore(loaded, metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
+        var mayMatch = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
         if (crashed)
         {
+            var recovered = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
             foreach (var extent in loaded.Extents)
             {
                 var (offset, length) = activity.ExtentRange(extent);
                 if (offset < volumeSize)
                 {
-                    bitmap.Mark(offset, Math.Min(length, volumeSize - offset), null);
+                    recovered.Mark(offset, Math.Min(length, volumeSize - offset), null);
                 }
             }
 
+            bitmap.UnionWith(recovered, null, mayMatch);
             bitmapFile.WriteAll(bitmap);
             bitmapFile.Flush();
             LogCrashRecovered(logger, metadata.VolumeId, loaded.Extents.Count, bitmap.DirtyBytes);
@@ -156,7 +169,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
         metadata = metadata.AfterRestart(out _);
         ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, bitmap, bitmapFile, activity, activityFile, crashed, logger);
+        return new ReplicaStore(directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger);
     }
 
     /// <summary>Whether this replica lacks data in the range (it is not up to date there) and must read it from the peer.</summary>
@@ -233,8 +246,11 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>The next run of out-of-sync regions at or after <paramref name="from"/>, at most <paramref name="maxBytes"/> long.</summary>
-    public (long Offset, long Length)? NextOutOfSyncRun(long from, int maxBytes)
+    /// <summary>
+    /// The next run of out-of-sync regions at or after <paramref name="from"/>, at most <paramref name="maxBytes"/> long,
+    /// whose regions all may match the peer's or all differ for certain (see <see cref="OutOfSyncRun.MayMatch"/>).
+    /// </summary>
+    public OutOfSyncRun? NextOutOfSyncRun(long from, int maxBytes)
     {
         lock (_lock)
         {
@@ -245,15 +261,16 @@ internal sealed partial class ReplicaStore : IDisposable
             }
 
             var maxRegions = Math.Max(1, maxBytes >> _bitmap.GranularityShift);
+            var mayMatch = _mayMatch.IsRegionDirty(region);
             var end = region + 1;
-            while (end < _bitmap.RegionCount && end - region < maxRegions && _bitmap.IsRegionDirty(end))
+            while (end < _bitmap.RegionCount && end - region < maxRegions && _bitmap.IsRegionDirty(end) && _mayMatch.IsRegionDirty(end) == mayMatch)
             {
                 end++;
             }
 
             var (offset, _) = _bitmap.RegionRange(region);
             var (lastOffset, lastLength) = _bitmap.RegionRange(end - 1);
-            return (offset, lastOffset + lastLength - offset);
+            return new OutOfSyncRun(offset, lastOffset + lastLength - offset, mayMatch);
         }
     }
 
@@ -274,7 +291,13 @@ internal sealed partial class ReplicaStore : IDisposable
         var end = offset + length >= _bitmap.VolumeSize
             ? _bitmap.RegionCount
             : (offset + length) >> _bitmap.GranularityShift;
-        if (end > first && _bitmap.ClearRegions(first, end - first, _changed) > 0)
+        if (end <= first)
+        {
+            return;
+        }
+
+        _mayMatch.ClearRegions(first, end - first, null);
+        if (_bitmap.ClearRegions(first, end - first, _changed) > 0)
         {
             _bitmapFile.WriteWords(_changed);
             _changed.Clear();
@@ -293,3 +316,10 @@ internal sealed partial class ReplicaStore : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: this node stopped uncleanly; the {Extents} extents of its activity log ({Bytes} bytes) are marked for resync")]
     private static partial void LogCrashRecovered(ILogger logger, Guid volume, int extents, long bytes);
 }
+
+/// <summary>
+/// A run of out-of-sync regions. <see cref="MayMatch"/>: the peer may well hold the same data (the regions came from an
+/// activity log after a crash, or from the peer's bitmap), so a resync after a crash compares checksums before sending;
+/// otherwise this replica changed them without its peer and they are sent as they are.
+/// </summary>
+internal readonly record struct OutOfSyncRun(long Offset, long Length, bool MayMatch);

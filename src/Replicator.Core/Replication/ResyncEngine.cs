@@ -265,9 +265,9 @@ internal sealed partial class ResyncEngine
                 }
 
                 _running = true;
-                var (offset, length) = run.Value;
+                var (offset, length, mayMatch) = run.Value;
                 var started = clock.Elapsed;
-                inFlight.Add(SendRunOrBackOffAsync(session, offset, length, ct));
+                inFlight.Add(SendRunOrBackOffAsync(session, offset, length, mayMatch, ct));
                 if (inFlight.Count >= RunsInFlight)
                 {
                     var landed = await Task.WhenAny(inFlight);
@@ -321,11 +321,11 @@ internal sealed partial class ResyncEngine
     /// Sends one run. When the peer (or this replica) refuses it, its bits stay set and the resync backs
     /// off and goes on: a resync that gave up would leave the target inconsistent until a reconnect.
     /// </summary>
-    private async Task SendRunOrBackOffAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
+    private async Task SendRunOrBackOffAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
         try
         {
-            await SendRunAsync(session, offset, length, ct);
+            await SendRunAsync(session, offset, length, mayMatch, ct);
             Volatile.Write(ref _failuresInARow, 0);
         }
         catch (Exception e) when (e is PeerFailedException or BlockDeviceException)
@@ -338,13 +338,15 @@ internal sealed partial class ResyncEngine
 
     /// <summary>
     /// Sends one dirty run under the volume's write order. Comparing first (a checksum-based
-    /// resync, and always after a crash, where most activity-log extents hold the same data on
-    /// both sides), only the regions whose checksums differ are sent.
+    /// resync, and after a crash for the runs that may match, <see cref="OutOfSyncRun.MayMatch"/>:
+    /// most activity-log extents hold the same data on both sides), only the regions whose
+    /// checksums differ are sent. A run this replica changed alone differs for certain: comparing
+    /// it would read it on both sides only to send it anyway.
     /// </summary>
-    private async Task SendRunAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
+    private async Task SendRunAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
         using var order = await _volume.OrderRangeAsync(offset, length, ct);
-        if (ChecksumFirst || session.CompareFirst || _checksumPass)
+        if (ChecksumFirst || _checksumPass || (session.CompareFirst && mayMatch))
         {
             var granularity = _volume.Replica.Granularity;
             var remote = session.Peer.ChecksumsAsync(offset, length, granularity, ct);

@@ -65,6 +65,22 @@ public class DirtyBitmapCodecTests
     }
 
     [Fact]
+    public void Decoding_notes_only_the_regions_it_newly_marks()
+    {
+        var local = new DirtyBitmap(Size);
+        local.Mark(0, 2 * K4, null);
+        var peer = new DirtyBitmap(Size);
+        peer.Mark(K4, 2 * K4, null);
+        peer.Mark(Size - 1, 1, null);
+        var newlyDirty = new DirtyBitmap(Size);
+
+        DirtyBitmapCodec.DecodeInto(DirtyBitmapCodec.EncodeAll(peer, 1 << 20).Single(), local, null, newlyDirty);
+
+        Assert.Equal([(2L, 1L), (local.RegionCount - 1, 1L)], newlyDirty.DirtyRuns().ToList());
+        Assert.Equal([(0L, 3L), (local.RegionCount - 1, 1L)], local.DirtyRuns().ToList());
+    }
+
+    [Fact]
     public void A_buffer_too_small_for_one_page_is_refused()
     {
         Assert.Throws<ArgumentException>(() => DirtyBitmapCodec.Encode(new DirtyBitmap(Size), 0, new byte[DirtyBitmapCodec.MinChunkBytes - 1], out _));

@@ -49,7 +49,7 @@ public sealed class PairingTests
         await pair.A.Volume.WriteAsync(0, Pattern(4096, seed: 61), IoFlags.None);
         await pair.B.Volume.WriteAsync(Unit, Pattern(4096, seed: 62), IoFlags.None);
 
-        var refused = await Assert.ThrowsAsync<InvalidOperationException>(pair.ConnectAsync);
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => pair.ConnectAsync());
 
         Assert.Contains("SplitBrain", refused.Message);
         Assert.Equal(pair.A.Replica.Generation.Bitmap, pair.B.Replica.Generation.Bitmap);

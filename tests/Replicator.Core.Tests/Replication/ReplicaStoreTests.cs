@@ -29,6 +29,40 @@ public sealed class ReplicaStoreTests : IDisposable
     }
 
     [Fact]
+    public async Task After_a_crash_the_extents_marked_only_by_the_activity_log_may_match_the_peer_and_those_changed_alone_do_not()
+    {
+        var store = Create();
+        store.MarkOutOfSync(2 * Extent, 4096, store.GenerationForWritingAlone());
+        await store.BeginActivityAsync(2 * Extent, 4096, CancellationToken.None);
+        await store.BeginActivityAsync(6 * Extent, 4096, CancellationToken.None);
+        store.Dispose();
+
+        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+
+        Assert.Equal(
+            [new OutOfSyncRun(2 * Extent, 4096, MayMatch: false), new OutOfSyncRun((2 * Extent) + 4096, Extent - 4096, MayMatch: true), new OutOfSyncRun(6 * Extent, Extent, MayMatch: true)],
+            Runs(reopened));
+    }
+
+    [Fact]
+    public void Regions_only_the_peer_marked_may_match_and_stop_once_cleared()
+    {
+        using var store = Create();
+        store.MarkOutOfSync(0, 8192, store.GenerationForWritingAlone());
+        var peer = new DirtyBitmap(Size);
+        peer.Mark(4096, 3 * 4096, null);
+        foreach (var chunk in DirtyBitmapCodec.EncodeAll(peer, 1 << 20))
+        {
+            store.MergePeerBitmap(chunk);
+        }
+
+        Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 8192, MayMatch: true)], Runs(store));
+        store.ClearOutOfSync(0, 4 * 4096);
+        store.MarkOutOfSync(8192, 4096);
+        Assert.Equal([new OutOfSyncRun(8192, 4096, MayMatch: false)], Runs(store));
+    }
+
+    [Fact]
     public async Task Marks_made_at_open_after_a_crash_are_on_disk()
     {
         var store = Create();
@@ -118,6 +152,17 @@ public sealed class ReplicaStoreTests : IDisposable
 
         Assert.True(reopened.Status.NeedsFullSync);
         Assert.Equal(0, reopened.OutOfSyncBytes);
+    }
+
+    private static List<OutOfSyncRun> Runs(ReplicaStore store)
+    {
+        var runs = new List<OutOfSyncRun>();
+        for (var run = store.NextOutOfSyncRun(0, int.MaxValue); run is { } r; run = store.NextOutOfSyncRun(r.Offset + r.Length, int.MaxValue))
+        {
+            runs.Add(r);
+        }
+
+        return runs;
     }
 
     private ReplicaStore Create() =>

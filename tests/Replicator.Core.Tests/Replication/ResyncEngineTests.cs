@@ -172,6 +172,47 @@ public sealed class ResyncEngineTests
     }
 
     [Fact]
+    public async Task After_a_crash_only_the_regions_that_may_match_are_compared_and_what_changed_alone_is_sent_without_comparing()
+    {
+        // A wrote two units alone; B's bitmap marks two others, as B's activity log would after a kill -9,
+        // whose data both sides hold alike. One unit is in both: A changed it alone, so it differs for certain.
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        await pair.A.Volume.WriteAsync(0, Pattern(3 * Unit, seed: 50), IoFlags.None);
+        await pair.DisconnectAsync();
+        await pair.A.Volume.WriteAsync(0, Pattern(2 * Unit, seed: 51), IoFlags.None);
+        pair.B.Replica.MarkOutOfSync(Unit, 2 * Unit);
+        var resync = pair.A.Volume.Resync;
+
+        await pair.ConnectAsync(afterCrash: true);
+        await pair.WaitForResyncAsync(pair.A);
+
+        Assert.Equal(Unit, resync.ComparedBytes);
+        Assert.Equal(2 * Unit, resync.SentBytes);
+        Assert.Equal(3 * Unit, resync.CoveredBytes);
+        Assert.Equal([(0L, 2L * Unit)], pair.B.Received.Of(PeerCall.Resync).Select(r => (r.Offset, r.Length)));
+        await AssertIdenticalAsync(pair);
+    }
+
+    [Fact]
+    public async Task After_a_crash_a_region_that_may_match_but_differs_is_found_by_its_checksum_and_sent()
+    {
+        // B's copy of one 4 KiB block of the region drifted (a write B applied but A never did).
+        await using var pair = await ReplicaPair.ConnectedAsync();
+        await pair.A.Volume.WriteAsync(Unit, Pattern(Unit, seed: 53), IoFlags.None);
+        await pair.DisconnectAsync();
+        await pair.B.Thin.WriteAsync(Unit, Pattern(4096, seed: 52), IoFlags.None);
+        pair.B.Replica.MarkOutOfSync(Unit, Unit);
+        var resync = pair.A.Volume.Resync;
+
+        await pair.ConnectAsync(afterCrash: true);
+        await pair.WaitForResyncAsync(pair.A);
+
+        Assert.Equal(Unit, resync.ComparedBytes);
+        Assert.Equal(pair.A.Replica.Granularity, resync.SentBytes);
+        await AssertIdenticalAsync(pair);
+    }
+
+    [Fact]
     public async Task A_change_the_peer_refused_while_connected_is_resynced_without_a_reconnect()
     {
         await using var pair = await ReplicaPair.ConnectedAsync();

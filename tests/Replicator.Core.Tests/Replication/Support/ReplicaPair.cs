@@ -49,15 +49,16 @@ internal sealed class ReplicaPair : IAsyncDisposable
     public ReplicaSide Side(string name) => name == "A" ? A : B;
 
     /// <summary>Pairs both sides and attaches them, the side that does not order writes first.</summary>
-    public async Task ConnectAsync()
+    /// <param name="afterCrash">The sessions compare before resending, as the node's are when a side stopped uncleanly while connected.</param>
+    public async Task ConnectAsync(bool afterCrash = false)
     {
-        var pending = await BeginPairingAsync();
+        var pending = await BeginPairingAsync(afterCrash);
         pending.Attach(pending.NonOwner);
         pending.Attach(pending.Owner);
     }
 
     /// <summary>The pairing up to the point where each side would attach: both hold their writes, bitmaps are exchanged.</summary>
-    public async Task<PendingPairing> BeginPairingAsync()
+    public async Task<PendingPairing> BeginPairingAsync(bool afterCrash = false)
     {
         if (Link is not null)
         {
@@ -94,7 +95,7 @@ internal sealed class ReplicaPair : IAsyncDisposable
         }
 
         Link = new MemoryLink();
-        return new PendingPairing(this, Link, new Dictionary<ReplicaSide, (ReplicatedVolume.Pairing, SyncDecision)>
+        return new PendingPairing(this, Link, afterCrash, new Dictionary<ReplicaSide, (ReplicatedVolume.Pairing, SyncDecision)>
         {
             [A] = (pairingA, decisionA),
             [B] = (pairingB, decisionB),
@@ -152,7 +153,7 @@ internal sealed class ReplicaPair : IAsyncDisposable
     }
 
     /// <summary>Both sides hold their writes; <see cref="Attach"/> lets each go, as the node's Start does.</summary>
-    internal sealed class PendingPairing(ReplicaPair pair, MemoryLink link, Dictionary<ReplicaSide, (ReplicatedVolume.Pairing Pairing, SyncDecision Decision)> sides)
+    internal sealed class PendingPairing(ReplicaPair pair, MemoryLink link, bool afterCrash, Dictionary<ReplicaSide, (ReplicatedVolume.Pairing Pairing, SyncDecision Decision)> sides)
     {
         public ReplicaSide Owner => IsOwner(pair.A) ? pair.A : pair.B;
 
@@ -171,7 +172,7 @@ internal sealed class ReplicaPair : IAsyncDisposable
                 side.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
             }
 
-            var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role);
+            var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role) { CompareFirst = afterCrash };
             side.Session = session;
             side.Volume.AttachAsync(pairing, session, other.NodeId).GetAwaiter().GetResult();
         }
