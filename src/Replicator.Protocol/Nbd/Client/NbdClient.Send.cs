@@ -63,16 +63,28 @@ internal sealed partial class NbdClient : IDeferredFlush
                 return;
             }
 
-            if (!WriteQueued())
+            if (!TryWriteQueued(out var flush))
             {
                 _writeLock.Release();
                 return;
             }
 
-            if (!FlushAndRelease())
+            if (!flush.IsCompleted)
             {
+                _ = FinishFlushAsync(flush);
                 return;
             }
+
+            try
+            {
+                OnFlushed(flush.GetAwaiter().GetResult());
+            }
+            catch (Exception exception) when (IsTransportFailure(exception))
+            {
+                OnFlushFailed(exception);
+            }
+
+            _writeLock.Release();
         }
     }
 
@@ -80,18 +92,6 @@ internal sealed partial class NbdClient : IDeferredFlush
     void IDeferredFlush.FlushDeferred()
     {
         _batchHolds = null;
-        if (FlushAndRelease())
-        {
-            Send(null);
-        }
-    }
-
-    /// <summary>
-    /// Holding the write lock: sends what was written and lets go of the lock; true when that happened at once, false
-    /// when the flush goes on in the background, which lets go of the lock and writes what was queued meanwhile.
-    /// </summary>
-    private bool FlushAndRelease()
-    {
         ValueTask<FlushResult> flush;
         try
         {
@@ -101,13 +101,13 @@ internal sealed partial class NbdClient : IDeferredFlush
         {
             OnFlushFailed(exception);
             _writeLock.Release();
-            return true;
+            return;
         }
 
         if (!flush.IsCompleted)
         {
             _ = FinishFlushAsync(flush);
-            return false;
+            return;
         }
 
         try
@@ -120,12 +120,28 @@ internal sealed partial class NbdClient : IDeferredFlush
         }
 
         _writeLock.Release();
+        Send(null);
+    }
+
+    /// <summary>
+    /// Writes what is queued (up to <see cref="FlushThreshold"/> bytes) and starts the flush; false when nothing may
+    /// be written any more (what is queued then fails with the connection). Holding the write lock.
+    /// </summary>
+    private bool TryWriteQueued(out ValueTask<FlushResult> flush)
+    {
+        flush = default;
+        if (!WriteQueued())
+        {
+            return false;
+        }
+
+        flush = _transport.Output.FlushAsync();
         return true;
     }
 
     /// <summary>
     /// Writes what is queued (up to <see cref="FlushThreshold"/> bytes unflushed) into the transport without flushing;
-    /// false when nothing may be written any more (what is queued then fails with the connection). Holding the write lock.
+    /// false when nothing may be written any more. Holding the write lock.
     /// </summary>
     private bool WriteQueued()
     {
