@@ -27,18 +27,8 @@ internal sealed partial class NbdClient
                         return;
                     }
 
-                    // The requests these replies complete run on here; the replies a gateway forwards
-                    // for them leave together when the batch ends.
-                    SendBatch.Enter();
-                    try
+                    while (ProcessReply(ref buffer))
                     {
-                        while (ProcessReply(ref buffer))
-                        {
-                        }
-                    }
-                    finally
-                    {
-                        SendBatch.Exit();
                     }
 
                     if (result.IsCompleted)
