@@ -102,6 +102,25 @@ internal sealed partial class ReplicaStore
         }
     }
 
+    /// <summary>
+    /// Moves the disk state from <paramref name="from"/> to <paramref name="to"/> only if it is still <paramref name="from"/>:
+    /// for a decision taken on a state read earlier, which a pairing may have changed meanwhile (a resync target is
+    /// <see cref="ReplicaDiskState.Inconsistent"/>, and must not be called outdated, which would count it consistent).
+    /// </summary>
+    public bool TryChangeDiskState(ReplicaDiskState from, ReplicaDiskState to)
+    {
+        lock (_lock)
+        {
+            if (_metadata.DiskState != from)
+            {
+                return false;
+            }
+
+            WriteMetadataLocked(_metadata with { DiskState = to });
+            return true;
+        }
+    }
+
     /// <summary>The volume grew: the bitmap covers the new size.</summary>
     public void Grow(long volumeSize)
     {

@@ -162,9 +162,10 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         foreach (var volume in unpaired)
         {
             var vote = votes?.FirstOrDefault(v => v.Volume == volume.Id);
-            if (vote is not null && vote.Holder != _node && vote.Generation != Hex(volume.Replica.Generation.Current))
+            // The volume may have paired while the witness answered: a resync target is inconsistent, not outdated.
+            if (vote is not null && vote.Holder != _node && vote.Generation != Hex(volume.Replica.Generation.Current)
+                && volume.Session is null && volume.Replica.TryChangeDiskState(ReplicaDiskState.UpToDate, ReplicaDiskState.Outdated))
             {
-                volume.Replica.SetDiskState(ReplicaDiskState.Outdated);
                 LogOutdated(volume.Name, vote.Holder);
             }
         }

@@ -140,6 +140,18 @@ public sealed class ReplicaStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_disk_state_changes_only_from_the_state_the_caller_saw()
+    {
+        using var store = Create();
+        store.SetDiskState(ReplicaDiskState.Inconsistent);
+
+        Assert.False(store.TryChangeDiskState(ReplicaDiskState.UpToDate, ReplicaDiskState.Outdated));
+        Assert.Equal(ReplicaDiskState.Inconsistent, store.DiskState);
+        Assert.True(store.TryChangeDiskState(ReplicaDiskState.Inconsistent, ReplicaDiskState.UpToDate));
+        Assert.Equal(ReplicaDiskState.UpToDate, store.DiskState);
+    }
+
+    [Fact]
     public void A_damaged_bitmap_file_requires_a_full_sync()
     {
         var store = Create();
