@@ -27,7 +27,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
     /// <summary>
     /// The marked regions that may well hold the same data on both replicas: those an activity log named after a
-    /// crash, and those only the peer's bitmap marked. A resync after a crash compares their checksums before it
+    /// crash, and those only the peer's bitmap marked, until this replica marks them itself. A resync after a crash compares their checksums before it
     /// sends them; a region this replica marked because it changed without its peer differs for certain and is sent
     /// straight away. In memory only: after a restart the bitmap's marks count as certain, which costs bytes, not data.
     /// </summary>
@@ -221,6 +221,13 @@ internal sealed partial class ReplicaStore : IDisposable
             {
                 _bitmapFile.WriteWords(_changed);
                 _changed.Clear();
+            }
+
+            // This replica now holds a change its peer may lack: the range differs for certain.
+            if (_mayMatch.DirtyRegions > 0 && length > 0)
+            {
+                var first = offset >> _bitmap.GranularityShift;
+                _mayMatch.ClearRegions(first, ((offset + length - 1) >> _bitmap.GranularityShift) - first + 1, null);
             }
         }
     }

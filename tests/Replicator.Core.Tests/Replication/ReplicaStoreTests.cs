@@ -45,7 +45,7 @@ public sealed class ReplicaStoreTests : IDisposable
     }
 
     [Fact]
-    public void Regions_only_the_peer_marked_may_match_and_stop_once_cleared()
+    public void Regions_only_the_peer_marked_may_match_until_this_replica_marks_them_or_they_are_cleared()
     {
         using var store = Create();
         store.MarkOutOfSync(0, 8192, store.GenerationForWritingAlone());
@@ -57,6 +57,8 @@ public sealed class ReplicaStoreTests : IDisposable
         }
 
         Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 8192, MayMatch: true)], Runs(store));
+        store.MarkOutOfSync(12288, 100, store.GenerationForWritingAlone());
+        Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 4096, MayMatch: true), new OutOfSyncRun(12288, 4096, MayMatch: false)], Runs(store));
         store.ClearOutOfSync(0, 4 * 4096);
         store.MarkOutOfSync(8192, 4096);
         Assert.Equal([new OutOfSyncRun(8192, 4096, MayMatch: false)], Runs(store));
