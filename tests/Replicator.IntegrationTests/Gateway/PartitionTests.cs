@@ -43,10 +43,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
 
         await Task.Delay(TimeSpan.FromSeconds(4));
         cluster.PeerLink.Heal();
-        var run = await fio;
-        Report(run);
-        await cluster.WaitInSyncAsync(volume);
-        Assert.Equal(0, await cluster.VerifyAsync(volume));
+        await FioPassedAndReplicasMatchAsync(cluster, volume, fio);
     }
 
     [Fact]
@@ -69,10 +66,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
         await Task.Delay(TimeSpan.FromSeconds(4));
         cluster.WitnessLink("a").Heal();
         cluster.PeerLink.Heal();
-        var run = await fio;
-        Report(run);
-        await cluster.WaitInSyncAsync(volume);
-        Assert.Equal(0, await cluster.VerifyAsync(volume));
+        await FioPassedAndReplicasMatchAsync(cluster, volume, fio);
     }
 
     [Fact]
@@ -92,10 +86,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
             await Task.Delay(TimeSpan.FromMilliseconds(1000));
         }
 
-        var run = await fio;
-        Report(run);
-        await cluster.WaitInSyncAsync(volume, TimeSpan.FromSeconds(90));
-        Assert.Equal(0, await cluster.VerifyAsync(volume));
+        await FioPassedAndReplicasMatchAsync(cluster, volume, fio, TimeSpan.FromSeconds(90));
 
         var state = (await GatewayHarness.VolumeAsync(cluster, volume))!;
         var a = await cluster.VolumeAsync("a", volume);
@@ -127,6 +118,14 @@ public sealed class PartitionTests(ITestOutputHelper output)
     {
         using var node = await cluster.GetJsonAsync("a", "/api/v1/node");
         return node.RootElement.GetProperty("peer").GetProperty("connects").GetInt32();
+    }
+
+    /// <summary>The link healed: fio saw no error and no stall too long, and once the resync is done the replicas match.</summary>
+    private async Task FioPassedAndReplicasMatchAsync(TestCluster cluster, string volume, Task<FioRun> fio, TimeSpan? resyncTimeout = null)
+    {
+        Report(await fio);
+        await cluster.WaitInSyncAsync(volume, resyncTimeout);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
     }
 
     private void Report(FioRun run)
