@@ -76,10 +76,13 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
-        if (Session is null && Replica.DiskState == ReplicaDiskState.Outdated)
+        if (Session is null && Replica.DiskState != ReplicaDiskState.UpToDate)
         {
-            throw new BlockDeviceException(StorageError.Io,
-                $"volume '{Name}' on this node is outdated: {PeerName} has written it alone since; read through {PeerName}");
+            // Outdated: the peer wrote alone since. Inconsistent: a resync to this replica has not
+            // finished, and without the peer's bitmap this side cannot tell which regions it has.
+            throw new BlockDeviceException(StorageError.Io, Replica.DiskState == ReplicaDiskState.Outdated
+                ? $"volume '{Name}' on this node is outdated: {PeerName} has written it alone since; read through {PeerName}"
+                : $"volume '{Name}' on this node is {Replica.DiskState.ToString().ToLowerInvariant()} until a resync from {PeerName} completes, and {PeerName} is not connected; read through {PeerName}");
         }
 
         if (Replica.LacksData(offset, destination.Length))

@@ -147,9 +147,10 @@ internal sealed partial class PeerLink(
         var started = DateTime.UtcNow;
         await using var _ = transport;
         PeerHandshakeResult handshake;
+        var hello = manager.CreateHello();
         try
         {
-            handshake = await PeerHandshake.RunAsync(transport, manager.CreateHello(), transport.Name, PeerHandshake.DefaultTimeout, logger, ct);
+            handshake = await PeerHandshake.RunAsync(transport, hello, transport.Name, PeerHandshake.DefaultTimeout, logger, ct);
         }
         catch (PeerHandshakeException e)
         {
@@ -173,7 +174,7 @@ internal sealed partial class PeerLink(
         LogConnected(handshake.Peer.NodeName, transport.Name, dialed ? "dialed" : "accepted");
         try
         {
-            await manager.AttachAsync(connection, handshake.Hello, dialed, ct);
+            await manager.AttachAsync(connection, hello, handshake.Hello, dialed, ct);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -63,8 +63,12 @@ internal sealed partial class ReplicationManager
         }
     }
 
-    /// <summary>Reconciles the volume lists, then (the dialer) pairs every shared volume.</summary>
-    public async Task AttachAsync(PeerConnection connection, Hello peerHello, bool dialed, CancellationToken ct)
+    /// <summary>
+    /// Reconciles the volume lists, announces the volumes created here while the handshake ran,
+    /// then (the dialer) pairs every volume both nodes now hold: those the peer announced, those
+    /// this node announced (the peer created its replica while reconciling), and the new ones.
+    /// </summary>
+    public async Task AttachAsync(PeerConnection connection, Hello localHello, Hello peerHello, bool dialed, CancellationToken ct)
     {
         var peerId = Guid.Parse(peerHello.NodeId);
         ConnectionContext context;
@@ -89,16 +93,37 @@ internal sealed partial class ReplicationManager
             context.Ready.TrySetResult();
         }
 
+        var peerHas = peerHello.Volumes.Select(d => Guid.Parse(d.VolumeId)).ToHashSet();
+        var announced = localHello.Volumes.Select(d => Guid.Parse(d.VolumeId)).ToHashSet();
+        var createdMeanwhile = Volumes.Where(v => !peerHas.Contains(v.Id) && !announced.Contains(v.Id)).ToList();
+        foreach (var volume in createdMeanwhile)
+        {
+            await AnnounceCreatedAsync(connection, volume, ct);
+        }
+
         if (!dialed)
         {
             return;
         }
 
-        foreach (var descriptor in peerHello.Volumes)
+        foreach (var id in peerHas)
         {
-            if (TryFind(Guid.Parse(descriptor.VolumeId), out var volume))
+            if (TryFind(id, out var volume))
             {
                 await PairAsDialerAsync(context, volume, ct);
+            }
+        }
+
+        foreach (var volume in Volumes.Where(v => !peerHas.Contains(v.Id) && (announced.Contains(v.Id) || (createdMeanwhile.Contains(v) && v.Session is null))))
+        {
+            try
+            {
+                await PairAsDialerAsync(context, volume, ct);
+            }
+            catch (PeerRequestFailedException e) when (e.Status == ReplyStatus.UnknownVolume)
+            {
+                // The peer did not take the volume: it was deleted there, or a volume of the same name has another id.
+                _logger.LogWarning("Volume {Volume} stays unpaired: peer {Peer} has no replica of it ({Reason})", volume.Name, connection.PeerName, e.Message);
             }
         }
     }

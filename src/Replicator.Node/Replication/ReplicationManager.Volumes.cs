@@ -30,29 +30,40 @@ internal sealed partial class ReplicationManager
             _settings[volume.Id] = settings;
         }
 
-        if (CurrentConnection() is { } connection)
+        if (CurrentConnection() is { } connection && await AnnounceCreatedAsync(connection, volume, ct))
         {
-            try
-            {
-                using var reply = await connection.SendRequestAsync(new Envelope
-                {
-                    VolumeCreate = new VolumeCreateRequest
-                    {
-                        Volume = new VolumeDescriptor { VolumeId = volume.Id.ToString(), Name = name, Size = (ulong)size, AllocationUnit = (uint)local.UnitSize },
-                        PreferredNode = PreferredNode(volume),
-                    },
-                }, default, ct);
-                reply.ThrowIfFailed();
-                await PairCreatedVolumeAsync(volume, ct);
-            }
-            catch (Exception e) when (e is PeerConnectionClosedException or PeerRequestFailedException)
-            {
-                _logger.LogWarning("Volume {Volume} was created here, but not yet on peer {Peer} ({Reason}); it will be when the peer reconnects",
-                    name, PeerName, e.Message);
-            }
+            await PairCreatedVolumeAsync(volume, ct);
         }
 
         return volume;
+    }
+
+    /// <summary>
+    /// Asks the peer to create its replica of a volume created here, as the fresh data set (any
+    /// change made here since is in this replica's bitmap, and the pairing sends it). False when
+    /// the peer did not: it gets the volume, and a full sync, when it next connects.
+    /// </summary>
+    private async Task<bool> AnnounceCreatedAsync(PeerConnection connection, ReplicatedVolume volume, CancellationToken ct)
+    {
+        try
+        {
+            using var reply = await connection.SendRequestAsync(new Envelope
+            {
+                VolumeCreate = new VolumeCreateRequest
+                {
+                    Volume = new VolumeDescriptor { VolumeId = volume.Id.ToString(), Name = volume.Name, Size = (ulong)volume.Size, AllocationUnit = (uint)volume.Local.UnitSize },
+                    PreferredNode = PreferredNode(volume),
+                },
+            }, default, ct);
+            reply.ThrowIfFailed();
+            return true;
+        }
+        catch (Exception e) when (e is PeerConnectionClosedException or PeerRequestFailedException)
+        {
+            _logger.LogWarning("Volume {Volume} was created here, but not yet on peer {Peer} ({Reason}); it will be when the peer reconnects",
+                volume.Name, PeerName, e.Message);
+            return false;
+        }
     }
 
     public async Task ResizeVolumeAsync(ReplicatedVolume volume, long size, CancellationToken ct)
@@ -165,6 +176,11 @@ internal sealed partial class ReplicationManager
         if (TryFind(id, out _))
         {
             return null;
+        }
+
+        if (_tombstones.Contains(id))
+        {
+            throw new UnknownVolumeException($"volume '{descriptor.Name}' ({id}) was deleted on {LocalName}; it is not created again");
         }
 
         var local = _pool.CreateVolume(descriptor.Name, (long)descriptor.Size, id);

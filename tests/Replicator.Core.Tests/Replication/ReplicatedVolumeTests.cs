@@ -165,6 +165,22 @@ public sealed class ReplicatedVolumeTests
     }
 
     [Theory]
+    [InlineData("Inconsistent")]
+    [InlineData("Outdated")]
+    public async Task A_replica_that_is_not_up_to_date_serves_no_read_while_unpaired(string diskState)
+    {
+        await using var pair = ReplicaPair.Create();
+        var state = Enum.Parse<ReplicaDiskState>(diskState);
+        pair.B.Replica.SetDiskState(state);
+
+        var error = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadAsync(pair.B.Volume, 0, 4096).WaitAsync(Timeout));
+
+        Assert.Equal(StorageError.Io, error.Error);
+        Assert.Contains(state.ToString().ToLowerInvariant(), error.Message, StringComparison.Ordinal);
+        Assert.Equal(new byte[4096], await ReadAsync(pair.A.Volume, 0, 4096).WaitAsync(Timeout));
+    }
+
+    [Theory]
     [InlineData(Change.Write, 5000, 1000, 4096, 4096)]
     [InlineData(Change.Trim, 10_000, 20_000, 8192, 24_576)]
     [InlineData(Change.WriteZeroesNoHole, 70_000, 100, 69_632, 4096)]

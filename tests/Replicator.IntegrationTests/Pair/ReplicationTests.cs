@@ -74,6 +74,26 @@ public sealed class ReplicationTests(ClusterFixture fixture) : IClassFixture<Clu
     }
 
     [Fact]
+    public async Task A_volume_created_and_written_while_b_is_down_is_copied_to_b_when_it_returns_and_replicates_from_then_on()
+    {
+        await Cluster.StopAsync("b");
+        var create = await Cluster.CliAsync("volume", "create", "made-alone", "--size", "64M");
+        Assert.True(create.ExitCode == 0, create.Describe());
+        await RealClientTests.QemuIo(Cluster.Uri("a", "made-alone"), "write -P 0x5c 1M 1M");
+
+        await Cluster.RestartAsync("b");
+        await TestCluster.WaitUntilAsync(async () =>
+        {
+            using var volumes = await Cluster.GetJsonAsync("b", "/api/v1/volumes");
+            return volumes.RootElement.EnumerateArray().Any(v => v.GetProperty("name").GetString() == "made-alone");
+        }, TimeSpan.FromSeconds(30), "b did not get a replica of the volume made while it was down");
+        await Cluster.WaitInSyncAsync("made-alone");
+        await RealClientTests.QemuIo(Cluster.Uri("b", "made-alone"), "read -P 0x5c 1M 1M", "write -P 0x6d 9M 64k");
+        await RealClientTests.QemuIo(Cluster.Uri("a", "made-alone"), "read -P 0x6d 9M 64k");
+        Assert.Equal(0, await Cluster.VerifyAsync("made-alone"));
+    }
+
+    [Fact]
     public async Task Killing_b_while_fio_writes_through_a_loses_no_acknowledged_write_and_b_catches_up()
     {
         var volume = await fixture.NewVolumeAsync();
