@@ -29,6 +29,11 @@ internal static class CommandLine
             return ExitCodes.Usage;
         }
 
+        if (parse.CommandResult.Command.Name == "gateway")
+        {
+            GatewayCommands.PrepareProcess();
+        }
+
         // SIGINT/SIGTERM cancel the command's token; long-running roles get time to stop cleanly.
         return await parse.InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromMinutes(2) });
     }

@@ -8,6 +8,29 @@ namespace Replicator.Node.Cli;
 /// <summary><c>replicator gateway</c>.</summary>
 internal static class GatewayCommands
 {
+    /// <summary>The .NET runtime's switch that runs socket completions on its socket engine threads.</summary>
+    private const string InlineSocketCompletions = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>
+    /// Makes the gateway run each socket completion (a request read from a client, a reply read from a node) on the
+    /// runtime's socket engine thread instead of handing it to a thread-pool worker. The gateway does no disk I/O: what
+    /// a completion runs is a few microseconds of parsing and forwarding to another socket, and the hand-off cost a
+    /// context switch per completion that took more of the gateway's CPU than the forwarding (perf, 4 KiB reads at
+    /// queue depth 32: 20 µs of CPU per I/O, 1.4 context switches; inline, 13 µs and 0.5). A storage node does not do
+    /// this: its completions go on to write and fsync files, which would stall every socket of the process.
+    /// </summary>
+    /// <remarks>
+    /// The runtime reads the switch once, when the process first uses a socket, so this runs before anything else of
+    /// the gateway. A value already in the environment wins, so an operator can turn it off with <c>=0</c>.
+    /// </remarks>
+    internal static void PrepareProcess()
+    {
+        if (Environment.GetEnvironmentVariable(InlineSocketCompletions) is null)
+        {
+            Environment.SetEnvironmentVariable(InlineSocketCompletions, "1");
+        }
+    }
+
     public static Command Build()
     {
         var defaults = new GatewayOptions();
