@@ -31,7 +31,7 @@ namespace Replicator.Protocol.Nbd;
 /// released), so a device call that finishes after its client vanished never writes to a completed pipe.
 /// </para>
 /// </remarks>
-internal sealed class NbdReplyChannel
+internal sealed class NbdReplyChannel : IDeferredFlush
 {
     /// <summary>
     /// What the reader may write before it sends, even with more input at hand: its replies give their
@@ -50,6 +50,9 @@ internal sealed class NbdReplyChannel
     private bool _completed;
     private bool _closed;
     private TaskCompletionSource? _released;
+
+    /// <summary>The <see cref="SendBatch"/> holding the writer with its flush put off; set and cleared by the holder only.</summary>
+    private SendBatch? _batchHolds;
 
     /// <param name="writer">The transport's output; the channel completes it when it is done.</param>
     /// <param name="written">Called with <see cref="NbdPendingReply.AdmittedBytes"/> of each reply once it is out (or dropped).</param>
@@ -103,9 +106,20 @@ internal sealed class NbdReplyChannel
         }
     }
 
-    /// <summary>Hands over the reply of a request that completed off the reader. Never waits: the in-flight budget bounds what can be queued.</summary>
+    /// <summary>
+    /// Hands over the reply of a request that completed off the reader. Never waits: the in-flight budget bounds what
+    /// can be queued. Inside a <see cref="SendBatch"/> (a gateway's receive loop completing the requests that one read
+    /// of a node's replies answered) the reply is written and its flush put off to the batch's end, with the others.
+    /// </summary>
     public void Enqueue(in NbdPendingReply reply)
     {
+        var batch = SendBatch.Current;
+        if (batch is not null && ReferenceEquals(_batchHolds, batch))
+        {
+            WriteOne(reply);
+            return;
+        }
+
         bool drop;
         lock (_lock)
         {
@@ -129,6 +143,20 @@ internal sealed class NbdReplyChannel
         }
 
         WriteOne(reply);
+        if (batch is not null)
+        {
+            _batchHolds = batch;
+            batch.Defer(this);
+            return;
+        }
+
+        SendAndRelease();
+    }
+
+    /// <summary>The batch that wrote replies ended: send them and what was queued meanwhile, and let go of the writer.</summary>
+    void IDeferredFlush.FlushDeferred()
+    {
+        _batchHolds = null;
         SendAndRelease();
     }
 

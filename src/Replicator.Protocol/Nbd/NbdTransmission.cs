@@ -84,6 +84,10 @@ internal sealed class NbdTransmission
             var buffer = result.Buffer;
             var examined = buffer.End;
             var receiveDirect = false;
+
+            // What the requests of this read send on (a gateway's requests to a node) leaves together
+            // when the batch ends, before the reader waits for anything.
+            SendBatch.Enter();
             try
             {
                 if (result.IsCanceled && _aborting.IsCancellationRequested)
@@ -131,7 +135,22 @@ internal sealed class NbdTransmission
                         return NbdConnectionEndReason.ClientDisconnect;
                     }
 
-                    await AdmitAsync(request);
+                    var admitted = AdmitAsync(request);
+                    if (admitted.IsCompleted)
+                    {
+                        admitted.GetAwaiter().GetResult();
+                        continue;
+                    }
+
+                    SendBatch.Exit();
+                    try
+                    {
+                        await admitted;
+                    }
+                    finally
+                    {
+                        SendBatch.Enter();
+                    }
                 }
 
                 if (_stopping.IsCancellationRequested && _limiter.Count == 0 && _skip == 0)
@@ -148,6 +167,7 @@ internal sealed class NbdTransmission
             }
             finally
             {
+                SendBatch.Exit();
                 _input.AdvanceTo(buffer.Start, examined);
             }
 

@@ -27,8 +27,18 @@ internal sealed partial class NbdClient
                         return;
                     }
 
-                    while (ProcessReply(ref buffer))
+                    // The requests these replies complete run on here; the replies a gateway forwards
+                    // for them leave together when the batch ends.
+                    SendBatch.Enter();
+                    try
                     {
+                        while (ProcessReply(ref buffer))
+                        {
+                        }
+                    }
+                    finally
+                    {
+                        SendBatch.Exit();
                     }
 
                     if (result.IsCompleted)

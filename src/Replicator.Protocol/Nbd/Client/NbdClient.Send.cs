@@ -10,9 +10,11 @@ namespace Replicator.Protocol.Nbd.Client;
 /// writing already, in which case that thread writes it too before it lets go: a lone request leaves on the
 /// caller's thread without waking another, and requests arriving together leave in one flush. A flush that
 /// cannot complete at once (the socket is full) is finished asynchronously by whoever started it, still holding
-/// the write lock, and the caller returns.
+/// the write lock, and the caller returns. Inside a <see cref="SendBatch"/> (a gateway forwarding the requests one
+/// read from its client brought) the writer keeps the lock and puts the flush off to the batch's end, so those
+/// requests leave in one send.
 /// </summary>
-internal sealed partial class NbdClient
+internal sealed partial class NbdClient : IDeferredFlush
 {
     /// <summary>Bytes written without a flush after which the writer flushes even though more requests are queued.</summary>
     private const int FlushThreshold = 1024 * 1024;
@@ -26,6 +28,9 @@ internal sealed partial class NbdClient
     /// <summary>Nothing more may be written: DISC went out, or the connection ended. Only touched under the write lock.</summary>
     private bool _writerClosed;
 
+    /// <summary>The <see cref="SendBatch"/> holding the write lock with its flush put off; set and cleared by the holder only.</summary>
+    private SendBatch? _batchHolds;
+
     /// <summary>Queues <paramref name="request"/> (if any) and writes everything queued unless another thread is writing.</summary>
     private void Send(NbdClientRequest? request)
     {
@@ -34,8 +39,30 @@ internal sealed partial class NbdClient
             _sendQueue.Enqueue(request);
         }
 
+        var batch = SendBatch.Current;
+        if (batch is not null && ReferenceEquals(_batchHolds, batch))
+        {
+            WriteQueued();
+            return;
+        }
+
         while ((!_sendQueue.IsEmpty || _disconnectQueued) && _writeLock.Wait(0))
         {
+            if (batch is not null)
+            {
+                if (WriteQueued())
+                {
+                    _batchHolds = batch;
+                    batch.Defer(this);
+                }
+                else
+                {
+                    _writeLock.Release();
+                }
+
+                return;
+            }
+
             if (!TryWriteQueued(out var flush))
             {
                 _writeLock.Release();
@@ -61,21 +88,71 @@ internal sealed partial class NbdClient
         }
     }
 
+    /// <summary>The batch that wrote requests ended: send them, let go of the write lock and write what was queued meanwhile.</summary>
+    void IDeferredFlush.FlushDeferred()
+    {
+        _batchHolds = null;
+        ValueTask<FlushResult> flush;
+        try
+        {
+            flush = _transport.Output.FlushAsync();
+        }
+        catch (Exception exception) when (IsTransportFailure(exception))
+        {
+            OnFlushFailed(exception);
+            _writeLock.Release();
+            return;
+        }
+
+        if (!flush.IsCompleted)
+        {
+            _ = FinishFlushAsync(flush);
+            return;
+        }
+
+        try
+        {
+            OnFlushed(flush.GetAwaiter().GetResult());
+        }
+        catch (Exception exception) when (IsTransportFailure(exception))
+        {
+            OnFlushFailed(exception);
+        }
+
+        _writeLock.Release();
+        Send(null);
+    }
+
     /// <summary>
     /// Writes what is queued (up to <see cref="FlushThreshold"/> bytes) and starts the flush; false when nothing may
     /// be written any more (what is queued then fails with the connection). Holding the write lock.
     /// </summary>
     private bool TryWriteQueued(out ValueTask<FlushResult> flush)
     {
-        var output = _transport.Output;
         flush = default;
+        if (!WriteQueued())
+        {
+            return false;
+        }
+
+        flush = _transport.Output.FlushAsync();
+        return true;
+    }
+
+    /// <summary>
+    /// Writes what is queued (up to <see cref="FlushThreshold"/> bytes unflushed) into the transport without flushing;
+    /// false when nothing may be written any more. Holding the write lock.
+    /// </summary>
+    private bool WriteQueued()
+    {
+        var output = _transport.Output;
         if (_writerClosed || Volatile.Read(ref _ended) != 0)
         {
             _writerClosed = true;
             return false;
         }
 
-        var unflushed = 0L;
+        var unflushed = output.CanGetUnflushedBytes ? output.UnflushedBytes : 0L;
         while (unflushed < FlushThreshold && _sendQueue.TryDequeue(out var request))
         {
             WriteHeader(output, request.Type, request.Flags, request.Cookie, request.Offset, request.Length);
@@ -96,7 +173,6 @@ internal sealed partial class NbdClient
             _writerClosed = true;
         }
 
-        flush = output.FlushAsync();
         return true;
     }
 

@@ -206,13 +206,49 @@ public sealed class NbdClientTests : IAsyncDisposable
         await Assert.ThrowsAnyAsync<SocketException>(() => NbdClient.ConnectAsync(uri, _logger));
     }
 
-    private async Task<NbdClient> ConnectAsync(NbdClientOptions? options = null, string export = "vol0")
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RequestsStartedInsideASendBatchLeaveInOneSendWhenItEnds(bool batched)
+    {
+        var output = new CountingPipeWriter[1];
+        var client = await ConnectAsync(wrapOutput: writer => output[0] = new CountingPipeWriter(writer));
+        var blocks = Enumerable.Range(0, 8).Select(i => (Offset: i * 4096L, Data: NbdBytes.Pattern(4096, 80 + i))).ToArray();
+        var before = output[0].Flushes;
+
+        var writes = new List<Task>();
+        if (batched)
+        {
+            SendBatch.Enter();
+        }
+
+        try
+        {
+            writes.AddRange(blocks.Select(b => client.WriteAsync(b.Offset, b.Data, IoFlags.None).AsTask()));
+            Assert.Equal(batched ? 0 : blocks.Length, output[0].Flushes - before);
+        }
+        finally
+        {
+            if (batched)
+            {
+                SendBatch.Exit();
+            }
+        }
+
+        Assert.Equal(batched ? 1 : blocks.Length, output[0].Flushes - before);
+        await Task.WhenAll(writes).WaitAsync(Timeout);
+        var snapshot = _device.Snapshot();
+        Assert.All(blocks, b => Assert.Equal(b.Data, snapshot.AsSpan((int)b.Offset, 4096).ToArray()));
+    }
+
+    private async Task<NbdClient> ConnectAsync(NbdClientOptions? options = null, string export = "vol0", Func<PipeWriter, PipeWriter>? wrapOutput = null)
     {
         var toServer = new Pipe(NbdSessionHarness.DeepPipes);
         var toClient = new Pipe(NbdSessionHarness.DeepPipes);
         var session = new NbdServerSession(new DuplexPipe(toServer.Reader, toClient.Writer), _catalog, NbdServerOptions.Default, _logger, "server");
         _sessions.Add((session, Task.Run(session.RunAsync)));
-        var client = await NbdClient.ConnectAsync(new DuplexPipe(toClient.Reader, toServer.Writer), export, _logger, options, "test").WaitAsync(Timeout);
+        var output = wrapOutput?.Invoke(toServer.Writer) ?? toServer.Writer;
+        var client = await NbdClient.ConnectAsync(new DuplexPipe(toClient.Reader, output), export, _logger, options, "test").WaitAsync(Timeout);
         _clients.Add(client);
         return client;
     }
