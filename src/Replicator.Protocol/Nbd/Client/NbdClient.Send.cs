@@ -69,22 +69,10 @@ internal sealed partial class NbdClient : IDeferredFlush
                 return;
             }
 
-            if (!flush.IsCompleted)
+            if (!FinishFlush(flush))
             {
-                _ = FinishFlushAsync(flush);
                 return;
             }
-
-            try
-            {
-                OnFlushed(flush.GetAwaiter().GetResult());
-            }
-            catch (Exception exception) when (IsTransportFailure(exception))
-            {
-                OnFlushFailed(exception);
-            }
-
-            _writeLock.Release();
         }
     }
 
@@ -104,10 +92,22 @@ internal sealed partial class NbdClient : IDeferredFlush
             return;
         }
 
+        if (FinishFlush(flush))
+        {
+            Send(null);
+        }
+    }
+
+    /// <summary>
+    /// Finishes a flush started holding the write lock: at once when it completed (then lets go of the lock and
+    /// returns true), else in the background, which lets go of the lock when it is done.
+    /// </summary>
+    private bool FinishFlush(ValueTask<FlushResult> flush)
+    {
         if (!flush.IsCompleted)
         {
             _ = FinishFlushAsync(flush);
-            return;
+            return false;
         }
 
         try
@@ -120,7 +120,7 @@ internal sealed partial class NbdClient : IDeferredFlush
         }
 
         _writeLock.Release();
-        Send(null);
+        return true;
     }
 
     /// <summary>
