@@ -187,13 +187,17 @@ def report_resync(results, meta, rows):
     else:
         reference_mib_s = measure(os.path.join(results, "resync-reference.json"), meta["runtime"])["mib_s"]
 
-    samples = read_timeline(os.path.join(results, "resync-idle.timeline"))
-    start, end, moved = resync_window(samples)
-    if start is None or end is None:
-        raise SystemExit("the idle resync was not seen to start and finish; see resync-idle.timeline")
-    seconds = end - start
-    resync_mib_s = moved / 2**20 / seconds
-    engine_rate = max((s["rate"] for s in samples), default=0) / 2**20
+    rounds = []
+    for round_ in range(1, meta["repeat"] + 1):
+        name = f"resync-idle.{round_}.timeline"
+        samples = read_timeline(os.path.join(results, name))
+        start, end, moved = resync_window(samples)
+        if start is None or end is None:
+            raise SystemExit(f"the idle resync was not seen to start and finish; see {name}")
+        rounds.append({"bytes": moved, "seconds": end - start, "mib_s": moved / 2**20 / (end - start),
+                       "engine_peak_mib_s": max((s["rate"] for s in samples), default=0) / 2**20})
+    middle = sorted(rounds, key=lambda r: r["mib_s"])[(len(rounds) - 1) // 2]
+    moved, seconds, resync_mib_s, engine_rate = middle["bytes"], middle["seconds"], middle["mib_s"], middle["engine_peak_mib_s"]
 
     base = measure(os.path.join(results, "resync-fg-base.json"), meta["runtime"])
     during = measure(os.path.join(results, "resync-fg.json"), meta["runtime"])
@@ -207,7 +211,7 @@ def report_resync(results, meta, rows):
     result = {
         "reference_seq_write_mib_s": reference_mib_s,
         "idle": {"bytes": moved, "seconds": seconds, "mib_s": resync_mib_s, "engine_peak_mib_s": engine_rate,
-                 "ratio": resync_mib_s / reference_mib_s if reference_mib_s > 0 else None},
+                 "ratio": resync_mib_s / reference_mib_s if reference_mib_s > 0 else None, "rounds": rounds},
         "foreground": {"iops_without": base["iops"], "iops_during": during["iops"],
                        "ratio": during["iops"] / base["iops"] if base["iops"] > 0 else None,
                        "resync_active_fraction": coverage,
@@ -221,8 +225,13 @@ def report_resync(results, meta, rows):
     print()
     print("| measurement | value | reference | ratio |")
     print("|---|---:|---:|---:|")
-    print(f"| resync, idle pair ({moved / 2**20:.0f} MiB in {seconds:.2f} s; engine's peak {engine_rate:.0f} MiB/s) | "
-          f"{resync_mib_s:.1f} MiB/s | {reference_mib_s:.1f} MiB/s (pair, seq write 1 MiB QD8) | {result['idle']['ratio']:.2f} |")
+    spread = ""
+    if len(rounds) > 1 and reference_mib_s > 0:
+        ratios = sorted(r["mib_s"] / reference_mib_s for r in rounds)
+        spread = f" ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+    median = f"median of {len(rounds)}: " if len(rounds) > 1 else ""
+    print(f"| resync, idle pair ({median}{moved / 2**20:.0f} MiB in {seconds:.2f} s; engine's peak {engine_rate:.0f} MiB/s) | "
+          f"{resync_mib_s:.1f} MiB/s | {reference_mib_s:.1f} MiB/s (pair, seq write 1 MiB QD8) | {result['idle']['ratio']:.2f}{spread} |")
     fg = result["foreground"]
     note = "" if coverage >= 0.9 else f"; the resync ran for only {coverage:.0%} of the job"
     print(f"| rand write 4 KiB QD32 during a resync (resync active {coverage:.0%} of the job{note}) | "
