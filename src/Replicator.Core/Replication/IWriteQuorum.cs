@@ -14,6 +14,14 @@ internal interface IWriteQuorum
     /// </summary>
     ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Returns when this node may serve reads of <paramref name="volume"/> without its peer: only a
+    /// node that may write alone knows no other node writes what it would read, so the rule is the
+    /// same, claimed for the data set it holds now. Throws a <see cref="Devices.BlockDeviceException"/>
+    /// with <see cref="Devices.StorageError.NotPermitted"/> when it may not.
+    /// </summary>
+    ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken);
+
     /// <summary>The volume is paired and in sync again: a vote held for it is no longer needed.</summary>
     void Release(ReplicatedVolume volume);
 
@@ -27,6 +35,8 @@ internal sealed class NoWitnessQuorum : IWriteQuorum
     public static NoWitnessQuorum Instance { get; } = new();
 
     public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
+    public ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => ValueTask.CompletedTask;
 
     public void Release(ReplicatedVolume volume)
     {

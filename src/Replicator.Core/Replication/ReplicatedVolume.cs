@@ -76,13 +76,18 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
-        if (Session is null && Replica.DiskState != ReplicaDiskState.UpToDate)
+        if (Session is null && HasPeer)
         {
-            // Outdated: the peer wrote alone since. Inconsistent: a resync to this replica has not
-            // finished, and without the peer's bitmap this side cannot tell which regions it has.
-            throw new BlockDeviceException(StorageError.Io, Replica.DiskState == ReplicaDiskState.Outdated
-                ? $"volume '{Name}' on this node is outdated: {PeerName} has written it alone since; read through {PeerName}"
-                : $"volume '{Name}' on this node is {Replica.DiskState.ToString().ToLowerInvariant()} until a resync from {PeerName} completes, and {PeerName} is not connected; read through {PeerName}");
+            if (Replica.DiskState != ReplicaDiskState.UpToDate)
+            {
+                // Outdated: the peer wrote alone since. Inconsistent: a resync to this replica has not
+                // finished, and without the peer's bitmap this side cannot tell which regions it has.
+                throw new BlockDeviceException(StorageError.Io, Replica.DiskState == ReplicaDiskState.Outdated
+                    ? $"volume '{Name}' on this node is outdated: {PeerName} has written it alone since; read through {PeerName}"
+                    : $"volume '{Name}' on this node is {Replica.DiskState.ToString().ToLowerInvariant()} until a resync from {PeerName} completes, and {PeerName} is not connected; read through {PeerName}");
+            }
+
+            return ReadAloneAsync(offset, destination, cancellationToken);
         }
 
         if (Replica.LacksData(offset, destination.Length))
@@ -201,6 +206,16 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         Replica.CloseCleanly();
         Replica.Dispose();
+    }
+
+    /// <summary>
+    /// Without its peer this replica is current only while no other node writes alone: the peer may
+    /// have the witness's vote and be writing now. So it serves reads under the rule for writes.
+    /// </summary>
+    private async ValueTask ReadAloneAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        await _quorum.EnsureMayServeAloneAsync(this, cancellationToken);
+        await _local.ReadAsync(offset, destination, cancellationToken);
     }
 
     private async ValueTask ReadFromPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)

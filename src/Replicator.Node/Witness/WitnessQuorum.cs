@@ -60,6 +60,21 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         }
     }
 
+    public async ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken)
+    {
+        if (_leases.TryGetValue(volume.Id, out var lease) && lease.Valid)
+        {
+            return;
+        }
+
+        var answer = await RequestAsync(volume, volume.Replica.Generation, cancellationToken);
+        if (answer is not { Granted: true })
+        {
+            throw new BlockDeviceException(StorageError.NotPermitted,
+                $"volume '{volume.Name}' lost its peer and this node may not serve it alone (its data may be stale): {answer?.Reason ?? $"the witness at {Address} cannot be reached"}");
+        }
+    }
+
     /// <summary>The volume is paired and in sync again: give the vote back (in the background).</summary>
     public void Release(ReplicatedVolume volume) => _ = ReleaseAsync(volume);
 
@@ -187,10 +202,12 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 
     private sealed record Lease(ReplicatedVolume Volume, GenerationIds WritingAs, long ValidUntil)
     {
-        public bool Covers(GenerationIds writingAs) => writingAs == WritingAs && Stopwatch.GetTimestamp() < ValidUntil;
+        public bool Valid => Stopwatch.GetTimestamp() < ValidUntil;
+
+        public bool Covers(GenerationIds writingAs) => writingAs == WritingAs && Valid;
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness granted this node the vote ({Reason}); it writes alone")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness granted this node the vote ({Reason}); it serves the volume alone")]
     private partial void LogGranted(string volume, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness refused this node the vote: {Reason}; writes are refused until the peer is back")]

@@ -164,6 +164,20 @@ public sealed class ReplicatedVolumeTests
         Assert.Equal(GenerationIds.NewVolume, pair.A.Replica.Generation);
     }
 
+    [Fact]
+    public async Task An_unpaired_replica_serves_reads_only_while_the_quorum_lets_it_serve_alone()
+    {
+        await using var pair = ReplicaPair.Create();
+        var data = Pattern(4096, seed: 12);
+        await pair.A.Volume.WriteAsync(8192, data, IoFlags.None).AsTask().WaitAsync(Timeout);
+        Assert.Equal(data, await ReadAsync(pair.A.Volume, 8192, 4096).WaitAsync(Timeout));
+
+        pair.A.Quorum.Refuses = true;
+        var error = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadAsync(pair.A.Volume, 8192, 4096).WaitAsync(Timeout));
+
+        Assert.Equal(StorageError.NotPermitted, error.Error);
+    }
+
     [Theory]
     [InlineData("Inconsistent")]
     [InlineData("Outdated")]

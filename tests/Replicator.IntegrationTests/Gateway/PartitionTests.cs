@@ -27,11 +27,13 @@ public sealed class PartitionTests(ITestOutputHelper output)
         await TestCluster.WaitUntilAsync(async () => (await cluster.VolumeAsync("a", volume)).Connection == "disconnected"
             && (await cluster.VolumeAsync("b", volume)).Connection == "disconnected", TimeSpan.FromSeconds(15), "the nodes did not notice the cut");
 
-        // Whichever node the witness gave the vote to writes; the other may not, and, once the
-        // witness tells it the holder writes alone, does not serve its stale data either.
+        // Whichever node the witness gave the vote to writes; the other may not, and serves no
+        // reads either: from the moment it lost its peer it may be stale, before it learns it is.
         var holder = await VoteHolderAsync(cluster, volume);
         var other = holder == "a" ? "b" : "a";
         output.WriteLine($"the witness gave the vote for {volume} to {holder}");
+        var unsure = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read 0 4k", cluster.Uri(other, volume)]);
+        Assert.Matches("Operation not permitted|Input/output error", unsure.Stdout + unsure.Stderr);
         var refused = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "write -P 0x55 200M 4k", cluster.Uri(other, volume)]);
         Assert.Contains("Operation not permitted", refused.Stdout + refused.Stderr);
         await TestCluster.WaitUntilAsync(async () => (await cluster.VolumeAsync(other, volume)).DiskState == "outdated", TimeSpan.FromSeconds(10), $"{other} did not learn it is outdated");

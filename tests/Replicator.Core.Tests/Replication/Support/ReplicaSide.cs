@@ -123,6 +123,11 @@ internal sealed class TestQuorum : IWriteQuorum
             ? throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{volume.Name}': this node does not hold the witness's vote")
             : ValueTask.CompletedTask;
 
+    public ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) =>
+        Refuses
+            ? throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{volume.Name}': this node does not hold the witness's vote")
+            : ValueTask.CompletedTask;
+
     public void Release(ReplicatedVolume volume)
     {
     }
