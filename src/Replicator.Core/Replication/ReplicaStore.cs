@@ -27,9 +27,10 @@ internal sealed partial class ReplicaStore : IDisposable
 
     /// <summary>
     /// The marked regions that may well hold the same data on both replicas: those an activity log named after a
-    /// crash, and those only the peer's bitmap marked, until this replica marks them itself. A resync after a crash compares their checksums before it
-    /// sends them; a region this replica marked because it changed without its peer differs for certain and is sent
-    /// straight away. In memory only: after a restart the bitmap's marks count as certain, which costs bytes, not data.
+    /// crash, and those only the peer's bitmap marked, until this replica marks them itself. A resync after a crash
+    /// compares their checksums before it sends them; a region this replica marked because it changed without its peer
+    /// differs for certain and is sent straight away. In memory only: after a restart the bitmap's marks count as
+    /// certain, which costs bytes, not data.
     /// </summary>
     private readonly DirtyBitmap _mayMatch;
     private readonly BitmapFile _bitmapFile;

@@ -45,33 +45,24 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 
     public string Describe() => $"witness at {Address}: a node that loses its peer keeps writing only while it holds the witness's vote";
 
-    public async ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken)
-    {
-        if (_leases.TryGetValue(volume.Id, out var lease) && lease.Covers(writingAs))
-        {
-            return;
-        }
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) =>
+        _leases.TryGetValue(volume.Id, out var lease) && lease.Covers(writingAs)
+            ? ValueTask.CompletedTask
+            : ClaimAsync(volume, writingAs, "write it alone", cancellationToken);
 
+    public ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) =>
+        _leases.TryGetValue(volume.Id, out var lease) && lease.Valid
+            ? ValueTask.CompletedTask
+            : ClaimAsync(volume, volume.Replica.Generation, "serve it alone (its data may be stale)", cancellationToken);
+
+    /// <summary>Asks the witness for the vote, as the data set <paramref name="writingAs"/>; throws unless it is granted.</summary>
+    private async ValueTask ClaimAsync(ReplicatedVolume volume, GenerationIds writingAs, string what, CancellationToken cancellationToken)
+    {
         var answer = await RequestAsync(volume, writingAs, cancellationToken);
         if (answer is not { Granted: true })
         {
             throw new BlockDeviceException(StorageError.NotPermitted,
-                $"volume '{volume.Name}' lost its peer and this node may not write it alone: {answer?.Reason ?? $"the witness at {Address} cannot be reached"}");
-        }
-    }
-
-    public async ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken)
-    {
-        if (_leases.TryGetValue(volume.Id, out var lease) && lease.Valid)
-        {
-            return;
-        }
-
-        var answer = await RequestAsync(volume, volume.Replica.Generation, cancellationToken);
-        if (answer is not { Granted: true })
-        {
-            throw new BlockDeviceException(StorageError.NotPermitted,
-                $"volume '{volume.Name}' lost its peer and this node may not serve it alone (its data may be stale): {answer?.Reason ?? $"the witness at {Address} cannot be reached"}");
+                $"volume '{volume.Name}' lost its peer and this node may not {what}: {answer?.Reason ?? $"the witness at {Address} cannot be reached"}");
         }
     }
 
@@ -210,7 +201,7 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness granted this node the vote ({Reason}); it serves the volume alone")]
     private partial void LogGranted(string volume, string reason);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness refused this node the vote: {Reason}; writes are refused until the peer is back")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness refused this node the vote: {Reason}; its reads and writes are refused until the peer is back")]
     private partial void LogRefused(string volume, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: the witness at {Address} cannot be reached ({Reason}); writes alone are refused")]
