@@ -93,10 +93,10 @@ internal sealed partial class ReplicatedVolume
                 localFailure = e;
             }
 
-            var peerHasIt = await peer;
+            var peerOutcome = await peer;
             if (localFailure is not null)
             {
-                if (peerHasIt)
+                if (peerOutcome == PeerOutcome.Applied)
                 {
                     // The replicas now differ where the change failed here; the next resync from
                     // this node (the owner) makes the peer match this replica again.
@@ -107,9 +107,11 @@ internal sealed partial class ReplicatedVolume
                 throw localFailure;
             }
 
-            if (!peerHasIt)
+            if (peerOutcome != PeerOutcome.Applied)
             {
-                await AcknowledgeWithoutPeerAsync(op, cancellationToken);
+                // A peer that refused the change stopped serving the range itself; one that is
+                // unreachable may still read it under the lease this node granted.
+                await AcknowledgeWithoutPeerAsync(op, peerOutcome == PeerOutcome.Unavailable ? session.Lease : null, cancellationToken);
                 Resync.Kick();
             }
 
@@ -139,7 +141,7 @@ internal sealed partial class ReplicatedVolume
                 $"volume '{Name}' on this node is not up to date (disk {Replica.DiskState}) and its peer {PeerName} is not connected; write through the peer");
         }
 
-        var alone = await ClaimWritingAloneAsync(cancellationToken);
+        var alone = await ClaimWritingAloneAsync(Volatile.Read(ref _lastLease), cancellationToken);
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
         if (Session is not null)
         {
@@ -167,12 +169,12 @@ internal sealed partial class ReplicatedVolume
     /// quorum forbids writing alone, the change is only recorded as out of sync and the client gets
     /// an error, so the peer's side wins that region on reconnect.
     /// </summary>
-    private async ValueTask AcknowledgeWithoutPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    private async ValueTask AcknowledgeWithoutPeerAsync(WriteOp op, PeerReadLease? peerMayRead, CancellationToken cancellationToken)
     {
         GenerationIds alone;
         try
         {
-            alone = await ClaimWritingAloneAsync(cancellationToken);
+            alone = await ClaimWritingAloneAsync(peerMayRead, cancellationToken);
         }
         catch (Exception e) when (e is BlockDeviceException or OperationCanceledException)
         {
@@ -184,34 +186,47 @@ internal sealed partial class ReplicatedVolume
     }
 
     /// <summary>
-    /// Asks the quorum whether this replica may acknowledge changes its peer lacks, naming the
-    /// generation it will then hold, so a witness knows which data set the writer has before any
-    /// such change is acknowledged.
+    /// Waits until the peer can no longer serve reads under a lease this node granted on
+    /// <paramref name="peerMayRead"/>'s connection, then asks the quorum whether this replica may
+    /// acknowledge changes its peer lacks, naming the generation it will then hold, so a witness
+    /// knows which data set the writer has before any such change is acknowledged.
     /// </summary>
-    private async ValueTask<GenerationIds> ClaimWritingAloneAsync(CancellationToken cancellationToken)
+    private async ValueTask<GenerationIds> ClaimWritingAloneAsync(PeerReadLease? peerMayRead, CancellationToken cancellationToken)
     {
+        if (peerMayRead is { GrantsExpired: false })
+        {
+            try
+            {
+                await peerMayRead.WaitGrantsExpiredAsync(DetachWait, cancellationToken);
+            }
+            catch (TimeoutException e)
+            {
+                throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': the link to {PeerName} failed but did not close within {DetachWait.TotalSeconds} s", e);
+            }
+        }
+
         var alone = Replica.GenerationForWritingAlone();
         await _quorum.EnsureMayWriteAloneAsync(this, alone, cancellationToken);
         return alone;
     }
 
-    /// <summary>Replicates to the peer; false when the peer did not confirm (link down, or its disk refused).</summary>
-    private async ValueTask<bool> ReplicateToPeerAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    /// <summary>Replicates to the peer, and says whether the peer confirmed, could not be reached, or refused (its disk failed).</summary>
+    private async ValueTask<PeerOutcome> ReplicateToPeerAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
     {
         try
         {
             await session.Peer.ReplicateAsync(op, cancellationToken);
-            return true;
+            return PeerOutcome.Applied;
         }
         catch (PeerUnavailableException e)
         {
             LogPeerMissedWrite(Name, PeerName, op.ToString(), e.Message);
-            return false;
+            return PeerOutcome.Unavailable;
         }
         catch (PeerFailedException e)
         {
             LogPeerRefusedWrite(Name, PeerName, op.ToString(), e.Message);
-            return false;
+            return PeerOutcome.Refused;
         }
     }
 
@@ -232,4 +247,14 @@ internal sealed partial class ReplicatedVolume
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Volume {Volume}: peer {Peer} failed {Op}: {Reason}; marked out of sync")]
     private partial void LogPeerRefusedWrite(string volume, string peer, string op, string reason);
+}
+
+/// <summary>What became of a change sent to the peer.</summary>
+internal enum PeerOutcome
+{
+    Applied,
+    /// <summary>The link went down: the peer may or may not have it.</summary>
+    Unavailable,
+    /// <summary>The peer answered that it could not apply it; it no longer counts that range as its own.</summary>
+    Refused,
 }

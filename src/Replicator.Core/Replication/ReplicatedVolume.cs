@@ -19,7 +19,10 @@ namespace Replicator.Core.Replication;
 /// <para><b>Alone</b> (no peer): allowed only with the quorum's consent and an up-to-date replica;
 /// every change marks the bitmap (persisted) before it is applied.</para>
 /// <para><b>Reads</b> are served locally, except regions this replica lacks while it is a resync
-/// target, which are read from the peer.</para>
+/// target, which are read from the peer. Paired, only while this node holds the connection's read
+/// lease (see <see cref="PeerReadLease"/>): otherwise the link may be gone and the peer writing
+/// alone already, so the read waits for the next Pong, or for the connection to end and the rule
+/// for a replica alone to apply. Alone, only with the quorum's consent.</para>
 /// </remarks>
 internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
 {
@@ -31,6 +34,9 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     private readonly ILogger _logger;
     private ReplicationSession? _session;
     private Pairing? _pairing;
+
+    /// <summary>The read lease of the last connection this volume was paired on: writing alone waits out what this node granted on it.</summary>
+    private PeerReadLease? _lastLease;
 
     private long _lastForegroundTicks;
 
@@ -76,7 +82,8 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
-        if (Session is null && HasPeer)
+        var session = Session;
+        if (session is null && HasPeer)
         {
             if (Replica.DiskState != ReplicaDiskState.UpToDate)
             {
@@ -93,6 +100,11 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         if (Replica.LacksData(offset, destination.Length))
         {
             return ReadFromPeerAsync(offset, destination, cancellationToken);
+        }
+
+        if (session is not null && !session.Lease.IsHeld)
+        {
+            return ReadOnceLeasedAsync(session, offset, destination, cancellationToken);
         }
 
         return _local.ReadAsync(offset, destination, cancellationToken);
@@ -173,6 +185,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         }
 
         Replica.OnConnected(peerNodeId, inSync: session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0);
+        Volatile.Write(ref _lastLease, session.Lease);
         Volatile.Write(ref _session, session);
         pairing.Dispose();
         LogAttached(Name, PeerName, session.LocalIsOwner ? "this node" : PeerName, session.Role, Replica.OutOfSyncBytes);
@@ -216,6 +229,30 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         await _quorum.EnsureMayServeAloneAsync(this, cancellationToken);
         await _local.ReadAsync(offset, destination, cancellationToken);
+    }
+
+    /// <summary>
+    /// Paired without the read lease (Pongs are late, or the link has just broken): waits for the
+    /// next Pong, or for the connection to end, then reads under whichever rule applies by then.
+    /// </summary>
+    private async ValueTask ReadOnceLeasedAsync(ReplicationSession session, long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        bool held;
+        try
+        {
+            held = await session.Lease.WaitHeldAsync(DetachWait, cancellationToken);
+        }
+        catch (TimeoutException e)
+        {
+            throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': {PeerName} has renewed no read lease for {DetachWait.TotalSeconds} s, yet the link stays up; read through {PeerName}", e);
+        }
+
+        if (!held)
+        {
+            await WaitDetachedAsync(session, cancellationToken);
+        }
+
+        await ReadAsync(offset, destination, cancellationToken);
     }
 
     private async ValueTask ReadFromPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)

@@ -30,15 +30,19 @@ internal sealed class ReplicationSession
 {
     private readonly TaskCompletionSource _ended = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    public ReplicationSession(IPeerVolume peer, string peerName, bool localIsOwner, SyncRole role)
+    public ReplicationSession(IPeerVolume peer, string peerName, bool localIsOwner, SyncRole role, PeerReadLease lease)
     {
         Peer = peer;
         PeerName = peerName;
         LocalIsOwner = localIsOwner;
         Role = role;
+        Lease = lease;
     }
 
     public IPeerVolume Peer { get; }
+
+    /// <summary>The connection's read lease: paired reads are served locally only while it is held.</summary>
+    public PeerReadLease Lease { get; }
 
     public string PeerName { get; }
 

@@ -363,7 +363,7 @@ internal sealed partial class ReplicationManager
             volume.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
         }
 
-        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role)
+        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role, context.Connection.ReadLease)
         {
             CompareFirst = compareFirst,
         };

@@ -39,6 +39,8 @@ internal sealed partial class PeerConnection
                         }
                     }
 
+                    AnswerPing();
+
                     if (result.IsCompleted)
                     {
                         return buffer.IsEmpty
@@ -77,11 +79,14 @@ internal sealed partial class PeerConnection
                 return null;
             case Envelope.BodyOneofCase.Ping:
                 RejectPayload(frame);
-                _ = SendControlAsync(new Envelope { Pong = new Pong { Nonce = header.Ping.Nonce, SentAtUs = header.Ping.SentAtUs } });
+
+                // Answered once the frames read with it are processed: a Goodbye right behind it
+                // ends the connection without a Pong to a peer that has stopped reading.
+                _pingToAnswer = header.Ping;
                 return null;
             case Envelope.BodyOneofCase.Pong:
                 RejectPayload(frame);
-                RecordRoundTrip(header.Pong);
+                OnPong(header.Pong);
                 return null;
             case Envelope.BodyOneofCase.Goodbye:
                 RejectPayload(frame);

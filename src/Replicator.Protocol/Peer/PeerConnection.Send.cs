@@ -5,6 +5,8 @@ namespace Replicator.Protocol.Peer;
 
 internal sealed partial class PeerConnection
 {
+    private static readonly TimeSpan StoppedAcceptingGrace = TimeSpan.FromMilliseconds(200);
+
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _requestSlots;
     private readonly ConcurrentDictionary<ulong, TaskCompletionSource<PeerReply>> _pending = new();
@@ -128,6 +130,16 @@ internal sealed partial class PeerConnection
             var result = await _transport.Output.FlushAsync(_closing.Token);
             if (result.IsCompleted)
             {
+                // The peer has stopped reading, so its end of the connection is over. The Goodbye
+                // saying why may be waiting in the input: the receive loop gets a moment to read it.
+                try
+                {
+                    await Task.Delay(StoppedAcceptingGrace, _closing.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                }
+
                 TryEnd(new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, "the transport stopped accepting data"));
                 throw ClosedException();
             }

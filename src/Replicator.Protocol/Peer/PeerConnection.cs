@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using Microsoft.Extensions.Logging;
+using Replicator.Core.Replication;
 
 namespace Replicator.Protocol.Peer;
 
@@ -66,6 +67,9 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     }
 
     public string PeerName { get; }
+
+    /// <summary>The read lease this connection keeps with the peer, both ways (see <see cref="PeerReadLease"/>); closed when the connection ends.</summary>
+    public PeerReadLease ReadLease { get; } = new();
 
     /// <summary>How the connection ended; null while it is up.</summary>
     public PeerConnectionEnd? End => Volatile.Read(ref _end);
@@ -157,6 +161,8 @@ internal sealed partial class PeerConnection : IAsyncDisposable
             return false;
         }
 
+        // First of all: from here on this node serves no paired read and promises nothing more.
+        ReadLease.Close();
         _closing.Cancel();
         _transport.Input.CancelPendingRead();
         FailPendingRequests(end);

@@ -8,8 +8,15 @@ internal sealed record PeerConnectionOptions
     /// <summary>The peer is declared dead when nothing at all has arrived from it for this long.</summary>
     public TimeSpan KeepaliveTimeout { get; init; } = TimeSpan.FromSeconds(2);
 
-    /// <summary>How often a Ping is sent and silence is checked; by default a quarter of <see cref="KeepaliveTimeout"/>.</summary>
+    /// <summary>How often a Ping is sent and silence is checked; by default a third of <see cref="EffectiveReadLease"/>, so two Pongs in a row may be late before reads wait.</summary>
     public TimeSpan? KeepaliveInterval { get; init; }
+
+    /// <summary>
+    /// The read lease each Ping asks for (see <c>PeerReadLease</c>): how long a Pong lets this node
+    /// serve paired reads, and at most how long the first write alone after the connection broke
+    /// waits. By default a quarter of <see cref="KeepaliveTimeout"/> (with an explicit interval, three of them, up to the timeout).
+    /// </summary>
+    public TimeSpan? ReadLease { get; init; }
 
     /// <summary>Requests this node may have outstanding on the connection; further senders wait for a reply.</summary>
     public int MaxRequestsInFlight { get; init; } = 256;
@@ -22,7 +29,11 @@ internal sealed record PeerConnectionOptions
 
     public PeerFrameLimits FrameLimits { get; init; } = PeerFrameLimits.Default;
 
-    public TimeSpan EffectiveKeepaliveInterval => KeepaliveInterval ?? KeepaliveTimeout / 4;
+    public TimeSpan EffectiveKeepaliveInterval => KeepaliveInterval ?? EffectiveReadLease / 3;
+
+    public TimeSpan EffectiveReadLease => ReadLease ?? (KeepaliveInterval is { } interval
+        ? TimeSpan.FromTicks(Math.Min(KeepaliveTimeout.Ticks, 3 * interval.Ticks))
+        : KeepaliveTimeout / 4);
 
     public void Validate()
     {
@@ -34,6 +45,11 @@ internal sealed record PeerConnectionOptions
         if (EffectiveKeepaliveInterval <= TimeSpan.Zero || EffectiveKeepaliveInterval >= KeepaliveTimeout)
         {
             throw new ArgumentOutOfRangeException(nameof(KeepaliveInterval), EffectiveKeepaliveInterval, $"The peer keepalive interval must be positive and shorter than the keepalive timeout ({KeepaliveTimeout}).");
+        }
+
+        if (EffectiveReadLease <= EffectiveKeepaliveInterval || EffectiveReadLease > KeepaliveTimeout)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReadLease), EffectiveReadLease, $"The read lease must be longer than the keepalive interval ({EffectiveKeepaliveInterval}), or it lapses between Pings, and no longer than the keepalive timeout ({KeepaliveTimeout}).");
         }
 
         if (MaxRequestsInFlight <= 0)

@@ -49,6 +49,33 @@ public sealed class PartitionTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_node_that_has_not_yet_noticed_the_cut_serves_no_read_older_than_a_write_its_peer_acknowledged_alone()
+    {
+        // b declares a silent peer gone only after 8 s, a after 2 s: for some 6 s after a has taken
+        // the vote and written alone, b still counts itself paired with a.
+        await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true, new Dictionary<string, double> { ["b"] = 8 });
+        var volume = await cluster.CreateVolumeAsync("lease", preferred: "a");
+        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x11 0 4k");
+        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x11 0 4k");
+
+        cluster.PeerLink!.Cut();
+        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x22 0 4k");
+        Assert.Equal("connected", (await cluster.VolumeAsync("b", volume)).Connection);
+
+        // b has had no read lease since a Pong went missing: its read waits for the link to end,
+        // then b, without the vote, refuses it. It never returns the 0x11 that a has overwritten.
+        var stale = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read -P 0x11 0 4k", cluster.Uri("b", volume)]);
+        output.WriteLine(stale.Describe());
+        Assert.DoesNotContain("read 4096/4096 bytes", stale.Stdout, StringComparison.Ordinal);
+        Assert.Matches("Operation not permitted|Input/output error", stale.Stdout + stale.Stderr);
+
+        cluster.PeerLink.Heal();
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
+    }
+
+    [Fact]
     public async Task A_node_cut_from_both_its_peer_and_the_witness_stops_writing_and_the_gateway_moves_to_the_other()
     {
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true);
@@ -98,6 +125,12 @@ public sealed class PartitionTests(ITestOutputHelper output)
             $"({(a.ResyncSentBytes + b.ResyncSentBytes) >> 20} MiB sent), {state.Switches} gateway path switches");
         Assert.True(reconnects <= 20, $"{reconnects} reconnects for 20 flaps");
         Assert.True(state.Switches <= 20, $"the gateway switched paths {state.Switches} times");
+    }
+
+    private static async Task QemuIoAsync(string uri, string command)
+    {
+        var run = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", command, uri]);
+        Assert.True(run.ExitCode == 0 && !(run.Stdout + run.Stderr).Contains("fail", StringComparison.OrdinalIgnoreCase), $"qemu-io {command}: {run.Describe()}");
     }
 
     /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>

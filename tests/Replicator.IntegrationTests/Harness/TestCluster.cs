@@ -42,7 +42,8 @@ public sealed class TestCluster : IAsyncDisposable
     /// A cluster whose links go through relays the test can cut: the link between the nodes
     /// (<see cref="PeerLink"/>) and, with a witness, each node's link to it (<see cref="WitnessLink"/>).
     /// </summary>
-    public static async Task<TestCluster> StartWithCuttableLinksAsync(bool witness)
+    /// <param name="keepaliveTimeoutSeconds">A node's peer keepalive timeout, where the test wants one other than the default.</param>
+    public static async Task<TestCluster> StartWithCuttableLinksAsync(bool witness, IReadOnlyDictionary<string, double>? keepaliveTimeoutSeconds = null)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
         var cluster = new TestCluster(directory, ownsDirectory: true);
@@ -56,6 +57,11 @@ public sealed class TestCluster : IAsyncDisposable
             {
                 cluster.PeerLink = TcpProxy.Start(System.Net.IPEndPoint.Parse(peerAddress));
                 config["peer"]!["address"] = cluster.PeerLink.EndPoint.ToString();
+            }
+
+            if (keepaliveTimeoutSeconds?.GetValueOrDefault(node) is { } keepalive and > 0)
+            {
+                config["peer"]!["keepaliveTimeoutSeconds"] = keepalive;
             }
 
             if (config["witness"]?["address"]?.GetValue<string>() is { } witnessAddress)

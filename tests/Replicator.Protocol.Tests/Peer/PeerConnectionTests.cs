@@ -223,13 +223,16 @@ public sealed class PeerConnectionTests
     public void Options_that_cannot_work_are_refused_with_the_setting_named()
     {
         Assert.Equal(TimeSpan.FromSeconds(2), PeerConnectionOptions.Default.KeepaliveTimeout);
-        Assert.Equal(TimeSpan.FromMilliseconds(500), PeerConnectionOptions.Default.EffectiveKeepaliveInterval);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), PeerConnectionOptions.Default.EffectiveReadLease);
+        Assert.Equal(TimeSpan.FromMilliseconds(500) / 3, PeerConnectionOptions.Default.EffectiveKeepaliveInterval);
 
         var (a, _) = DuplexPipePair.Create();
         var invalid = new[]
         {
             PeerConnectionOptions.Default with { KeepaliveTimeout = TimeSpan.Zero },
             PeerConnectionOptions.Default with { KeepaliveInterval = TimeSpan.FromSeconds(3) },
+            PeerConnectionOptions.Default with { ReadLease = TimeSpan.FromSeconds(3) },
+            PeerConnectionOptions.Default with { ReadLease = TimeSpan.FromMilliseconds(100), KeepaliveInterval = TimeSpan.FromMilliseconds(100) },
             PeerConnectionOptions.Default with { MaxRequestsInFlight = 0 },
             PeerConnectionOptions.Default with { MaxChecksumRetries = -1 },
             PeerConnectionOptions.Default with { FrameLimits = new PeerFrameLimits(0, 1) },

@@ -24,17 +24,82 @@ internal readonly record struct PeerRequest(PeerCall Call, WriteOp? Op, long Off
 /// request still waiting for its answer, with <see cref="PeerUnavailableException"/>; a request the
 /// receiving side had not started handling is never handled.
 /// </summary>
+/// <remarks>
+/// Each side has the connection's <see cref="PeerReadLease"/>, renewed both ways every
+/// <see cref="LeaseRenewal"/> as Pings would renew it, for <see cref="LeaseDuration"/>.
+/// <see cref="Cut"/> is both sides noticing at once (each closes its lease, as its connection ends);
+/// <see cref="Partition"/> is the link going silent before either has noticed.
+/// </remarks>
 internal sealed class MemoryLink : IDisposable
 {
+    public static readonly TimeSpan LeaseDuration = TimeSpan.FromMilliseconds(100);
+    public static readonly TimeSpan LeaseRenewal = TimeSpan.FromMilliseconds(20);
+
     private readonly CancellationTokenSource _cut = new();
+    private readonly Timer _pings;
+
+    public MemoryLink()
+    {
+        Exchange();
+        _pings = new Timer(_ => Exchange(), null, LeaseRenewal, LeaseRenewal);
+    }
+
+    /// <summary>Side A's end of the connection: the lease A holds, and the one it granted B.</summary>
+    public PeerReadLease LeaseA { get; } = new();
+
+    public PeerReadLease LeaseB { get; } = new();
 
     public CancellationToken Token => _cut.Token;
 
     public bool IsCut => _cut.IsCancellationRequested;
 
-    public void Cut() => _cut.Cancel();
+    public PeerReadLease LeaseOf(string side) => side == "A" ? LeaseA : LeaseB;
 
-    public void Dispose() => _cut.Dispose();
+    /// <summary>The link breaks and both sides notice at once.</summary>
+    public void Cut()
+    {
+        LeaseA.Close();
+        LeaseB.Close();
+        Partition();
+    }
+
+    /// <summary>Pongs are late: the leases are not renewed until <see cref="ResumePings"/>; requests still go through.</summary>
+    public void PausePings() => _pings.Change(Timeout.Infinite, Timeout.Infinite);
+
+    public void ResumePings() => _pings.Change(TimeSpan.Zero, LeaseRenewal);
+
+    /// <summary>The link goes silent: requests fail and leases are no longer renewed, but neither side's connection has ended yet.</summary>
+    public void Partition()
+    {
+        _pings.Change(Timeout.Infinite, Timeout.Infinite);
+        _cut.Cancel();
+    }
+
+    public void Dispose()
+    {
+        _pings.Dispose();
+        _cut.Dispose();
+    }
+
+    private void Exchange()
+    {
+        if (IsCut)
+        {
+            return;
+        }
+
+        Ping(LeaseA, LeaseB);
+        Ping(LeaseB, LeaseA);
+    }
+
+    private static void Ping(PeerReadLease asker, PeerReadLease granter)
+    {
+        var sent = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (granter.TryGrant(LeaseDuration))
+        {
+            asker.Renew(sent, LeaseDuration);
+        }
+    }
 }
 
 /// <summary>

@@ -172,7 +172,7 @@ internal sealed class ReplicaPair : IAsyncDisposable
                 side.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
             }
 
-            var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role) { CompareFirst = afterCrash };
+            var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role, link.LeaseOf(side.Name)) { CompareFirst = afterCrash };
             side.Session = session;
             side.Volume.AttachAsync(pairing, session, other.NodeId).GetAwaiter().GetResult();
         }
