@@ -151,19 +151,7 @@ internal sealed class PeerReadLease
 
             // A Pong may come back too late to give a lease that is still running: check again at
             // each renewal, and give up at the deadline.
-            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-            if (left <= TimeSpan.Zero)
-            {
-                throw new TimeoutException($"no read lease from the peer within {timeout.TotalSeconds} s, and the connection did not end");
-            }
-
-            try
-            {
-                await changed.WaitAsync(left, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-            }
+            await WaitChangedAsync(changed, deadline, "no read lease from the peer, and the connection did not end", timeout, cancellationToken);
         }
     }
 
@@ -190,25 +178,31 @@ internal sealed class PeerReadLease
                 changed = _changed.Task;
             }
 
-            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
-            if (left <= TimeSpan.Zero)
-            {
-                throw new TimeoutException($"the connection to the peer did not end within {closeTimeout.TotalSeconds} s");
-            }
-
-            try
-            {
-                await changed.WaitAsync(left, cancellationToken);
-            }
-            catch (TimeoutException)
-            {
-            }
+            await WaitChangedAsync(changed, deadline, "the connection to the peer did not end", closeTimeout, cancellationToken);
         }
 
         // Timers count whole milliseconds and may fire a little early: check against the clock.
         while (Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), grantedUntil) is var remaining && remaining > TimeSpan.Zero)
         {
             await Task.Delay(remaining + TimeSpan.FromMilliseconds(1), cancellationToken);
+        }
+    }
+
+    /// <summary>Waits for the next change of the lease, or until <paramref name="deadline"/>; past it, throws that <paramref name="what"/> within <paramref name="timeout"/>.</summary>
+    private static async Task WaitChangedAsync(Task changed, long deadline, string what, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+        if (left <= TimeSpan.Zero)
+        {
+            throw new TimeoutException($"{what} within {timeout.TotalSeconds} s");
+        }
+
+        try
+        {
+            await changed.WaitAsync(left, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
         }
     }
 

@@ -37,10 +37,8 @@ public sealed class PeerReadLeaseTests
     [Fact]
     public async Task A_peer_that_stops_answering_takes_the_lease_away_before_the_keepalive_timeout()
     {
-        var (a, b) = DuplexPipePair.Create();
-        var raw = new RawPeer(b);
-        await using var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
-        connection.Start();
+        var (connection, raw) = StartWithRawPeer();
+        await using var _ = connection;
 
         var ping = (await raw.ReceiveAsync())!.Value.Header.Ping;
         Assert.Equal(500_000, ping.LeaseUs);
@@ -64,10 +62,8 @@ public sealed class PeerReadLeaseTests
     [Fact]
     public async Task A_lease_granted_is_capped_at_the_keepalive_timeout_and_outlives_the_connection()
     {
-        var (a, b) = DuplexPipePair.Create();
-        var raw = new RawPeer(b);
-        await using var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
-        connection.Start();
+        var (connection, raw) = StartWithRawPeer();
+        await using var _ = connection;
 
         var asked = Stopwatch.StartNew();
         await raw.SendAsync(new Envelope { Ping = new Ping { Nonce = 7, SentAtUs = 1, LeaseUs = 60_000_000 } });
@@ -88,10 +84,8 @@ public sealed class PeerReadLeaseTests
     [InlineData(-5, 0)]
     public async Task A_lease_asked_for_out_of_bounds_is_granted_within_them_and_the_connection_stays_up(long askedUs, long grantedUs)
     {
-        var (a, b) = DuplexPipePair.Create();
-        var raw = new RawPeer(b);
-        await using var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
-        connection.Start();
+        var (connection, raw) = StartWithRawPeer();
+        await using var _ = connection;
 
         await raw.SendAsync(new Envelope { Ping = new Ping { Nonce = 9, SentAtUs = 1, LeaseUs = askedUs } });
         var pong = await NextPongAsync(raw);
@@ -103,10 +97,8 @@ public sealed class PeerReadLeaseTests
     [Fact]
     public async Task A_pong_granting_more_than_was_asked_gives_only_what_was_asked()
     {
-        var (a, b) = DuplexPipePair.Create();
-        var raw = new RawPeer(b);
-        await using var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
-        connection.Start();
+        var (connection, raw) = StartWithRawPeer();
+        await using var _ = connection;
 
         var ping = (await raw.ReceiveAsync())!.Value.Header.Ping;
         await raw.SendAsync(new Envelope { Pong = new Pong { Nonce = ping.Nonce, SentAtUs = ping.SentAtUs, LeaseUs = long.MaxValue } });
@@ -118,16 +110,22 @@ public sealed class PeerReadLeaseTests
     [Fact]
     public async Task A_connection_that_has_ended_grants_no_lease()
     {
-        var (a, b) = DuplexPipePair.Create();
-        var raw = new RawPeer(b);
-        var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
-        connection.Start();
+        var (connection, raw) = StartWithRawPeer();
         await connection.CloseAsync("the test is done").WaitAsync(TestTimeouts.Wait);
 
         Assert.False(connection.ReadLease.TryGrant(TimeSpan.FromSeconds(1)));
         Assert.True(connection.ReadLease.GrantsExpired);
         await connection.ReadLease.WaitGrantsExpiredAsync(TimeSpan.Zero, CancellationToken.None);
         GC.KeepAlive(raw);
+    }
+
+    /// <summary>A started connection whose peer the test drives by hand.</summary>
+    private static (PeerConnection Connection, RawPeer Raw) StartWithRawPeer()
+    {
+        var (a, b) = DuplexPipePair.Create();
+        var connection = new PeerConnection(a, DelegateHandler.AlwaysOk(), PeerConnectionOptions.Default, new ListLogger(), "node-b");
+        connection.Start();
+        return (connection, new RawPeer(b));
     }
 
     private static async Task<Pong> NextPongAsync(RawPeer raw)
