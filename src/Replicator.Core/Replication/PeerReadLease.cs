@@ -125,6 +125,18 @@ internal sealed class PeerReadLease
     }
 
     /// <summary>
+    /// The peer said Goodbye, which it says only once it serves no more paired reads: no promise
+    /// this node made it needs keeping, so a stop for maintenance fails over without the wait.
+    /// </summary>
+    public void PeerReleased()
+    {
+        lock (_lock)
+        {
+            _grantedUntil = 0;
+        }
+    }
+
+    /// <summary>
     /// Waits until this node holds the lease (true) or the connection has ended (false). Throws
     /// <see cref="TimeoutException"/> when neither happens within <paramref name="timeout"/>.
     /// </summary>

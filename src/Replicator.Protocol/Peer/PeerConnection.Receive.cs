@@ -90,6 +90,7 @@ internal sealed partial class PeerConnection
                 return null;
             case Envelope.BodyOneofCase.Goodbye:
                 RejectPayload(frame);
+                ReadLease.PeerReleased();
                 return new PeerConnectionEnd(PeerConnectionEndReason.RemoteClosed, $"the peer said goodbye: {header.Goodbye.Reason}");
             case Envelope.BodyOneofCase.Hello or Envelope.BodyOneofCase.HelloAccepted or Envelope.BodyOneofCase.Refused:
                 frame.Payload?.Dispose();

@@ -174,9 +174,14 @@ internal sealed partial class PeerConnection
     private Task SendReplyInBackgroundAsync(ulong requestId, ReplyStatus status, string message)
         => SendControlAsync(new Envelope { RequestId = requestId, Reply = new Reply { Status = status, Message = message } });
 
-    /// <summary>Says Goodbye, waiting at most the goodbye timeout; a send still stuck then is cancelled when the connection ends.</summary>
+    /// <summary>
+    /// Says Goodbye, waiting at most the goodbye timeout; a send still stuck then is cancelled when
+    /// the connection ends. The read lease closes first: a Goodbye tells the peer that this node
+    /// serves no more paired reads, so it may write alone without waiting out its promise.
+    /// </summary>
     private async Task SayGoodbyeAsync(string reason)
     {
+        ReadLease.Close();
         var goodbye = SendControlAsync(new Envelope { Goodbye = new Goodbye { Reason = reason } });
         await Task.WhenAny(goodbye, Task.Delay(_options.GoodbyeTimeout));
     }

@@ -79,6 +79,39 @@ public sealed class PeerReadLeaseTests
         Assert.True(connection.ReadLease.GrantsExpired);
     }
 
+    [Fact]
+    public async Task A_peer_that_says_goodbye_is_owed_no_promise_and_one_that_just_goes_is()
+    {
+        var (polite, politeRaw) = StartWithRawPeer();
+        var (abrupt, abruptRaw) = StartWithRawPeer();
+        foreach (var raw in new[] { politeRaw, abruptRaw })
+        {
+            await raw.SendAsync(new Envelope { Ping = new Ping { Nonce = 3, SentAtUs = 1, LeaseUs = 2_000_000 } });
+            Assert.Equal(2_000_000, (await NextPongAsync(raw)).LeaseUs);
+        }
+
+        await politeRaw.SendAsync(new Envelope { Goodbye = new Goodbye { Reason = "node maintenance" } });
+        await abruptRaw.CloseAsync();
+        Assert.Equal(PeerConnectionEndReason.RemoteClosed, (await polite.Completion.WaitAsync(TestTimeouts.Wait)).Reason);
+        Assert.Equal(PeerConnectionEndReason.RemoteClosed, (await abrupt.Completion.WaitAsync(TestTimeouts.Wait)).Reason);
+
+        Assert.True(polite.ReadLease.GrantsExpired);
+        Assert.False(abrupt.ReadLease.GrantsExpired);
+    }
+
+    [Fact]
+    public async Task Saying_goodbye_gives_up_the_read_lease_before_the_goodbye_leaves()
+    {
+        await using var pair = ConnectionPair.Create(DelegateHandler.AlwaysOk());
+        await WaitUntilAsync(() => pair.A.ReadLease.IsHeld, "A holds the lease");
+
+        await pair.A.CloseAsync("node maintenance").WaitAsync(TestTimeouts.Wait);
+        await pair.B.Completion.WaitAsync(TestTimeouts.Wait);
+
+        Assert.False(pair.A.ReadLease.IsHeld);
+        Assert.True(pair.B.ReadLease.GrantsExpired);
+    }
+
     [Theory]
     [InlineData(long.MaxValue, 2_000_000)]
     [InlineData(-5, 0)]

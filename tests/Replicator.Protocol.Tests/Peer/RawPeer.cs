@@ -17,6 +17,13 @@ internal sealed class RawPeer(IDuplexPipe pipe)
 
     public Task SendAsync(Envelope header, byte[]? payload = null) => SendAsync(PeerFrameSamples.Encode(header, payload ?? []));
 
+    /// <summary>Hangs up without a word, as a process that dies does.</summary>
+    public async Task CloseAsync()
+    {
+        await pipe.Output.CompleteAsync();
+        await pipe.Input.CompleteAsync();
+    }
+
     /// <summary>The next frame; null when the connection closed.</summary>
     public async Task<PeerFrame?> ReceiveAsync()
     {
