@@ -157,6 +157,9 @@ public sealed class ResyncEngineTests
 
         await pair.ConnectAsync();
         await gate.Holding.WaitAsync(Timeout);
+
+        // Runs go out in parallel: the fourth can be held before the first three are answered.
+        await Eventually.TrueAsync(() => resync.SentBytes == 3 * 4096, "the three runs let through have landed");
         await pair.DisconnectAsync();
         var remaining = pair.A.Replica.OutOfSyncBytes;
         var sentBefore = resync.SentBytes;
