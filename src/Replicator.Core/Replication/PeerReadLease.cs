@@ -63,7 +63,7 @@ internal sealed class PeerReadLease
     }
 
     /// <summary>The margin a promise adds to the lease it grants: clocks on two machines run at slightly different rates.</summary>
-    public static TimeSpan Margin(TimeSpan lease) => (lease / 50) + TimeSpan.FromMilliseconds(1);
+    private static TimeSpan Margin(TimeSpan lease) => (lease / 50) + TimeSpan.FromMilliseconds(1);
 
     /// <summary>The peer granted <paramref name="lease"/> in answer to a Ping sent at <paramref name="sentTimestamp"/> (a <see cref="Stopwatch"/> timestamp).</summary>
     public void Renew(long sentTimestamp, TimeSpan lease)

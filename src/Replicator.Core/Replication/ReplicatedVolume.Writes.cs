@@ -193,7 +193,7 @@ internal sealed partial class ReplicatedVolume
     /// </summary>
     private async ValueTask<GenerationIds> ClaimWritingAloneAsync(PeerReadLease? peerMayRead, CancellationToken cancellationToken)
     {
-        if (peerMayRead is { GrantsExpired: false })
+        if (peerMayRead is not null)
         {
             try
             {

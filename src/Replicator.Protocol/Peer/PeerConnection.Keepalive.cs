@@ -13,9 +13,6 @@ internal sealed partial class PeerConnection
     private long _lastRoundTripTicks = -1;
     private ulong _lastPingNonce;
 
-    /// <summary>The last Ping received and not yet answered (the receive loop's own).</summary>
-    private Ping? _pingToAnswer;
-
     /// <summary>The last Ping round trip measured; null until the first Pong.</summary>
     public TimeSpan? LastRoundTrip => Volatile.Read(ref _lastRoundTripTicks) is var ticks and >= 0 ? TimeSpan.FromTicks(ticks) : null;
 
@@ -87,18 +84,12 @@ internal sealed partial class PeerConnection
     }
 
     /// <summary>
-    /// Answers the last Ping received, if any. The lease granted is the one asked for, but no longer
-    /// than this node's keepalive timeout: when this node declares the peer gone for silence, it has
-    /// then received no Ping for that long, so no promise is left to hold up its writes alone.
+    /// Answers a Ping. The lease granted is the one asked for, but no longer than this node's
+    /// keepalive timeout: when this node declares the peer gone for silence, it has then received
+    /// no Ping for that long, so no promise is left to hold up its writes alone.
     /// </summary>
-    private void AnswerPing()
+    private void AnswerPing(Ping ping)
     {
-        if (_pingToAnswer is not { } ping)
-        {
-            return;
-        }
-
-        _pingToAnswer = null;
         var granted = Microseconds(ping.LeaseUs, _options.KeepaliveTimeout);
         if (granted > TimeSpan.Zero && !ReadLease.TryGrant(granted))
         {

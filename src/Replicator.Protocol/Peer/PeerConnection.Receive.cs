@@ -39,8 +39,6 @@ internal sealed partial class PeerConnection
                         }
                     }
 
-                    AnswerPing();
-
                     if (result.IsCompleted)
                     {
                         return buffer.IsEmpty
@@ -79,10 +77,7 @@ internal sealed partial class PeerConnection
                 return null;
             case Envelope.BodyOneofCase.Ping:
                 RejectPayload(frame);
-
-                // Answered once the frames read with it are processed: a Goodbye right behind it
-                // ends the connection without a Pong to a peer that has stopped reading.
-                _pingToAnswer = header.Ping;
+                AnswerPing(header.Ping);
                 return null;
             case Envelope.BodyOneofCase.Pong:
                 RejectPayload(frame);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Replicator.Core.Devices;
 using Replicator.Core.Replication;
 
@@ -94,7 +95,7 @@ internal sealed class MemoryLink : IDisposable
 
     private static void Ping(PeerReadLease asker, PeerReadLease granter)
     {
-        var sent = System.Diagnostics.Stopwatch.GetTimestamp();
+        var sent = Stopwatch.GetTimestamp();
         if (granter.TryGrant(LeaseDuration))
         {
             asker.Renew(sent, LeaseDuration);
