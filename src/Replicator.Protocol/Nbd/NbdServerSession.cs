@@ -121,14 +121,7 @@ internal sealed class NbdServerSession
     public void Abort()
     {
         _stopping.Cancel();
-        try
-        {
-            _transport.Output.CancelPendingFlush();
-        }
-        catch (ObjectDisposedException)
-        {
-            // The session completed its output already (a stream-backed pipe then refuses): nothing to cancel.
-        }
+        PipeWake.Flush(_transport.Output);
 
         // Last: cancelling a receive can run the rest of the session, up to its close, on this thread.
         _aborting.Cancel();

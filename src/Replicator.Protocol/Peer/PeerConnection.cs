@@ -164,7 +164,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
         // First of all: from here on this node serves no paired read and promises nothing more.
         ReadLease.Close();
         _closing.Cancel();
-        _transport.Input.CancelPendingRead();
+        PipeWake.Read(_transport.Input);
         FailPendingRequests(end);
         return true;
     }

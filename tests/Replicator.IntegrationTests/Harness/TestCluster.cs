@@ -178,13 +178,51 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
-    public Task WaitInSyncAsync(string volume, TimeSpan? timeout = null) =>
-        WaitUntilAsync(async () =>
+    public async Task WaitInSyncAsync(string volume, TimeSpan? timeout = null)
+    {
+        try
         {
-            var a = await VolumeAsync("a", volume);
-            var b = await VolumeAsync("b", volume);
-            return a.InSync && b.InSync;
-        }, timeout ?? TimeSpan.FromSeconds(60), $"volume {volume} did not get back in sync");
+            await WaitUntilAsync(async () =>
+            {
+                var a = await VolumeAsync("a", volume);
+                var b = await VolumeAsync("b", volume);
+                return a.InSync && b.InSync;
+            }, timeout ?? TimeSpan.FromSeconds(60), $"volume {volume} did not get back in sync");
+        }
+        catch (Xunit.Sdk.XunitException failure)
+        {
+            throw new Xunit.Sdk.XunitException($"{failure.Message}\n{LogTails()}");
+        }
+    }
+
+    /// <summary>
+    /// The last lines each process of the cluster logged (the nodes, as cluster up or this test started them, and
+    /// the gateway), for a failure message: a wait that times out in CI is otherwise a riddle.
+    /// </summary>
+    public string LogTails(int lines = 40)
+    {
+        var logs = new[] { "a", "b" }
+            .SelectMany(node => new[] { Path.Combine(DataDir(node), "node.log"), Path.Combine(DataDir(node), "test-restart.log") })
+            .Append(Path.Combine(Directory, "gateway.log"));
+        var text = new System.Text.StringBuilder();
+        foreach (var log in logs.Where(File.Exists))
+        {
+            text.Append("--- last ").Append(lines).Append(" lines of ").AppendLine(log);
+            try
+            {
+                foreach (var line in File.ReadLines(log).TakeLast(lines))
+                {
+                    text.AppendLine(line);
+                }
+            }
+            catch (IOException e)
+            {
+                text.AppendLine(e.Message);
+            }
+        }
+
+        return text.ToString();
+    }
 
     /// <summary>Runs <c>replicator verify</c> and returns the number of differing regions it reported.</summary>
     public async Task<long> VerifyAsync(string volume)

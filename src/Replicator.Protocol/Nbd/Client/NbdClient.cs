@@ -326,8 +326,7 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             _refusing = true;
         }
 
-        _transport.Input.CancelPendingRead();
-        _transport.Output.CancelPendingFlush();
+        PipeWake.Both(_transport);
     }
 
     /// <summary>Once both loops are done: closes the transport, then fails whatever is still in flight.</summary>

@@ -199,6 +199,42 @@ public sealed class NbdClientTests : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The gateway aborts a node's connections when one of them fails; when the node was killed, its other
+    /// connection finds the socket closed at the same moment and completes its pipes. The abort must then end
+    /// quietly: an exception there, on a thread-pool thread, killed the gateway.
+    /// </summary>
+    [Fact]
+    public async Task AnAbortOvertakenByTheServerClosingTheSocketEndsQuietly()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        listener.Listen();
+        using var clientSocket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await clientSocket.ConnectAsync(listener.LocalEndPoint!);
+        using var serverSocket = await listener.AcceptAsync();
+
+        var serverStream = new NetworkStream(serverSocket);
+        var session = new NbdServerSession(new DuplexPipe(PipeReader.Create(serverStream), PipeWriter.Create(serverStream)),
+            _catalog, NbdServerOptions.Default, _logger, "server");
+        _sessions.Add((session, Task.Run(session.RunAsync)));
+
+        var clientStream = new NetworkStream(clientSocket);
+        var held = new HeldCancelPipe(new DuplexPipe(PipeReader.Create(clientStream), PipeWriter.Create(clientStream)));
+        var client = await NbdClient.ConnectAsync(held, "vol0", _logger, transportOwner: clientStream).WaitAsync(Timeout);
+        await client.WriteAsync(0, NbdBytes.Pattern(4096, 5), IoFlags.None).AsTask().WaitAsync(Timeout);
+
+        var abort = Task.Run(() => client.Abort("the other connection to this node failed"));
+        await held.Held.WaitAsync(Timeout);
+        serverSocket.Shutdown(SocketShutdown.Both);
+        var closed = await client.Closed.WaitAsync(Timeout);
+        held.Release();
+
+        await abort.WaitAsync(Timeout);
+        Assert.Equal(NbdClientEndReason.Aborted, closed.Reason);
+        Assert.False(client.IsOpen);
+    }
+
     [Fact]
     public async Task ConnectingWhereNothingListensFailsWithASocketError()
     {
