@@ -41,7 +41,11 @@ internal static partial class AdminApi
         var state = volumes.Link;
         return info with
         {
-            Peer = new PeerInfo(peer, state is not null, state?.Address, state?.Since, volumes.Connects),
+            Peer = new PeerInfo(peer, state is not null, state?.Address, state?.Since, volumes.Connects)
+            {
+                ReadLeaseHeld = state?.ReadLease.IsHeld == true,
+                ReadLeaseMs = state?.ReadLeaseAsked.TotalMilliseconds,
+            },
             Quorum = volumes.Quorum.Describe(),
         };
     }

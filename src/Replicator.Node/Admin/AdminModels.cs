@@ -8,7 +8,17 @@ internal sealed record NodeInfo(string Name, Guid NodeId, Guid ClusterId, string
     public string? Quorum { get; init; }
 }
 
-internal sealed record PeerInfo(string Name, bool Connected, string? Address, DateTimeOffset? ConnectedSince, int Connects);
+internal sealed record PeerInfo(string Name, bool Connected, string? Address, DateTimeOffset? ConnectedSince, int Connects)
+{
+    /// <summary>
+    /// Whether this node holds the read lease now (its peer answered a Ping within the lease), so its paired
+    /// replicas serve reads locally; while it does not, such reads wait for the next Pong or the link's end.
+    /// </summary>
+    public bool ReadLeaseHeld { get; init; }
+
+    /// <summary>The lease each Ping asks for, in milliseconds; null while disconnected.</summary>
+    public double? ReadLeaseMs { get; init; }
+}
 
 internal sealed record PoolInfo(long CapacityBytes, long VirtualBytes, long AllocatedBytes, long FreeBytes, int Volumes, int ExtentSize);
 

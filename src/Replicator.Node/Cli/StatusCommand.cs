@@ -91,7 +91,8 @@ internal static class StatusCommand
 
             var info = node.Node!;
             var peer = info.Peer is null ? "no peer (single node)"
-                : info.Peer.Connected ? $"peer {info.Peer.Name} [green]connected[/] since {info.Peer.ConnectedSince:HH:mm:ss}, {info.Peer.Connects} connect(s)"
+                : info.Peer.Connected ? $"peer {info.Peer.Name} [green]connected[/] since {info.Peer.ConnectedSince:HH:mm:ss}, {info.Peer.Connects} connect(s), " +
+                    (info.Peer.ReadLeaseHeld ? $"read lease held ({info.Peer.ReadLeaseMs:0} ms)" : $"[yellow]read lease lapsed[/] ({info.Peer.ReadLeaseMs:0} ms): paired reads wait for the peer")
                 : $"peer {info.Peer.Name} [red]disconnected[/], {info.Peer.Connects} connect(s)";
             rows.Add(new Markup($"[bold]node {Markup.Escape(info.Name)}[/] pid {info.Pid}, {Markup.Escape(info.NbdTcp)}; {peer}"));
             rows.Add(new Markup($"  pool {ByteSize.Format(node.Pool!.AllocatedBytes)} allocated of {ByteSize.Format(node.Pool.CapacityBytes)}, {ByteSize.Format(node.Pool.FreeBytes)} free, {ByteSize.Format(node.Pool.VirtualBytes)} provisioned"));

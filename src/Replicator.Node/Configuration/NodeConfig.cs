@@ -137,6 +137,17 @@ internal sealed record PeerConfig
     /// <summary>Seconds without any frame from the peer before it is declared gone.</summary>
     public double KeepaliveTimeoutSeconds { get; init; } = 2;
 
+    /// <summary>
+    /// Seconds a Pong lets this node serve paired reads locally, and at most how long the first write
+    /// alone after a peer's sudden death waits; null for a quarter of <see cref="KeepaliveTimeoutSeconds"/>.
+    /// Shorter makes a kill cheaper to fail over and costs more Pings (three per lease).
+    /// </summary>
+    public double? ReadLeaseSeconds { get; init; }
+
+    /// <summary>The read lease this node asks its peer for (see <see cref="ReadLeaseSeconds"/>).</summary>
+    [JsonIgnore]
+    public TimeSpan ReadLease => TimeSpan.FromSeconds(ReadLeaseSeconds ?? KeepaliveTimeoutSeconds / 4);
+
     public void Validate(string path, string localName)
     {
         if (string.IsNullOrWhiteSpace(Name) || Name == localName)
@@ -160,6 +171,12 @@ internal sealed record PeerConfig
         if (KeepaliveTimeoutSeconds is < 0.2 or > 600)
         {
             throw new ConfigurationException($"{path}: peer.keepaliveTimeoutSeconds must be between 0.2 and 600");
+        }
+
+        if (ReadLeaseSeconds is { } lease && (lease < 0.03 || lease > KeepaliveTimeoutSeconds))
+        {
+            throw new ConfigurationException(
+                $"{path}: peer.readLeaseSeconds must be between 0.03 and the keepalive timeout ({KeepaliveTimeoutSeconds} s), or left out for a quarter of it");
         }
     }
 }

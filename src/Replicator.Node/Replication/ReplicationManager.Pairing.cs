@@ -82,7 +82,7 @@ internal sealed partial class ReplicationManager
             context = _context;
         }
 
-        Volatile.Write(ref _link, new PeerLinkState(peerHello.NodeName, peerId, DateTimeOffset.UtcNow, connection.PeerName));
+        Volatile.Write(ref _link, new PeerLinkState(peerHello.NodeName, peerId, DateTimeOffset.UtcNow, connection.PeerName, connection.ReadLease, connection.ReadLeaseAsked));
         Interlocked.Increment(ref _connects);
         try
         {

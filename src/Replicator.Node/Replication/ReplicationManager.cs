@@ -149,4 +149,4 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
 }
 
 /// <summary>The current peer connection, as status output shows it.</summary>
-internal sealed record PeerLinkState(string PeerName, Guid PeerNodeId, DateTimeOffset Since, string Address);
+internal sealed record PeerLinkState(string PeerName, Guid PeerNodeId, DateTimeOffset Since, string Address, PeerReadLease ReadLease, TimeSpan ReadLeaseAsked);

@@ -71,6 +71,9 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     /// <summary>The read lease this connection keeps with the peer, both ways (see <see cref="PeerReadLease"/>); closed when the connection ends.</summary>
     public PeerReadLease ReadLease { get; } = new();
 
+    /// <summary>The read lease each Ping asks for; the peer may grant less (at most its own keepalive timeout).</summary>
+    public TimeSpan ReadLeaseAsked => _options.EffectiveReadLease;
+
     /// <summary>How the connection ended; null while it is up.</summary>
     public PeerConnectionEnd? End => Volatile.Read(ref _end);
 

@@ -41,6 +41,8 @@ public sealed class AdminApiTests(ClusterFixture fixture) : IClassFixture<Cluste
         var peer = node.RootElement.GetProperty("peer");
         Assert.Equal("b", peer.GetProperty("name").GetString());
         Assert.True(peer.GetProperty("connected").GetBoolean());
+        Assert.True(peer.GetProperty("readLeaseHeld").GetBoolean());
+        Assert.Equal(500, peer.GetProperty("readLeaseMs").GetDouble());
         Assert.Contains("witness", node.RootElement.GetProperty("quorum").GetString());
 
         using var cluster = await Cluster.GetJsonAsync("b", "/api/v1/cluster");

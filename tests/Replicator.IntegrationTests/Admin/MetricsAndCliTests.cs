@@ -59,7 +59,7 @@ public sealed partial class MetricsAndCliTests(ClusterFixture fixture) : IClassF
 
         var table = await Cluster.CliAsync("status");
         Assert.True(table.ExitCode == 0, table.Describe());
-        foreach (var text in new[] { "node a", "node b", "peer b", "peer a", "connected", volume, "96 MiB", "up-to-date", "witness", "out of sync" })
+        foreach (var text in new[] { "node a", "node b", "peer b", "peer a", "connected", volume, "96 MiB", "up-to-date", "witness", "out of sync", "read lease held (500 ms)" })
         {
             Assert.Contains(text, table.Stdout);
         }

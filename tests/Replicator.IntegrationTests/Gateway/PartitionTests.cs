@@ -57,10 +57,12 @@ public sealed class PartitionTests(ITestOutputHelper output)
         var volume = await cluster.CreateVolumeAsync("lease", preferred: "a");
         await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x11 0 4k");
         await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x11 0 4k");
+        Assert.Equal((true, true, 2000.0), await PeerLeaseAsync(cluster, "b"));
 
         cluster.PeerLink!.Cut();
         await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x22 0 4k");
         Assert.Equal("connected", (await cluster.VolumeAsync("b", volume)).Connection);
+        Assert.Equal((true, false, 2000.0), await PeerLeaseAsync(cluster, "b"));
 
         // b has had no read lease since a Pong went missing: its read waits for the link to end,
         // then b, without the vote, refuses it. It never returns the 0x11 that a has overwritten.
@@ -73,6 +75,14 @@ public sealed class PartitionTests(ITestOutputHelper output)
         await cluster.WaitInSyncAsync(volume);
         Assert.Equal(0, await cluster.VerifyAsync(volume));
         await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
+    }
+
+    /// <summary>What a node's resource says of its peer link: connected, holding the read lease, and the lease it asks for (a quarter of its keepalive timeout).</summary>
+    private static async Task<(bool Connected, bool Held, double LeaseMs)> PeerLeaseAsync(TestCluster cluster, string node)
+    {
+        using var json = await cluster.GetJsonAsync(node, "/api/v1/node");
+        var peer = json.RootElement.GetProperty("peer");
+        return (peer.GetProperty("connected").GetBoolean(), peer.GetProperty("readLeaseHeld").GetBoolean(), peer.GetProperty("readLeaseMs").GetDouble());
     }
 
     [Fact]

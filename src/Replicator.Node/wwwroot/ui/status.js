@@ -470,7 +470,8 @@
           ? [pill(peer.connected ? 'ok' : 'degraded', peer.connected ? 'connected' : 'disconnected', { peer: peer.name }),
             peer.connected ? ` to ${peer.name}` : ` from ${peer.name}`,
             peer.connected && peer.connectedSince ? ` since ${clock(peer.connectedSince)}` : '',
-            peer.connects > 1 ? h('span', { class: 'muted' }, ` (${plural(peer.connects, 'connect')})`) : '']
+            peer.connects > 1 ? h('span', { class: 'muted' }, ` (${plural(peer.connects, 'connect')})`) : '',
+            peer.connected && !peer.readLeaseHeld ? h('span', { class: 'muted' }, ' · read lease lapsed: paired reads wait for the peer') : '']
           : 'none configured'),
         fact('NBD', (info.nbdTcp || '–').replace(/^nbd:\/\//, '')),
         fact('process', h('span', { title: `version ${info.version}, admin API ${node.admin}` }, `pid ${info.pid} · version ${shortVersion(info.version)}`))),
