@@ -35,6 +35,21 @@ internal sealed class PeerReadLease
     private bool _closed;
     private TaskCompletionSource _changed = NewSignal();
 
+    /// <summary>
+    /// What an earlier process of this node may have promised before it died: a closed lease whose last
+    /// promise runs <paramref name="longest"/> (the most this node grants, its keepalive timeout) from now.
+    /// Promises live in memory only. Without this, a node killed and restarted within one lease, while a
+    /// partition hid the kill from its peer, could write alone while the peer still served reads under the
+    /// old promise; with it, only the first write alone in the first seconds after a start waits.
+    /// </summary>
+    public static PeerReadLease PromisedBeforeThisProcess(TimeSpan longest)
+    {
+        var lease = new PeerReadLease();
+        lease.TryGrant(longest);
+        lease.Close();
+        return lease;
+    }
+
     /// <summary>Whether this node may serve reads of its paired replicas now.</summary>
     public bool IsHeld => Stopwatch.GetTimestamp() < Volatile.Read(ref _heldUntil);
 

@@ -41,9 +41,11 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     private long _lastForegroundTicks;
 
     /// <param name="peerName">The peer node's name, or null for a node without a peer (nothing to replicate, nothing to track).</param>
-    public ReplicatedVolume(ThinVolume local, ReplicaStore replica, IWriteQuorum quorum, string? peerName, ILogger logger)
+    /// <param name="earlierPromise">What this node may have promised its peer before it started (see <see cref="PeerReadLease.PromisedBeforeThisProcess"/>): the first write alone waits it out.</param>
+    public ReplicatedVolume(ThinVolume local, ReplicaStore replica, IWriteQuorum quorum, string? peerName, ILogger logger, PeerReadLease? earlierPromise = null)
     {
         _local = local;
+        _lastLease = earlierPromise;
         Replica = replica;
         _quorum = quorum;
         PeerName = peerName ?? "(none)";

@@ -27,6 +27,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
     private readonly Tombstones _tombstones;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger _logger;
+    private readonly PeerReadLease? _promisedBeforeStart;
     private PeerLinkState? _link;
 
     public ReplicationManager(string nodeDirectory, NodeConfig config, StoragePool pool, IWriteQuorum quorum, ILoggerFactory loggerFactory)
@@ -39,6 +40,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
         _replicasDirectory = Path.Combine(nodeDirectory, ReplicasDirectoryName);
         Directory.CreateDirectory(_replicasDirectory);
         _tombstones = new Tombstones(_replicasDirectory);
+        _promisedBeforeStart = config.Peer is { } peer ? PeerReadLease.PromisedBeforeThisProcess(TimeSpan.FromSeconds(peer.KeepaliveTimeoutSeconds)) : null;
         foreach (var volume in pool.Volumes)
         {
             Register(volume, ReplicaOrigin.CreatedHere);
@@ -135,7 +137,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
             : origin == ReplicaOrigin.CreatedHere
                 ? ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
                 : ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
-        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger);
+        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart);
         lock (_lock)
         {
             _volumes[local.Id] = volume;

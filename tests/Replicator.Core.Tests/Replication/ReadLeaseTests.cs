@@ -65,6 +65,19 @@ public sealed class ReadLeaseTests
     }
 
     [Fact]
+    public async Task A_node_just_started_writes_alone_only_once_what_its_previous_process_may_have_promised_has_run_out()
+    {
+        var clock = Stopwatch.StartNew();
+        using var side = new ReplicaSide("A", "B", Guid.NewGuid(), ReplicaPair.DefaultSize,
+            earlierPromise: PeerReadLease.PromisedBeforeThisProcess(TimeSpan.FromMilliseconds(300)));
+
+        var data = Pattern(4096, seed: 41);
+        await side.Volume.WriteAsync(0, data, IoFlags.None).AsTask().WaitAsync(Timeout);
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(300), $"wrote alone {clock.Elapsed.TotalMilliseconds:F0} ms after the start, inside the promise");
+        Assert.Equal(data, await side.ReadLocalAsync(0, data.Length));
+    }
+
+    [Fact]
     public async Task A_paired_replica_whose_pongs_are_late_waits_to_read_until_its_lease_is_renewed()
     {
         await using var pair = await ReplicaPair.ConnectedAsync();

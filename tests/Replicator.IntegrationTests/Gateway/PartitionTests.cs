@@ -77,6 +77,38 @@ public sealed class PartitionTests(ITestOutputHelper output)
         await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
     }
 
+    [Fact]
+    public async Task A_node_restarted_at_once_after_a_kill_the_cut_hid_waits_out_its_old_promise_before_writing_alone()
+    {
+        // Both nodes notice a silent peer only after 8 s; b asks for 6 s read leases, which a grants. So after
+        // the cut b may read locally for up to 6 s more, on the promise a's killed process made.
+        var slow = new Dictionary<string, double> { ["a"] = 8, ["b"] = 8 };
+        await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true, slow, new Dictionary<string, double> { ["b"] = 6 });
+        var volume = await cluster.CreateVolumeAsync("promise", preferred: "a");
+        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x11 0 4k");
+        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x11 0 4k");
+
+        cluster.PeerLink!.Cut();
+        var cut = System.Diagnostics.Stopwatch.StartNew();
+        await cluster.KillAsync("a");
+        await cluster.RestartAsync("a");
+        output.WriteLine($"node a killed and serving again {cut.ElapsedMilliseconds} ms after the cut");
+
+        // The new process of a cannot reach b; it takes the witness's vote and writes alone, but only once the
+        // longest promise its previous process could have made has run out.
+        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x22 0 4k");
+        output.WriteLine($"a acknowledged its write alone {cut.ElapsedMilliseconds} ms after the cut");
+
+        var stale = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read -P 0x11 0 4k", cluster.Uri("b", volume)]);
+        output.WriteLine(stale.Describe());
+        Assert.DoesNotContain("read 4096/4096 bytes", stale.Stdout, StringComparison.Ordinal);
+
+        cluster.PeerLink.Heal();
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
+    }
+
     /// <summary>What a node's resource says of its peer link: connected, holding the read lease, and the lease it asks for (a quarter of its keepalive timeout).</summary>
     private static async Task<(bool Connected, bool Held, double LeaseMs)> PeerLeaseAsync(TestCluster cluster, string node)
     {

@@ -6,8 +6,10 @@ namespace Replicator.IntegrationTests.Harness;
 /// <summary>
 /// A TCP relay on loopback between two processes that a test can cut and heal, to play a broken
 /// link. Cut is a black hole, as a failed switch or cable is: nothing is closed, bytes simply stop
-/// arriving in both directions, so each side notices only by its own timeouts. Heal drops the
-/// connections that were cut (as a real link flap resets them) and relays new ones again.
+/// arriving in both directions, so each side notices only by its own timeouts. Not even a close
+/// crosses a cut link: a process killed on one side, or one that gives up on the link, leaves the
+/// other side's connection open until heal. Heal drops the connections that were cut (as a real
+/// link flap resets them) and relays new ones again.
 /// </summary>
 /// <remarks>
 /// Why a relay rather than network namespaces: the nodes under test bind loopback addresses
@@ -115,6 +117,7 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         finally
         {
+            await HeldWhileCutAsync(relay);
             relay.Dispose();
         }
     }
@@ -127,7 +130,12 @@ public sealed class TcpProxy : IAsyncDisposable
             var n = await from.ReceiveAsync(buffer, SocketFlags.None);
             if (n == 0)
             {
-                to.Shutdown(SocketShutdown.Send);
+                await HeldWhileCutAsync(relay);
+                if (!relay.Closed)
+                {
+                    to.Shutdown(SocketShutdown.Send);
+                }
+
                 return;
             }
 
@@ -146,7 +154,16 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-    private sealed class Relay(Socket client) : IDisposable
+    /// <summary>While the link is cut, an end that one side made does not reach the other: wait for heal, which drops the relay.</summary>
+    private async Task HeldWhileCutAsync(Relay relay)
+    {
+        while (_cut && !relay.Closed && !_stop.IsCancellationRequested)
+        {
+            await Task.Delay(50);
+        }
+    }
+
+        private sealed class Relay(Socket client) : IDisposable
     {
         public Socket Client { get; } = client;
 

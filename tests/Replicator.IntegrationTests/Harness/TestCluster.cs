@@ -43,7 +43,9 @@ public sealed class TestCluster : IAsyncDisposable
     /// (<see cref="PeerLink"/>) and, with a witness, each node's link to it (<see cref="WitnessLink"/>).
     /// </summary>
     /// <param name="keepaliveTimeoutSeconds">A node's peer keepalive timeout, where the test wants one other than the default.</param>
-    public static async Task<TestCluster> StartWithCuttableLinksAsync(bool witness, IReadOnlyDictionary<string, double>? keepaliveTimeoutSeconds = null)
+    /// <param name="readLeaseSeconds">The read lease a node asks for, where the test wants one other than a quarter of its timeout.</param>
+    public static async Task<TestCluster> StartWithCuttableLinksAsync(
+        bool witness, IReadOnlyDictionary<string, double>? keepaliveTimeoutSeconds = null, IReadOnlyDictionary<string, double>? readLeaseSeconds = null)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
         var cluster = new TestCluster(directory, ownsDirectory: true);
@@ -62,6 +64,11 @@ public sealed class TestCluster : IAsyncDisposable
             if (keepaliveTimeoutSeconds?.GetValueOrDefault(node) is { } keepalive and > 0)
             {
                 config["peer"]!["keepaliveTimeoutSeconds"] = keepalive;
+            }
+
+            if (readLeaseSeconds?.GetValueOrDefault(node) is { } lease and > 0)
+            {
+                config["peer"]!["readLeaseSeconds"] = lease;
             }
 
             if (config["witness"]?["address"]?.GetValue<string>() is { } witnessAddress)

@@ -21,7 +21,8 @@ internal sealed class ReplicaSide : IDisposable
     private bool _disposed;
 
     /// <param name="empty">The replica holds no meaningful data (a new or replaced disk), as the node creates one for a volume only the peer has.</param>
-    public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false)
+    /// <param name="earlierPromise">What the node promised its peer before this process started.</param>
+    public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
     {
         Name = name;
         Store = new ObservedBackingStore(new MemoryBackingStore(StoreCapacity));
@@ -31,7 +32,7 @@ internal sealed class ReplicaSide : IDisposable
             empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
             empty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.UpToDate,
             ReplicaFlags.None, NullLogger.Instance);
-        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance);
+        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance, earlierPromise);
     }
 
     public string Name { get; }
