@@ -65,6 +65,39 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
         Assert.Equal(0, await cluster.VerifyAsync(volume));
     }
 
+    /// <summary>
+    /// The gateway holds no state of its own (the nodes hold the data, the routing follows their status), so a
+    /// supervisor that starts it again turns its crash into a pause for a client that reconnects, as QEMU does
+    /// with <c>reconnect-delay</c>: the requests it had in flight are sent again, and none fails.
+    /// </summary>
+    [Fact]
+    public async Task A_gateway_killed_and_started_again_is_only_a_pause_for_a_client_that_reconnects()
+    {
+        await using var cluster = await TestCluster.StartAsync();
+        var volume = await GatewayHarness.CreateVolumeAsync(cluster, "gwrestart", preferred: "a");
+        var image = $"driver=nbd,server.type=unix,server.path={cluster.GatewaySocket},export={volume},reconnect-delay=30";
+        var io = ExternalTool.RunAsync("qemu-io", ["--image-opts", image, "-c", "write -P 0x5a 0 256M", "-c", "read -P 0x5a 0 256M"], TimeSpan.FromMinutes(2));
+        await TestCluster.WaitUntilAsync(async () => (await cluster.VolumeAsync("a", volume)).AllocatedBytes >= 16 << 20,
+            TimeSpan.FromSeconds(30), "qemu-io did not start writing");
+
+        var down = Stopwatch.StartNew();
+        var firstPid = cluster.GatewayPid;
+        await cluster.KillAndRestartGatewayAsync();
+        var allocated = (await cluster.VolumeAsync("a", volume)).AllocatedBytes;
+        output.WriteLine($"gateway {firstPid} killed; gateway {cluster.GatewayPid} served {down.ElapsedMilliseconds} ms later, " +
+            $"with {allocated >> 20} MiB of the 256 MiB written");
+
+        var run = await io;
+        output.WriteLine(run.Describe());
+        Assert.True(run.ExitCode == 0, run.Describe());
+        Assert.Contains("wrote 268435456/268435456 bytes", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains("read 268435456/268435456 bytes", run.Stdout, StringComparison.Ordinal);
+        Assert.NotEqual(firstPid, cluster.GatewayPid);
+
+        await cluster.WaitInSyncAsync(volume);
+        Assert.Equal(0, await cluster.VerifyAsync(volume));
+    }
+
     [Fact]
     public async Task A_node_that_stops_answering_is_failed_over_by_the_timeout_and_taken_back_once_it_resumes()
     {

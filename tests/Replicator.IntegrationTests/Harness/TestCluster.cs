@@ -10,6 +10,9 @@ namespace Replicator.IntegrationTests.Harness;
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
+    /// <summary>Where <see cref="_restarted"/> keeps a gateway this test started again (node names are a and b).</summary>
+    private const string GatewayKey = "gateway";
+
     private readonly Dictionary<string, ReplicatorProcess> _restarted = [];
     private readonly Dictionary<string, TcpProxy> _witnessLinks = [];
     private readonly bool _ownsDirectory;
@@ -102,12 +105,39 @@ public sealed class TestCluster : IAsyncDisposable
     public Uri Admin(string node) => new(Node(node).GetProperty("admin").GetString()!);
 
     /// <summary>A volume through the gateway's Unix socket, the way a hypervisor attaches it.</summary>
-    public string GatewayUri(string volume) => $"nbd+unix:///{volume}?socket={Gateway.GetProperty("nbdSocket").GetString()}";
+    public string GatewayUri(string volume) => $"nbd+unix:///{volume}?socket={GatewaySocket}";
+
+    /// <summary>The gateway's Unix socket, where a client attaches.</summary>
+    public string GatewaySocket => Gateway.GetProperty("nbdSocket").GetString()!;
 
     /// <summary>A volume through the gateway's loopback TCP port.</summary>
     public string GatewayTcpUri(string volume) => $"{Gateway.GetProperty("nbd").GetString()}/{volume}";
 
-    public int GatewayPid => Gateway.GetProperty("pid").GetInt32();
+    /// <summary>The pid of the gateway now: the one cluster up started, or the one this test started again.</summary>
+    public int GatewayPid => _restarted.TryGetValue(GatewayKey, out var p) ? p.Pid : Gateway.GetProperty("pid").GetInt32();
+
+    /// <summary>
+    /// SIGKILLs the gateway and starts it again by hand (<c>gateway --cluster DIR</c>, as a supervisor such as
+    /// systemd would), waiting until it serves.
+    /// </summary>
+    public async Task KillAndRestartGatewayAsync()
+    {
+        if (_restarted.Remove(GatewayKey, out var previous))
+        {
+            await previous.KillAsync();
+            await previous.DisposeAsync();
+        }
+        else
+        {
+            using var handle = System.Diagnostics.Process.GetProcessById(GatewayPid);
+            handle.Kill();
+            await handle.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+
+        var process = ReplicatorProcess.Start(["gateway", "--cluster", Directory], Path.Combine(Directory, "test-gateway-restart.log"));
+        _restarted[GatewayKey] = process;
+        await process.WaitForOutputAsync("Gateway ready: attach", TimeSpan.FromSeconds(30));
+    }
 
     /// <summary>The gateway's status, <c>GET /api/v1/gateway</c> on its admin endpoint.</summary>
     public Task<JsonDocument> GatewayStatusAsync() => GetJsonAsync(new Uri(new Uri(Gateway.GetProperty("admin").GetString()!), "/api/v1/gateway"));
@@ -210,7 +240,8 @@ public sealed class TestCluster : IAsyncDisposable
     {
         var logs = new[] { "a", "b" }
             .SelectMany(node => new[] { Path.Combine(DataDir(node), "node.log"), Path.Combine(DataDir(node), "test-restart.log") })
-            .Append(Path.Combine(Directory, "gateway.log"));
+            .Append(Path.Combine(Directory, "gateway.log"))
+            .Append(Path.Combine(Directory, "test-gateway-restart.log"));
         var text = new System.Text.StringBuilder();
         foreach (var log in logs.Where(File.Exists))
         {
