@@ -12,7 +12,8 @@ internal sealed record ClusterUpSettings(string Directory, long VolumeSize, long
 /// <c>replicator cluster up --dir DIR</c>: the embedded default. Starts both nodes of a pair on
 /// loopback as child processes, creates <c>vol0</c> unless it exists, then starts a gateway in front of
 /// them, writes <c>DIR/cluster.json</c>, and stays in the foreground until Ctrl-C or SIGTERM, then stops
-/// its children cleanly (the gateway first). A child that dies on its own is reported and not restarted.
+/// its children cleanly (the gateway first). A gateway that dies on its own is started again (see
+/// <see cref="WatchChildrenAsync"/>); a node or the witness is reported and left down.
 /// </summary>
 internal static class ClusterRole
 {
@@ -21,6 +22,10 @@ internal static class ClusterRole
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
     private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(20);
     private static readonly TimeSpan PairTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>A gateway that lived this long before it died is started again at once; one that dies younger waits 1 s, doubling.</summary>
+    private static readonly TimeSpan GatewayHealthyLifetime = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan MaxGatewayRestartDelay = TimeSpan.FromSeconds(30);
 
     public static async Task<int> UpAsync(ClusterUpSettings settings, CancellationToken ct)
     {
@@ -83,7 +88,12 @@ internal static class ClusterRole
             manifest.Save(directory);
             PrintAttachInfo(directory, manifest);
 
-            await WatchChildrenAsync(children, ct);
+            await WatchChildrenAsync(children, async () =>
+            {
+                manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, parent, children, ct) };
+                manifest.Save(directory);
+                return children[^1];
+            }, ct);
             return ExitCodes.Ok;
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -226,11 +236,20 @@ internal static class ClusterRole
         Console.WriteLine("Press Ctrl-C to stop.");
     }
 
-    /// <summary>Waits for Ctrl-C or SIGTERM; reports a child that exits on its own and keeps the rest running.</summary>
-    private static async Task WatchChildrenAsync(List<ChildProcess> children, CancellationToken ct)
+    /// <summary>
+    /// Waits for Ctrl-C or SIGTERM. A gateway that exits on its own is started again, and <c>cluster.json</c>
+    /// names its new pid: it keeps no state (the nodes hold the data, its routing follows their status), so a
+    /// client that reconnects (QEMU's <c>reconnect-delay</c>) sees a pause. It starts again at once, or, when it
+    /// dies again within a minute of a start, after 1 s doubling to 30 s. A node or the witness that exits on its own is
+    /// reported and left down: an admin or a test may have stopped it on purpose (<c>node run</c> brings it back).
+    /// </summary>
+    /// <param name="restartGateway">Starts the gateway again and waits until it serves; adds it to the children.</param>
+    private static async Task WatchChildrenAsync(List<ChildProcess> children, Func<Task<ChildProcess>> restartGateway, CancellationToken ct)
     {
         var running = children.ToList();
         var stop = Task.Delay(Timeout.Infinite, ct);
+        var delay = TimeSpan.Zero;
+        var diedBefore = false;
         while (true)
         {
             var exited = running.Select(c => c.Exited).ToList();
@@ -242,11 +261,52 @@ internal static class ClusterRole
 
             var child = running[exited.IndexOf(done)];
             running.Remove(child);
-            Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
-                "The cluster keeps running without it; restart it by hand (see cluster.json).");
-            if (running.Count == 0)
+            if (child.Name != GatewayName)
             {
-                await stop;
+                Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
+                    "The cluster keeps running without it; restart it by hand (see cluster.json).");
+                if (running.Count == 0)
+                {
+                    await stop;
+                }
+
+                continue;
+            }
+
+            delay = !diedBefore || DateTime.UtcNow - child.StartedAt >= GatewayHealthyLifetime ? TimeSpan.Zero
+                : delay == TimeSpan.Zero ? TimeSpan.FromSeconds(1)
+                : TimeSpan.FromTicks(Math.Min(MaxGatewayRestartDelay.Ticks, delay.Ticks * 2));
+            diedBefore = true;
+            children.Remove(child);
+            Console.WriteLine($"gateway (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
+                $"Starting it again{(delay > TimeSpan.Zero ? $" in {delay.TotalSeconds:0} s" : "")}.");
+            child.Dispose();
+            running.Add(await StartGatewayAgainAsync(children, restartGateway, delay, ct));
+        }
+    }
+
+    /// <summary>Starts the gateway again after <paramref name="delay"/>, and again (the delay doubling) until it serves.</summary>
+    private static async Task<ChildProcess> StartGatewayAgainAsync(
+        List<ChildProcess> children, Func<Task<ChildProcess>> restartGateway, TimeSpan delay, CancellationToken ct)
+    {
+        while (true)
+        {
+            await Task.Delay(delay, ct);
+            try
+            {
+                var gateway = await restartGateway();
+                Console.WriteLine($"gateway started again (pid {gateway.Pid}); cluster.json names it");
+                return gateway;
+            }
+            catch (CliException e)
+            {
+                // It exited while starting, or did not come up: stop what is left of it before the next try.
+                var failed = children[^1];
+                await failed.StopAsync(StopGrace);
+                children.Remove(failed);
+                failed.Dispose();
+                delay = TimeSpan.FromTicks(Math.Min(MaxGatewayRestartDelay.Ticks, Math.Max(TimeSpan.FromSeconds(1).Ticks, delay.Ticks * 2)));
+                Console.WriteLine($"the gateway did not start again ({e.Message}); trying again in {delay.TotalSeconds:0} s");
             }
         }
     }

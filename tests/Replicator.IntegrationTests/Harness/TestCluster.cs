@@ -10,9 +10,6 @@ namespace Replicator.IntegrationTests.Harness;
 /// </summary>
 public sealed class TestCluster : IAsyncDisposable
 {
-    /// <summary>Where <see cref="_restarted"/> keeps a gateway this test started again (node names are a and b).</summary>
-    private const string GatewayKey = "gateway";
-
     private readonly Dictionary<string, ReplicatorProcess> _restarted = [];
     private readonly Dictionary<string, TcpProxy> _witnessLinks = [];
     private readonly bool _ownsDirectory;
@@ -113,30 +110,36 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>A volume through the gateway's loopback TCP port.</summary>
     public string GatewayTcpUri(string volume) => $"{Gateway.GetProperty("nbd").GetString()}/{volume}";
 
-    /// <summary>The pid of the gateway now: the one cluster up started, or the one this test started again.</summary>
-    public int GatewayPid => _restarted.TryGetValue(GatewayKey, out var p) ? p.Pid : Gateway.GetProperty("pid").GetInt32();
+    /// <summary>The pid of the gateway, as <c>cluster.json</c> names it (re-read after cluster up started it again).</summary>
+    public int GatewayPid => Gateway.GetProperty("pid").GetInt32();
 
     /// <summary>
-    /// SIGKILLs the gateway and starts it again by hand (<c>gateway --cluster DIR</c>, as a supervisor such as
-    /// systemd would), waiting until it serves.
+    /// SIGKILLs the gateway and waits until cluster up has started it again, <c>cluster.json</c> names the new
+    /// one and its status answers; returns how long that took from the kill.
     /// </summary>
-    public async Task KillAndRestartGatewayAsync()
+    public async Task<TimeSpan> KillGatewayAndWaitForItsRestartAsync()
     {
-        if (_restarted.Remove(GatewayKey, out var previous))
+        var killed = GatewayPid;
+        using (var handle = System.Diagnostics.Process.GetProcessById(killed))
         {
-            await previous.KillAsync();
-            await previous.DisposeAsync();
-        }
-        else
-        {
-            using var handle = System.Diagnostics.Process.GetProcessById(GatewayPid);
             handle.Kill();
             await handle.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
         }
 
-        var process = ReplicatorProcess.Start(["gateway", "--cluster", Directory], Path.Combine(Directory, "test-gateway-restart.log"));
-        _restarted[GatewayKey] = process;
-        await process.WaitForOutputAsync("Gateway ready: attach", TimeSpan.FromSeconds(30));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await WaitUntilAsync(async () =>
+        {
+            using var manifest = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(Directory, "cluster.json")));
+            if (manifest.RootElement.GetProperty("gateway").GetProperty("pid").GetInt32() == killed)
+            {
+                return false;
+            }
+
+            Manifest = manifest.RootElement.Clone();
+            (await GatewayStatusAsync()).Dispose();
+            return true;
+        }, TimeSpan.FromSeconds(30), "cluster up did not start the gateway again");
+        return clock.Elapsed;
     }
 
     /// <summary>The gateway's status, <c>GET /api/v1/gateway</c> on its admin endpoint.</summary>
@@ -240,8 +243,7 @@ public sealed class TestCluster : IAsyncDisposable
     {
         var logs = new[] { "a", "b" }
             .SelectMany(node => new[] { Path.Combine(DataDir(node), "node.log"), Path.Combine(DataDir(node), "test-restart.log") })
-            .Append(Path.Combine(Directory, "gateway.log"))
-            .Append(Path.Combine(Directory, "test-gateway-restart.log"));
+            .Append(Path.Combine(Directory, "gateway.log"));
         var text = new System.Text.StringBuilder();
         foreach (var log in logs.Where(File.Exists))
         {
