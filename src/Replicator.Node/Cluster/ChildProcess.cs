@@ -24,8 +24,6 @@ internal sealed class ChildProcess : IDisposable
 
     public int Pid => _process.Id;
 
-    public DateTime StartedAt { get; } = DateTime.UtcNow;
-
     public Task Exited => _process.WaitForExitAsync();
 
     public bool HasExited => _process.HasExited;

@@ -90,9 +90,10 @@ internal static class ClusterRole
 
             await WatchChildrenAsync(children, async () =>
             {
-                manifest = manifest with { Gateway = await StartGatewayAsync(directory, token, parent, children, ct) };
+                var gateway = await StartGatewayAsync(directory, token, parent, children, ct);
+                manifest = manifest with { Gateway = gateway };
                 manifest.Save(directory);
-                return children[^1];
+                return gateway;
             }, ct);
             return ExitCodes.Ok;
         }
@@ -117,6 +118,7 @@ internal static class ClusterRole
     /// Starts the gateway once the nodes serve. Its status endpoint answers only after its NBD server listens
     /// (hosted services start before the web server), so an answer means the volumes are exported.
     /// </summary>
+    /// <remarks>A gateway that does not come up is stopped and taken off <paramref name="children"/> before the error goes on.</remarks>
     private static async Task<ClusterGatewayEntry> StartGatewayAsync(string directory, string token, string parent, List<ChildProcess> children, CancellationToken ct)
     {
         var config = GatewayConfig.EnsureForCluster(directory);
@@ -124,7 +126,18 @@ internal static class ClusterRole
         children.Add(gateway);
         var admin = $"http://{config.AdminListen}";
         using var client = new AdminClient(new Uri(admin), token, TimeSpan.FromSeconds(10));
-        await WaitReadyAsync(client, gateway, "/gateway", ct);
+        try
+        {
+            await WaitReadyAsync(client, gateway, "/gateway", ct);
+        }
+        catch (CliException)
+        {
+            await gateway.StopAsync(StopGrace);
+            children.Remove(gateway);
+            gateway.Dispose();
+            throw;
+        }
+
         return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = config.SocketPath(directory), Nbd = $"nbd://{config.NbdListen}", Admin = admin };
     }
 
@@ -240,73 +253,54 @@ internal static class ClusterRole
     /// Waits for Ctrl-C or SIGTERM. A gateway that exits on its own is started again, and <c>cluster.json</c>
     /// names its new pid: it keeps no state (the nodes hold the data, its routing follows their status), so a
     /// client that reconnects (QEMU's <c>reconnect-delay</c>) sees a pause. It starts again at once, or, when it
-    /// dies again within a minute of a start, after 1 s doubling to 30 s. A node or the witness that exits on its own is
-    /// reported and left down: an admin or a test may have stopped it on purpose (<c>node run</c> brings it back).
+    /// dies (or fails to start) again within a minute of a start, after 1 s doubling to 30 s. A node or the
+    /// witness that exits on its own is reported and left down: an admin or a test may have stopped it on
+    /// purpose (<c>node run</c> brings it back).
     /// </summary>
-    /// <param name="restartGateway">Starts the gateway again and waits until it serves; adds it to the children.</param>
-    private static async Task WatchChildrenAsync(List<ChildProcess> children, Func<Task<ChildProcess>> restartGateway, CancellationToken ct)
+    /// <param name="startGateway">Starts the gateway again, adds it to <paramref name="children"/>, waits until it serves and names it in <c>cluster.json</c>.</param>
+    private static async Task WatchChildrenAsync(List<ChildProcess> children, Func<Task<ClusterGatewayEntry>> startGateway, CancellationToken ct)
     {
-        var running = children.ToList();
         var stop = Task.Delay(Timeout.Infinite, ct);
         var delay = TimeSpan.Zero;
-        var diedBefore = false;
+        var lastStart = DateTime.MinValue;
         while (true)
         {
-            var exited = running.Select(c => c.Exited).ToList();
+            var exited = children.Select(c => c.Exited).ToList();
             var done = await Task.WhenAny([stop, .. exited]);
             if (done == stop)
             {
                 return;
             }
 
-            var child = running[exited.IndexOf(done)];
-            running.Remove(child);
+            var child = children[exited.IndexOf(done)];
             if (child.Name != GatewayName)
             {
                 Console.WriteLine($"{child.Name} (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
                     "The cluster keeps running without it; restart it by hand (see cluster.json).");
-                if (running.Count == 0)
-                {
-                    await stop;
-                }
-
+                children.Remove(child);
+                child.Dispose();
                 continue;
             }
 
-            delay = !diedBefore || DateTime.UtcNow - child.StartedAt >= GatewayHealthyLifetime ? TimeSpan.Zero
-                : delay == TimeSpan.Zero ? TimeSpan.FromSeconds(1)
-                : TimeSpan.FromTicks(Math.Min(MaxGatewayRestartDelay.Ticks, delay.Ticks * 2));
-            diedBefore = true;
             children.Remove(child);
-            Console.WriteLine($"gateway (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}. " +
-                $"Starting it again{(delay > TimeSpan.Zero ? $" in {delay.TotalSeconds:0} s" : "")}.");
+            Console.WriteLine($"gateway (pid {child.Pid}) exited on its own with code {child.ExitCode}; see {child.LogPath}.");
             child.Dispose();
-            running.Add(await StartGatewayAgainAsync(children, restartGateway, delay, ct));
-        }
-    }
-
-    /// <summary>Starts the gateway again after <paramref name="delay"/>, and again (the delay doubling) until it serves.</summary>
-    private static async Task<ChildProcess> StartGatewayAgainAsync(
-        List<ChildProcess> children, Func<Task<ChildProcess>> restartGateway, TimeSpan delay, CancellationToken ct)
-    {
-        while (true)
-        {
-            await Task.Delay(delay, ct);
-            try
+            while (true)
             {
-                var gateway = await restartGateway();
-                Console.WriteLine($"gateway started again (pid {gateway.Pid}); cluster.json names it");
-                return gateway;
-            }
-            catch (CliException e)
-            {
-                // It exited while starting, or did not come up: stop what is left of it before the next try.
-                var failed = children[^1];
-                await failed.StopAsync(StopGrace);
-                children.Remove(failed);
-                failed.Dispose();
-                delay = TimeSpan.FromTicks(Math.Min(MaxGatewayRestartDelay.Ticks, Math.Max(TimeSpan.FromSeconds(1).Ticks, delay.Ticks * 2)));
-                Console.WriteLine($"the gateway did not start again ({e.Message}); trying again in {delay.TotalSeconds:0} s");
+                delay = DateTime.UtcNow - lastStart >= GatewayHealthyLifetime ? TimeSpan.Zero
+                    : TimeSpan.FromTicks(Math.Clamp(delay.Ticks * 2, TimeSpan.TicksPerSecond, MaxGatewayRestartDelay.Ticks));
+                Console.WriteLine($"Starting the gateway again{(delay > TimeSpan.Zero ? $" in {delay.TotalSeconds:0} s" : "")}.");
+                await Task.Delay(delay, ct);
+                lastStart = DateTime.UtcNow;
+                try
+                {
+                    Console.WriteLine($"gateway started again (pid {(await startGateway()).Pid}); cluster.json names it");
+                    break;
+                }
+                catch (CliException e)
+                {
+                    Console.WriteLine($"the gateway did not start again: {e.Message}");
+                }
             }
         }
     }

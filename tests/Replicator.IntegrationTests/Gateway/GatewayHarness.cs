@@ -72,18 +72,9 @@ public static class GatewayHarness
             "--time_based=1", $"--runtime={seconds}");
 
     /// <summary>Waits until the gateway sends the volume's I/O to <paramref name="node"/> (after at least <paramref name="minSwitches"/> switches).</summary>
-    public static async Task WaitActiveAsync(TestCluster cluster, string volume, string node, TimeSpan timeout, long minSwitches = 0)
-    {
-        try
-        {
-            await TestCluster.WaitUntilAsync(async () => await VolumeAsync(cluster, volume) is { } v && v.ActiveNode == node && v.Switches >= minSwitches,
-                timeout, $"the gateway did not serve {volume} from node {node}");
-        }
-        catch (Xunit.Sdk.XunitException failure)
-        {
-            throw new Xunit.Sdk.XunitException($"{failure.Message}\n{await DescribeAsync(cluster, volume)}");
-        }
-    }
+    public static Task WaitActiveAsync(TestCluster cluster, string volume, string node, TimeSpan timeout, long minSwitches = 0) =>
+        TestCluster.WaitUntilAsync(async () => await VolumeAsync(cluster, volume) is { } v && v.ActiveNode == node && v.Switches >= minSwitches,
+            timeout, $"the gateway did not serve {volume} from node {node}", () => DescribeAsync(cluster, volume));
 
     /// <summary>What the gateway and both nodes report about the volume, for a failure message.</summary>
     private static async Task<string> DescribeAsync(TestCluster cluster, string volume)

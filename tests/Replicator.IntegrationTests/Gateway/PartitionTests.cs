@@ -1,4 +1,5 @@
 using Replicator.IntegrationTests.Harness;
+using Replicator.IntegrationTests.SingleNode;
 using Xunit.Abstractions;
 
 namespace Replicator.IntegrationTests.Gateway;
@@ -55,12 +56,12 @@ public sealed class PartitionTests(ITestOutputHelper output)
         // the vote and written alone, b still counts itself paired with a.
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true, new Dictionary<string, double> { ["b"] = 8 });
         var volume = await cluster.CreateVolumeAsync("lease", preferred: "a");
-        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x11 0 4k");
-        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x11 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("a", volume), "write -P 0x11 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("b", volume), "read -P 0x11 0 4k");
         Assert.Equal((true, true, 2000.0), await PeerLeaseAsync(cluster, "b"));
 
         cluster.PeerLink!.Cut();
-        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x22 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("a", volume), "write -P 0x22 0 4k");
         Assert.Equal("connected", (await cluster.VolumeAsync("b", volume)).Connection);
         Assert.Equal((true, false, 2000.0), await PeerLeaseAsync(cluster, "b"));
 
@@ -74,7 +75,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
         cluster.PeerLink.Heal();
         await cluster.WaitInSyncAsync(volume);
         Assert.Equal(0, await cluster.VerifyAsync(volume));
-        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("b", volume), "read -P 0x22 0 4k");
     }
 
     [Fact]
@@ -85,8 +86,8 @@ public sealed class PartitionTests(ITestOutputHelper output)
         var slow = new Dictionary<string, double> { ["a"] = 8, ["b"] = 8 };
         await using var cluster = await TestCluster.StartWithCuttableLinksAsync(witness: true, slow, new Dictionary<string, double> { ["b"] = 6 });
         var volume = await cluster.CreateVolumeAsync("promise", preferred: "a");
-        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x11 0 4k");
-        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x11 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("a", volume), "write -P 0x11 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("b", volume), "read -P 0x11 0 4k");
 
         cluster.PeerLink!.Cut();
         var cut = System.Diagnostics.Stopwatch.StartNew();
@@ -96,7 +97,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
 
         // The new process of a cannot reach b; it takes the witness's vote and writes alone, but only once the
         // longest promise its previous process could have made has run out.
-        await QemuIoAsync(cluster.Uri("a", volume), "write -P 0x22 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("a", volume), "write -P 0x22 0 4k");
         output.WriteLine($"a acknowledged its write alone {cut.ElapsedMilliseconds} ms after the cut");
 
         var stale = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read -P 0x11 0 4k", cluster.Uri("b", volume)]);
@@ -106,7 +107,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
         cluster.PeerLink.Heal();
         await cluster.WaitInSyncAsync(volume);
         Assert.Equal(0, await cluster.VerifyAsync(volume));
-        await QemuIoAsync(cluster.Uri("b", volume), "read -P 0x22 0 4k");
+        await RealClientTests.QemuIo(cluster.Uri("b", volume), "read -P 0x22 0 4k");
     }
 
     /// <summary>What a node's resource says of its peer link: connected, holding the read lease, and the lease it asks for (a quarter of its keepalive timeout).</summary>
@@ -167,12 +168,6 @@ public sealed class PartitionTests(ITestOutputHelper output)
             $"({(a.ResyncSentBytes + b.ResyncSentBytes) >> 20} MiB sent), {state.Switches} gateway path switches");
         Assert.True(reconnects <= 20, $"{reconnects} reconnects for 20 flaps");
         Assert.True(state.Switches <= 20, $"the gateway switched paths {state.Switches} times");
-    }
-
-    private static async Task QemuIoAsync(string uri, string command)
-    {
-        var run = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", command, uri]);
-        Assert.True(run.ExitCode == 0 && !(run.Stdout + run.Stderr).Contains("fail", StringComparison.OrdinalIgnoreCase), $"qemu-io {command}: {run.Describe()}");
     }
 
     /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>

@@ -163,7 +163,7 @@ public sealed class TcpProxy : IAsyncDisposable
         }
     }
 
-        private sealed class Relay(Socket client) : IDisposable
+    private sealed class Relay(Socket client) : IDisposable
     {
         public Socket Client { get; } = client;
 

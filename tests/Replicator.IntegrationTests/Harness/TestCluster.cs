@@ -218,22 +218,13 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
-    public async Task WaitInSyncAsync(string volume, TimeSpan? timeout = null)
-    {
-        try
+    public Task WaitInSyncAsync(string volume, TimeSpan? timeout = null) =>
+        WaitUntilAsync(async () =>
         {
-            await WaitUntilAsync(async () =>
-            {
-                var a = await VolumeAsync("a", volume);
-                var b = await VolumeAsync("b", volume);
-                return a.InSync && b.InSync;
-            }, timeout ?? TimeSpan.FromSeconds(60), $"volume {volume} did not get back in sync");
-        }
-        catch (Xunit.Sdk.XunitException failure)
-        {
-            throw new Xunit.Sdk.XunitException($"{failure.Message}\n{LogTails()}");
-        }
-    }
+            var a = await VolumeAsync("a", volume);
+            var b = await VolumeAsync("b", volume);
+            return a.InSync && b.InSync;
+        }, timeout ?? TimeSpan.FromSeconds(60), $"volume {volume} did not get back in sync", () => Task.FromResult(LogTails()));
 
     /// <summary>
     /// The last lines each process of the cluster logged (the nodes, as cluster up or this test started them, and
@@ -313,7 +304,8 @@ public sealed class TestCluster : IAsyncDisposable
         return text;
     }
 
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
+    /// <summary>Polls <paramref name="condition"/> until it holds; past <paramref name="timeout"/> fails, with what <paramref name="explain"/> says, if given.</summary>
+    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what, Func<Task<string>>? explain = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         while (true)
@@ -329,7 +321,11 @@ public sealed class TestCluster : IAsyncDisposable
             {
             }
 
-            Assert.True(DateTime.UtcNow < deadline, $"{what} within {timeout.TotalSeconds} s");
+            if (DateTime.UtcNow >= deadline)
+            {
+                Assert.Fail($"{what} within {timeout.TotalSeconds} s" + (explain is null ? "" : $"\n{await explain()}"));
+            }
+
             await Task.Delay(100);
         }
     }
