@@ -111,8 +111,9 @@ def main(results, out):
           f"each round's ratio (range in brackets). Ratios compare MiB/s within the same round.")
     print()
     # Each layered target against the one it adds to: the pair against the single node (what
-    # replication costs), the gateway against the pair attached directly (what the gateway costs).
-    below = {t: b for t, b in (("pair", "node"), ("gateway", "pair")) if t in names and b in names}
+    # replication costs), the proxy and each gateway target against the pair attached directly (what
+    # one more NBD hop costs, and what the gateway costs).
+    below = {t: b for t, b in (("pair", "node"), ("proxy", "pair"), ("gateway", "pair"), ("gateway-tcp", "pair")) if t in names and b in names}
     pair_column = bool(below)
     header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" vs layer below: MiB/s; mean lat |" if pair_column else "")
     print(header)
@@ -261,12 +262,13 @@ def print_targets(rows, resync):
     if lat and lat["pair_lat_ratio"] is not None:
         lines.append(f"pair 4 KiB QD1 write latency <= 2 × node: {lat['pair_lat_ratio']:.2f} × "
                      + ("(met)" if lat["pair_lat_ratio"] <= 2.0 else "(missed)"))
-    gateway = [r for r in rows if r["target"] == "gateway" and r["pair_ratio"] is not None]
-    if gateway:
-        slow = [f"{r['workload']} ({r['pair_ratio']:.2f})" for r in gateway if r["pair_ratio"] < 0.80]
-        lines.append("gateway >= 0.80 × pair's throughput: " + ("missed on " + ", ".join(slow) if slow else f"met on the {len(gateway)} measured"))
-        late = [f"{r['workload']} ({r['pair_lat_ratio']:.2f})" for r in gateway if r["pair_lat_ratio"] > 1.2]
-        lines.append("gateway mean latency <= 1.2 × pair's: " + ("missed on " + ", ".join(late) if late else f"met on the {len(gateway)} measured"))
+    for target in ("gateway", "gateway-tcp"):
+        gateway = [r for r in rows if r["target"] == target and r["pair_ratio"] is not None]
+        if gateway:
+            slow = [f"{r['workload']} ({r['pair_ratio']:.2f})" for r in gateway if r["pair_ratio"] < 0.80]
+            lines.append(f"{target} >= 0.80 × pair's throughput: " + ("missed on " + ", ".join(slow) if slow else f"met on the {len(gateway)} measured"))
+            late = [f"{r['workload']} ({r['pair_lat_ratio']:.2f})" for r in gateway if r["pair_lat_ratio"] > 1.2]
+            lines.append(f"{target} mean latency <= 1.2 × pair's: " + ("missed on " + ", ".join(late) if late else f"met on the {len(gateway)} measured"))
     if resync:
         idle, fg = resync["idle"]["ratio"], resync["foreground"]["ratio"]
         lines.append(f"resync >= 0.80 × replicated seq write: {idle:.2f} " + ("(met)" if idle >= 0.80 else "(missed)"))

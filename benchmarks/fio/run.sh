@@ -17,9 +17,13 @@
 #                      timed once per round too (default 1)
 #   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw
 #                      kbench-lat resync (default: all; resync needs the pair and runs last)
-#   --targets LIST     subset of: nbdkit node pair gateway (default: all); the ratio columns
-#                      need nbdkit, the node for the pair's, the pair for the gateway's (the
-#                      gateway target is the pair's cluster, so it needs the pair)
+#   --targets LIST     subset of: nbdkit node pair proxy gateway gateway-tcp (default: all but
+#                      gateway-tcp); the ratio columns need nbdkit, the node for the pair's, the
+#                      pair for the proxy's and the gateways' (they sit in front of the pair's
+#                      node a, so they need the pair): gateway attaches through its Unix socket,
+#                      as a host does by default, gateway-tcp through its loopback TCP export;
+#                      proxy is nbdkit's NBD proxy (its nbd plugin, C) in the gateway's place, a
+#                      reference for what one more NBD hop costs on this machine
 #   --resync-size SIZE what the resync workload makes node b miss (default 2G; the pair's volume
 #                      is at least this big)
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
@@ -38,7 +42,7 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 
-TARGETS=(nbdkit node pair gateway)
+TARGETS=(nbdkit node pair proxy gateway)
 REFERENCE=nbdkit
 WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat resync)
 
@@ -47,7 +51,9 @@ target_label() {
     nbdkit) echo "nbdkit file (reference)" ;;
     node) echo "replicator node" ;;
     pair) echo "replicated pair (a → b)" ;;
-    gateway) echo "gateway → pair" ;;
+    proxy) echo "nbdkit NBD proxy → pair (reference hop)" ;;
+    gateway) echo "gateway (Unix socket) → pair" ;;
+    gateway-tcp) echo "gateway (TCP) → pair" ;;
     *) echo "$1" ;;
   esac
 }
@@ -240,31 +246,65 @@ start_pair() {
   "$root/replicator" cluster up --dir "$dir/cluster" --volume-size "$volume_size" --pool-size 8G >"$dir/cluster.log" 2>&1 &
   track_pid $!
   wait_for_text "$dir/cluster.log" "Press Ctrl-C" 120 $!
-  read -r PAIR_NBD PAIR_ADMIN PAIR_TOKEN_FILE PAIR_A_PID PAIR_B_PID PAIR_B_DIR < <(python3 -c '
+  read -r PAIR_NBD PAIR_A_SOCKET PAIR_ADMIN PAIR_TOKEN_FILE PAIR_A_PID PAIR_B_PID PAIR_B_DIR < <(python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
 a, b = (next(n for n in m["nodes"] if n["name"] == name) for name in ("a", "b"))
-print(a["nbd"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"])' "$dir/cluster/cluster.json")
+print(a["nbd"], a["nbdSocket"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"])' "$dir/cluster/cluster.json")
   pair_monitor "$dir/startup.timeline" --until connected --timeout 60
   TARGET_URI="$PAIR_NBD/vol0"
   TARGET_PIDS="$PAIR_A_PID $PAIR_B_PID"
 }
 
-# The pair's own gateway, as a hypervisor host attaches: fio → gateway (loopback TCP) → node a
-# (its Unix socket) → b. Same volume, same nodes as the pair target, so the ratio to it is what
-# the gateway costs. Needs the pair target started first.
-start_gateway() {
+# nbdkit's nbd plugin, a C NBD proxy built on libnbd, where the gateway sits: fio → nbdkit (Unix
+# socket) → node a (its Unix socket, as the gateway reaches it) → b. No failover: it measures what
+# one more NBD hop costs on this machine, so the gateway's cost has a reference. Needs the pair.
+start_proxy() {
   if [[ -z "${PAIR_NBD:-}" ]]; then
-    echo "the gateway target needs the pair target before it in --targets" >&2
+    echo "the proxy target needs the pair target before it in --targets" >&2
     return 1
   fi
-  local gateway_nbd gateway_pid
-  read -r gateway_nbd gateway_pid < <(python3 -c '
+  local dir="$work/proxy" pid
+  mkdir -p "$dir"
+  nbdkit --foreground --unix "$dir/nbd.sock" nbd socket="$PAIR_A_SOCKET" export=vol0 >"$dir/nbdkit.log" 2>&1 &
+  track_pid $!
+  pid=$!
+  TARGET_PIDS="$pid $PAIR_A_PID $PAIR_B_PID"
+  for _ in $(seq 100); do
+    if [[ -S "$dir/nbd.sock" ]]; then
+      TARGET_URI="nbd+unix:///?socket=$dir/nbd.sock"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || { echo "nbdkit exited; its log:" >&2; cat "$dir/nbdkit.log" >&2; return 1; }
+    sleep 0.1
+  done
+  echo "nbdkit did not create $dir/nbd.sock" >&2
+  return 1
+}
+
+# The pair's own gateway, as a hypervisor host attaches: fio → gateway (its Unix socket, or with
+# $1 = tcp its loopback TCP export) → node a (its Unix socket) → b. Same volume, same nodes as the
+# pair target, so the ratio to it is what the gateway costs. Needs the pair target started first.
+start_gateway() {
+  if [[ -z "${PAIR_NBD:-}" ]]; then
+    echo "a gateway target needs the pair target before it in --targets" >&2
+    return 1
+  fi
+  local gateway_nbd gateway_socket gateway_pid
+  read -r gateway_nbd gateway_socket gateway_pid < <(python3 -c '
 import json, sys
 g = json.load(open(sys.argv[1]))["gateway"]
-print(g["nbd"], g["pid"])' "$work/pair/cluster/cluster.json")
-  TARGET_URI="$gateway_nbd/vol0"
+print(g["nbd"], g["nbdSocket"], g["pid"])' "$work/pair/cluster/cluster.json")
+  if [[ "${1:-}" == tcp ]]; then
+    TARGET_URI="$gateway_nbd/vol0"
+  else
+    TARGET_URI="nbd+unix:///vol0?socket=$gateway_socket"
+  fi
   TARGET_PIDS="$gateway_pid $PAIR_A_PID $PAIR_B_PID"
+}
+
+start_gateway-tcp() {
+  start_gateway tcp
 }
 
 # Polls vol0's replication state on node a into the timeline $1 (see pair_monitor.py).
