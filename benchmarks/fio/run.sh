@@ -206,18 +206,25 @@ start_nbdkit() {
   port="$(free_port)"
   nbdkit --exit-with-parent -f -i 127.0.0.1 -p "$port" file "$dir/disk.img" >"$dir/nbdkit.log" 2>&1 &
   track_pid $!
-  local pid=$!
-  TARGET_PIDS="$pid"
+  TARGET_PIDS=$!
+  await_nbdkit $! "$dir" "nbd://127.0.0.1:$port/" \
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' "$port"
+}
+
+# Waits (10 s at most) until the nbdkit with pid $1, logging to $2/nbdkit.log, serves, which the
+# command after $3 tells, then sets TARGET_URI to $3.
+await_nbdkit() {
+  local pid="$1" dir="$2" uri="$3"
+  shift 3
   for _ in $(seq 100); do
-    if python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()' \
-        "$port" 2>/dev/null; then
-      TARGET_URI="nbd://127.0.0.1:$port/"
+    if "$@" 2>/dev/null; then
+      TARGET_URI="$uri"
       return 0
     fi
     kill -0 "$pid" 2>/dev/null || { echo "nbdkit exited; its log:" >&2; cat "$dir/nbdkit.log" >&2; return 1; }
     sleep 0.1
   done
-  echo "nbdkit did not start listening on port $port" >&2
+  echo "nbdkit did not start serving $uri" >&2
   return 1
 }
 
@@ -264,22 +271,12 @@ start_proxy() {
     echo "the proxy target needs the pair target before it in --targets" >&2
     return 1
   fi
-  local dir="$work/proxy" pid
+  local dir="$work/proxy"
   mkdir -p "$dir"
-  nbdkit --foreground --unix "$dir/nbd.sock" nbd socket="$PAIR_A_SOCKET" export=vol0 >"$dir/nbdkit.log" 2>&1 &
+  nbdkit --exit-with-parent -f --unix "$dir/nbd.sock" nbd socket="$PAIR_A_SOCKET" export=vol0 >"$dir/nbdkit.log" 2>&1 &
   track_pid $!
-  pid=$!
-  TARGET_PIDS="$pid $PAIR_A_PID $PAIR_B_PID"
-  for _ in $(seq 100); do
-    if [[ -S "$dir/nbd.sock" ]]; then
-      TARGET_URI="nbd+unix:///?socket=$dir/nbd.sock"
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || { echo "nbdkit exited; its log:" >&2; cat "$dir/nbdkit.log" >&2; return 1; }
-    sleep 0.1
-  done
-  echo "nbdkit did not create $dir/nbd.sock" >&2
-  return 1
+  TARGET_PIDS="$! $PAIR_A_PID $PAIR_B_PID"
+  await_nbdkit $! "$dir" "nbd+unix:///?socket=$dir/nbd.sock" test -S "$dir/nbd.sock"
 }
 
 # The pair's own gateway, as a hypervisor host attaches: fio → gateway (its Unix socket, or with
