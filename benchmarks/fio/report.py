@@ -269,6 +269,11 @@ def print_targets(rows, resync):
             lines.append(f"{target} >= 0.80 × pair's throughput: " + ("missed on " + ", ".join(slow) if slow else f"met on the {len(gateway)} measured"))
             late = [f"{r['workload']} ({r['pair_lat_ratio']:.2f})" for r in gateway if r["pair_lat_ratio"] > 1.2]
             lines.append(f"{target} mean latency <= 1.2 × pair's: " + ("missed on " + ", ".join(late) if late else f"met on the {len(gateway)} measured"))
+            # A miss reads differently when one more NBD hop alone costs as much on this machine.
+            hops = [(r, row(r["workload"], "proxy")) for r in gateway if r["pair_ratio"] < 0.80 or r["pair_lat_ratio"] > 1.2]
+            hops = [f"{r['workload']} {p['pair_ratio']:.2f}, ×{p['pair_lat_ratio']:.2f}" for r, p in hops if p and p["pair_ratio"] is not None]
+            if hops:
+                lines.append(f"  the reference hop (proxy) where {target} missed: " + "; ".join(hops))
     if resync:
         idle, fg = resync["idle"]["ratio"], resync["foreground"]["ratio"]
         lines.append(f"resync >= 0.80 × replicated seq write: {idle:.2f} " + ("(met)" if idle >= 0.80 else "(missed)"))
