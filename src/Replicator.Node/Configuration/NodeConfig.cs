@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Replicator.Protocol.Peer;
 
 namespace Replicator.Node.Configuration;
 
@@ -144,9 +145,13 @@ internal sealed record PeerConfig
     /// </summary>
     public double? ReadLeaseSeconds { get; init; }
 
-    /// <summary>The read lease this node asks its peer for (see <see cref="ReadLeaseSeconds"/>).</summary>
+    /// <summary>What the peer connection runs with: the timeout, and the read lease (the default derived there).</summary>
     [JsonIgnore]
-    public TimeSpan ReadLease => TimeSpan.FromSeconds(ReadLeaseSeconds ?? KeepaliveTimeoutSeconds / 4);
+    public PeerConnectionOptions ConnectionOptions => new()
+    {
+        KeepaliveTimeout = TimeSpan.FromSeconds(KeepaliveTimeoutSeconds),
+        ReadLease = ReadLeaseSeconds is { } lease ? TimeSpan.FromSeconds(lease) : null,
+    };
 
     public void Validate(string path, string localName)
     {

@@ -42,8 +42,6 @@ internal sealed partial class PeerLink(
     /// <summary>Number of connections established so far (status and flapping tests read it).</summary>
     public int ConnectCount { get; private set; }
 
-    private PeerConnectionOptions Options => new() { KeepaliveTimeout = TimeSpan.FromSeconds(_peer.KeepaliveTimeoutSeconds), ReadLease = _peer.ReadLease };
-
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         _peer.Address is not null ? DialLoopAsync(IPEndPoint.Parse(_peer.Address), stoppingToken) : AcceptLoopAsync(IPEndPoint.Parse(_peer.Listen!), stoppingToken);
 
@@ -162,7 +160,7 @@ internal sealed partial class PeerLink(
             return TimeSpan.Zero;
         }
 
-        var connection = new PeerConnection(transport, manager, Options, _connectionLogger, handshake.Peer.NodeName);
+        var connection = new PeerConnection(transport, manager, _peer.ConnectionOptions, _connectionLogger, handshake.Peer.NodeName);
         lock (_lock)
         {
             _current = connection;

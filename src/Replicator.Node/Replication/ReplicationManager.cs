@@ -40,7 +40,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
         _replicasDirectory = Path.Combine(nodeDirectory, ReplicasDirectoryName);
         Directory.CreateDirectory(_replicasDirectory);
         _tombstones = new Tombstones(_replicasDirectory);
-        _promisedBeforeStart = config.Peer is { } peer ? PeerReadLease.PromisedBeforeThisProcess(TimeSpan.FromSeconds(peer.KeepaliveTimeoutSeconds)) : null;
+        _promisedBeforeStart = config.Peer is { } peer ? PeerReadLease.PromisedBeforeThisProcess(peer.ConnectionOptions.KeepaliveTimeout) : null;
         foreach (var volume in pool.Volumes)
         {
             Register(volume, ReplicaOrigin.CreatedHere);

@@ -91,7 +91,6 @@ public sealed class GatewayFailoverTests(ITestOutputHelper output)
         Assert.True(run.ExitCode == 0, run.Describe());
         Assert.Contains("wrote 268435456/268435456 bytes", run.Stdout, StringComparison.Ordinal);
         Assert.Contains("read 268435456/268435456 bytes", run.Stdout, StringComparison.Ordinal);
-        Assert.NotEqual(firstPid, cluster.GatewayPid);
         Assert.Contains($"gateway (pid {firstPid}) exited on its own", await File.ReadAllTextAsync(Path.Combine(cluster.Directory, "test-cluster-up.log")));
 
         await cluster.WaitInSyncAsync(volume);

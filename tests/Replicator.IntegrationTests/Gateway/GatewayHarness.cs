@@ -79,30 +79,23 @@ public static class GatewayHarness
     /// <summary>What the gateway and both nodes report about the volume, for a failure message.</summary>
     private static async Task<string> DescribeAsync(TestCluster cluster, string volume)
     {
-        var lines = new List<string>();
-        try
-        {
-            lines.Add($"gateway: {await VolumeAsync(cluster, volume)}");
-        }
-        catch (HttpRequestException e)
-        {
-            lines.Add($"gateway: {e.Message}");
-        }
+        return string.Join("\n",
+            await ReportAsync("gateway", () => VolumeAsync(cluster, volume)),
+            await ReportAsync("node a", () => cluster.VolumeAsync("a", volume)),
+            await ReportAsync("node b", () => cluster.VolumeAsync("b", volume)),
+            cluster.LogTails());
 
-        foreach (var node in new[] { "a", "b" })
+        static async Task<string> ReportAsync<T>(string who, Func<Task<T>> ask)
         {
             try
             {
-                lines.Add($"node {node}: {await cluster.VolumeAsync(node, volume)}");
+                return $"{who}: {await ask()}";
             }
             catch (HttpRequestException e)
             {
-                lines.Add($"node {node}: {e.Message}");
+                return $"{who}: {e.Message}";
             }
         }
-
-        lines.Add(cluster.LogTails());
-        return string.Join("\n", lines);
     }
 
     /// <summary>Starts fio's NBD engine on <paramref name="uri"/>; the task completes with its JSON report read.</summary>

@@ -12,9 +12,9 @@ public sealed class PeerConfigTests : IDisposable
     [Fact]
     public void The_read_lease_is_a_quarter_of_the_keepalive_timeout_unless_set()
     {
-        Assert.Equal(TimeSpan.FromSeconds(1), Load("\"keepaliveTimeoutSeconds\": 4").Peer!.ReadLease);
-        Assert.Equal(TimeSpan.FromMilliseconds(500), Load("\"keepaliveTimeoutSeconds\": 2").Peer!.ReadLease);
-        Assert.Equal(TimeSpan.FromMilliseconds(250), Load("\"keepaliveTimeoutSeconds\": 2, \"readLeaseSeconds\": 0.25").Peer!.ReadLease);
+        Assert.Equal(TimeSpan.FromSeconds(1), Load("\"keepaliveTimeoutSeconds\": 4").Peer!.ConnectionOptions.EffectiveReadLease);
+        Assert.Equal(TimeSpan.FromMilliseconds(500), Load("\"keepaliveTimeoutSeconds\": 2").Peer!.ConnectionOptions.EffectiveReadLease);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), Load("\"keepaliveTimeoutSeconds\": 2, \"readLeaseSeconds\": 0.25").Peer!.ConnectionOptions.EffectiveReadLease);
     }
 
     [Theory]
@@ -35,7 +35,7 @@ public sealed class PeerConfigTests : IDisposable
         var saved = File.ReadAllText(NodeConfig.PathIn(_directory));
         Assert.Contains("\"readLeaseSeconds\": 0.3", saved, StringComparison.Ordinal);
         Assert.DoesNotContain("\"readLease\"", saved, StringComparison.Ordinal);
-        Assert.Equal(TimeSpan.FromMilliseconds(300), NodeConfig.TryLoad(_directory)!.Peer!.ReadLease);
+        Assert.Equal(TimeSpan.FromMilliseconds(300), NodeConfig.TryLoad(_directory)!.Peer!.ConnectionOptions.EffectiveReadLease);
     }
 
     private NodeConfig Load(string peerSettings)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Replicator.Protocol.Peer;
 using Replicator.Protocol.Peer.Messages;
+using Replicator.Protocol.Tests.Nbd.Support;
 
 namespace Replicator.Protocol.Tests.Peer;
 
@@ -16,7 +17,7 @@ public sealed class PeerReadLeaseTests
     {
         await using var pair = ConnectionPair.Create(DelegateHandler.AlwaysOk());
 
-        await WaitUntilAsync(() => pair.A.ReadLease.IsHeld && pair.B.ReadLease.IsHeld, "both sides hold the lease");
+        await Eventually.WaitUntilAsync(() => pair.A.ReadLease.IsHeld && pair.B.ReadLease.IsHeld, "both sides hold the lease");
 
         // Three leases later both still hold one: the Pings renew it, not just the first.
         await Task.Delay(TimeSpan.FromMilliseconds(1500));
@@ -33,11 +34,11 @@ public sealed class PeerReadLeaseTests
         var ping = (await raw.ReceiveAsync())!.Value.Header.Ping;
         Assert.Equal(500_000, ping.LeaseUs);
         await raw.SendAsync(new Envelope { Pong = new Pong { Nonce = ping.Nonce, SentAtUs = ping.SentAtUs, LeaseUs = ping.LeaseUs } });
-        await WaitUntilAsync(() => connection.ReadLease.IsHeld, "the Pong gives the lease");
+        await Eventually.WaitUntilAsync(() => connection.ReadLease.IsHeld, "the Pong gives the lease");
 
         // No more Pongs: the lease is gone within half a second of the Ping, while the keepalive
         // (2 s) still counts the peer as connected.
-        await WaitUntilAsync(() => !connection.ReadLease.IsHeld, "the lease runs out");
+        await Eventually.WaitUntilAsync(() => !connection.ReadLease.IsHeld, "the lease runs out");
         Assert.Null(connection.End);
         var waiting = connection.ReadLease.WaitHeldAsync(TestTimeouts.Wait, CancellationToken.None).AsTask();
         await Task.Delay(100);
@@ -73,7 +74,9 @@ public sealed class PeerReadLeaseTests
     public async Task A_peer_that_says_goodbye_is_owed_no_promise_and_one_that_just_goes_is()
     {
         var (polite, politeRaw) = StartWithRawPeer();
+        await using var _ = polite;
         var (abrupt, abruptRaw) = StartWithRawPeer();
+        await using var __ = abrupt;
         foreach (var raw in new[] { politeRaw, abruptRaw })
         {
             await raw.SendAsync(new Envelope { Ping = new Ping { Nonce = 3, SentAtUs = 1, LeaseUs = 2_000_000 } });
@@ -93,7 +96,7 @@ public sealed class PeerReadLeaseTests
     public async Task Saying_goodbye_gives_up_the_read_lease_before_the_goodbye_leaves()
     {
         await using var pair = ConnectionPair.Create(DelegateHandler.AlwaysOk());
-        await WaitUntilAsync(() => pair.A.ReadLease.IsHeld, "A holds the lease");
+        await Eventually.WaitUntilAsync(() => pair.A.ReadLease.IsHeld, "A holds the lease");
 
         await pair.A.CloseAsync("node maintenance").WaitAsync(TestTimeouts.Wait);
         await pair.B.Completion.WaitAsync(TestTimeouts.Wait);
@@ -125,8 +128,8 @@ public sealed class PeerReadLeaseTests
 
         var ping = (await raw.ReceiveAsync())!.Value.Header.Ping;
         await raw.SendAsync(new Envelope { Pong = new Pong { Nonce = ping.Nonce, SentAtUs = ping.SentAtUs, LeaseUs = long.MaxValue } });
-        await WaitUntilAsync(() => connection.ReadLease.IsHeld, "the Pong gives the lease");
-        await WaitUntilAsync(() => !connection.ReadLease.IsHeld, "the lease runs out after the 500 ms asked for");
+        await Eventually.WaitUntilAsync(() => connection.ReadLease.IsHeld, "the Pong gives the lease");
+        await Eventually.WaitUntilAsync(() => !connection.ReadLease.IsHeld, "the lease runs out after the 500 ms asked for");
         Assert.Null(connection.End);
     }
 
@@ -134,6 +137,7 @@ public sealed class PeerReadLeaseTests
     public async Task A_connection_that_has_ended_grants_no_lease()
     {
         var (connection, _) = StartWithRawPeer();
+        await using var __ = connection;
         await connection.CloseAsync("the test is done").WaitAsync(TestTimeouts.Wait);
 
         Assert.False(connection.ReadLease.TryGrant(TimeSpan.FromSeconds(1)));
@@ -159,20 +163,6 @@ public sealed class PeerReadLeaseTests
             {
                 return frame.Header.Pong;
             }
-        }
-    }
-
-    private static async Task WaitUntilAsync(Func<bool> condition, string what)
-    {
-        var clock = Stopwatch.StartNew();
-        while (!condition())
-        {
-            if (clock.Elapsed > TestTimeouts.Wait)
-            {
-                throw new TimeoutException($"waited {TestTimeouts.Wait.TotalSeconds} s for: {what}");
-            }
-
-            await Task.Delay(10);
         }
     }
 }
