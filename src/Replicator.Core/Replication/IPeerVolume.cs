@@ -31,7 +31,7 @@ internal interface IPeerVolume
     /// <summary>Tells the resync target that it holds everything: it takes <paramref name="source"/>'s data set and is up to date.</summary>
     ValueTask CompleteResyncAsync(GenerationIds source, CancellationToken cancellationToken);
 
-    /// <summary>One XXH64 per region of <paramref name="regionSize"/> bytes over the range (holes read as zeros).</summary>
+    /// <summary>One XXH3-64 per region of <paramref name="regionSize"/> bytes over the range (holes read as zeros).</summary>
     ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken);
 }
 

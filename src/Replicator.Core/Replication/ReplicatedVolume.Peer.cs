@@ -76,7 +76,7 @@ internal sealed partial class ReplicatedVolume
     }
 
     /// <summary>
-    /// One XXH64 per region of <paramref name="regionSize"/> bytes over the range, computed over the
+    /// One XXH3-64 per region of <paramref name="regionSize"/> bytes over the range, computed over the
     /// contents (a hole hashes as the zeros it reads as), so both replicas compare equal exactly
     /// when their contents do, whatever their allocation.
     /// </summary>
@@ -107,7 +107,7 @@ internal sealed partial class ReplicatedVolume
                     await _local.ReadAsync(start, buffer.AsMemory(0, size), cancellationToken);
                 }
 
-                sums[i] = XxHash64.Hash(buffer.AsSpan(0, size));
+                sums[i] = ContentHash.Of(buffer.AsSpan(0, size));
             }
         }
         finally

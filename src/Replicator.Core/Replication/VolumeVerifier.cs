@@ -25,7 +25,7 @@ internal sealed record VerifyReport(
     string? Error);
 
 /// <summary>
-/// Online verify: compares the two replicas region by region by checksum (XXH64 over the
+/// Online verify: compares the two replicas region by region by checksum (XXH3 over the
 /// contents, holes as zeros) while the volume stays in use. Each chunk is compared under the
 /// volume's write order, so a write in flight cannot make two equal replicas look different on
 /// the node that orders writes; a region that differs is checked again after the pass, and only

@@ -164,7 +164,7 @@ internal sealed partial class PeerConnection
 
     private static bool PayloadChecksumMatches(Envelope header, PeerPayload payload, out ulong computed)
     {
-        computed = XxHash64.Hash(payload.Memory.Span, PeerWire.PayloadChecksumSeed);
+        computed = ContentHash.Of(payload.Memory.Span);
         return computed == header.PayloadChecksum;
     }
 

@@ -25,7 +25,7 @@ namespace Replicator.Protocol.Peer;
 ///  +---------------------------------------------------------------+
 ///
 ///  header CRC32C = CRC-32C over bytes 0..11 of the prefix, then the header.
-///  The payload is covered by the Envelope's payload_checksum (XXH64), which the
+///  The payload is covered by the Envelope's payload_checksum (XXH3-64), which the
 ///  connection checks before anything uses the payload.
 /// </code>
 /// Checks, in order, each failing with its own <see cref="PeerProtocolError"/>: the magic and

@@ -18,7 +18,7 @@ internal static class PeerFrameWriter
     /// (0 when there is none). Done once per payload, outside any lock, before the first write.
     /// </summary>
     public static void SealPayload(Envelope header, ReadOnlySpan<byte> payload)
-        => header.PayloadChecksum = payload.IsEmpty ? 0 : XxHash64.Hash(payload, PeerWire.PayloadChecksumSeed);
+        => header.PayloadChecksum = payload.IsEmpty ? 0 : ContentHash.Of(payload);
 
     /// <summary>
     /// Writes one frame. The caller has sealed the payload (<see cref="SealPayload"/>) and

@@ -11,7 +11,7 @@ internal static class PeerWire
     /// Major version of the peer protocol this build speaks. Nodes of different major versions
     /// refuse each other; bump it when a peer of the previous version could misread a message.
     /// </summary>
-    public const uint ProtocolMajor = 1;
+    public const uint ProtocolMajor = 2;
 
     /// <summary>Minor version: compatible additions (new messages, new fields).</summary>
     public const uint ProtocolMinor = 0;
@@ -35,7 +35,4 @@ internal static class PeerWire
 
     /// <summary>Largest payload accepted by default: the largest NBD request (32 MiB) fits in one frame.</summary>
     public const int DefaultMaxPayloadLength = 32 * 1024 * 1024;
-
-    /// <summary>Seed of the payload checksum (<see cref="Core.Hashing.XxHash64"/>).</summary>
-    public const ulong PayloadChecksumSeed = 0;
 }

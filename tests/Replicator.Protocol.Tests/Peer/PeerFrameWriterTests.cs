@@ -14,7 +14,7 @@ public sealed class PeerFrameWriterTests
         var header = PeerFrameSamples.Write(1000);
 
         PeerFrameWriter.SealPayload(header, payload);
-        Assert.Equal(XxHash64.Hash(payload), header.PayloadChecksum);
+        Assert.Equal(System.IO.Hashing.XxHash3.HashToUInt64(payload), header.PayloadChecksum);
 
         PeerFrameWriter.SealPayload(header, []);
         Assert.Equal(0UL, header.PayloadChecksum);

@@ -5,7 +5,7 @@ using Replicator.Core.Hashing;
 namespace Replicator.Benchmarks.Core.Hashing;
 
 /// <summary>
-/// The two checksums of the data path: XXH64 over every block payload that crosses the peer link
+/// The two checksums of the data path: XXH3-64 over every block payload that crosses the peer link
 /// (and every region resync and verify compare), CRC-32C over every peer frame header.
 /// </summary>
 /// <remarks>
@@ -34,8 +34,8 @@ public class ChecksumBenchmarks
     [Benchmark(Baseline = true, Description = "memcpy (reference)")]
     public void Copy() => _data.AsSpan().CopyTo(_copy);
 
-    [Benchmark(Description = "XxHash64")]
-    public ulong XxHash64Hash() => XxHash64.Hash(_data);
+    [Benchmark(Description = "XXH3-64")]
+    public ulong Xxh3Hash() => ContentHash.Of(_data);
 
     [Benchmark(Description = "Crc32C")]
     public uint Crc32CCompute() => Crc32C.Compute(_data);

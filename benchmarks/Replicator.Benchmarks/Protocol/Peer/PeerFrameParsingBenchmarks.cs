@@ -16,7 +16,7 @@ namespace Replicator.Benchmarks.Protocol.Peer;
 /// <remarks>
 /// The frames are what a node sends its peer for a replicated 4 KiB write and what comes back
 /// for it. Frames are encoded by <see cref="PeerFrameWriter"/>, so they are byte for byte what goes
-/// on the wire. The payload checksum (XXH64) is checked by the connection, not the reader; see
+/// on the wire. The payload checksum (XXH3-64) is checked by the connection, not the reader; see
 /// <c>ChecksumBenchmarks</c>. Reference for each frame: copying its bytes out of the same sequence.
 /// </remarks>
 [MemoryDiagnoser]
