@@ -9,6 +9,7 @@ cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 declare -A needs=(
   [nbdinfo]=libnbd-bin [nbdcopy]=libnbd-bin
   [qemu-io]=qemu-utils [qemu-img]=qemu-utils
+  [nbdsh]=python3-libnbd
   [fio]=fio [nbdkit]=nbdkit [ip]=iproute2
   [chromium]=chromium
 )

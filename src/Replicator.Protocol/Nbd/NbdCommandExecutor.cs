@@ -99,25 +99,27 @@ internal sealed class NbdCommandExecutor
         var admitted = BufferedBytes(request);
         var handle = request.Handle;
         var offset = (long)request.Offset;
-        var length = (int)request.Length;
+        // Up to 4 GiB - 1: TRIM, WRITE_ZEROES and CACHE lengths do not fit an int. READ and WRITE
+        // lengths were checked against the payload limit (32 MiB) before they got here.
+        long length = request.Length;
         byte[]? buffer = null;
         try
         {
             switch (request.Type)
             {
                 case NbdWire.CmdRead when length > 0:
-                    buffer = ArrayPool<byte>.Shared.Rent(length);
-                    await _device.ReadAsync(offset, buffer.AsMemory(0, length), _aborting);
+                    buffer = ArrayPool<byte>.Shared.Rent((int)length);
+                    await _device.ReadAsync(offset, buffer.AsMemory(0, (int)length), _aborting);
                     var data = buffer;
                     buffer = null;
                     return new NbdPendingReply(
                         _policy.StructuredReplies ? NbdReplyKind.OffsetData : NbdReplyKind.SimpleRead,
-                        handle, NbdWire.Success, request.Offset, data, length, null, admitted);
+                        handle, NbdWire.Success, request.Offset, data, (int)length, null, admitted);
                 case NbdWire.CmdRead:
                     return new NbdPendingReply(
                         _policy.StructuredReplies ? NbdReplyKind.None : NbdReplyKind.Simple, handle, NbdWire.Success, 0, null, 0, null, admitted);
                 case NbdWire.CmdWrite when length > 0:
-                    await _device.WriteAsync(offset, payload.AsMemory(0, length), FuaOf(request), _aborting);
+                    await _device.WriteAsync(offset, payload.AsMemory(0, (int)length), FuaOf(request), _aborting);
                     break;
                 case NbdWire.CmdFlush:
                     await _device.FlushAsync(_aborting);

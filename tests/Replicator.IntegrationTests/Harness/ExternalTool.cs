@@ -15,6 +15,7 @@ public static class ExternalTool
         ["fio"] = "fio",
         ["nbdkit"] = "nbdkit",
         ["ip"] = "iproute2",
+        ["nbdsh"] = "python3-libnbd",
     };
 
     /// <summary>The program's full path; fails the test, naming the Debian package, when it is not installed.</summary>
@@ -43,6 +44,13 @@ public static class ExternalTool
             RedirectStandardInput = stdin is not null,
             UseShellExecute = false,
         };
+        if (program == "nbdsh")
+        {
+            // nbdsh runs "python3 -m nbd": the system's python3, which has Debian's nbd module, not
+            // another one earlier on the PATH (pyenv).
+            start.Environment["PATH"] = "/usr/bin:/bin:" + Environment.GetEnvironmentVariable("PATH");
+        }
+
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
