@@ -9,9 +9,8 @@ namespace Replicator.Protocol.Nbd;
 /// <param name="Alignment">
 /// The minimum block size the client promised to honour by asking for NBD_INFO_BLOCK_SIZE in NBD_OPT_GO; 1 otherwise.
 /// </param>
-/// <param name="SizesNegotiated">The client asked for block sizes in NBD_OPT_GO and so also honours the maximum for WRITE_ZEROES.</param>
 internal readonly record struct NbdTransmissionPolicy(
-    ushort TransmissionFlags, bool StructuredReplies, bool BaseAllocation, uint Alignment, bool SizesNegotiated)
+    ushort TransmissionFlags, bool StructuredReplies, bool BaseAllocation, uint Alignment)
 {
     public bool Has(ushort flag) => (TransmissionFlags & flag) != 0;
 

@@ -100,7 +100,7 @@ internal sealed class NbdOptionHandler
             var device = attachment.Device;
             var policy = new NbdTransmissionPolicy(
                 NbdTransmissionPolicy.FlagsFor(device.Features, _structuredReplies), _structuredReplies,
-                BaseAllocation: _structuredReplies && _metaContextExport == name, Alignment: 1, SizesNegotiated: false);
+                BaseAllocation: _structuredReplies && _metaContextExport == name, Alignment: 1);
             NbdOptionReplies.WriteExportNameReply(_output, (ulong)device.Size, policy.TransmissionFlags, _noZeroes);
             await FlushAsync();
             Export = new NbdNegotiatedExport(name, attachment, policy);
@@ -178,7 +178,7 @@ internal sealed class NbdOptionHandler
             var policy = new NbdTransmissionPolicy(
                 NbdTransmissionPolicy.FlagsFor(device.Features, _structuredReplies), _structuredReplies,
                 BaseAllocation: _structuredReplies && _metaContextExport == info.ExportName,
-                Alignment: sizesNegotiated ? minimum : 1, sizesNegotiated);
+                Alignment: sizesNegotiated ? minimum : 1);
 
             NbdOptionReplies.WriteInfoExport(_output, option, (ulong)size, policy.TransmissionFlags);
             if (info.Requests.HasFlag(NbdInfoRequests.Name))

@@ -47,9 +47,9 @@ internal static class NbdRequestValidator
             return Refuse(NbdWire.EInval, "BLOCK_STATUS of zero bytes", out reason);
         }
 
-        if (request.Length > NbdWire.MaximumBlockSize
-            && (type is NbdWire.CmdRead or NbdWire.CmdWrite or NbdWire.CmdCache
-                || (type == NbdWire.CmdWriteZeroes && policy.SizesNegotiated)))
+        // The maximum bounds what a request or reply carries (and CACHE, which reads ahead). TRIM and
+        // WRITE_ZEROES carry nothing, and nbdkit accepts them at any 32-bit length: so do we.
+        if (request.Length > NbdWire.MaximumBlockSize && type is NbdWire.CmdRead or NbdWire.CmdWrite or NbdWire.CmdCache)
         {
             return Refuse(NbdWire.EInval, "length exceeds the maximum block size", out reason);
         }
