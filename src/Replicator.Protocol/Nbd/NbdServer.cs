@@ -20,6 +20,7 @@ internal sealed class NbdServer : IAsyncDisposable
 {
     private readonly INbdExportCatalog _catalog;
     private readonly NbdServerOptions _options;
+    private readonly NbdServerOptions _unixOptions;
     private readonly ILogger _logger;
     private readonly ILogger _sessionLogger;
     private readonly List<NbdListener> _listeners = [];
@@ -41,6 +42,7 @@ internal sealed class NbdServer : IAsyncDisposable
         _catalog = catalog;
         _options = options ?? NbdServerOptions.Default;
         _options.Validate();
+        _unixOptions = _options with { TlsMode = _options.UnixSocketTlsMode };
         _exportLimit = new NbdExportConnectionLimit(_options.MaxConnectionsPerExport);
         _logger = loggerFactory.CreateLogger<NbdServer>();
         _sessionLogger = loggerFactory.CreateLogger<NbdServerSession>();
@@ -188,7 +190,7 @@ internal sealed class NbdServer : IAsyncDisposable
 
         var stream = new NetworkStream(socket, ownsSocket: true);
         var transport = new SocketDuplexPipe(socket, stream, _options.ReceiveBufferSize, _options.SendBufferSize);
-        var session = new NbdServerSession(transport, _catalog, _options, _sessionLogger, name, _exportLimit);
+        var session = new NbdServerSession(transport, _catalog, listener.IsTcp ? _options : _unixOptions, _sessionLogger, name, _exportLimit);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _sessions[session] = (RunSessionAsync(session, socket, stream, registered.Task), socket);
         registered.SetResult();

@@ -39,10 +39,16 @@ internal sealed record NbdServerOptions
     public int SendBufferSize { get; init; } = 256 * 1024;
 
     /// <summary>
-    /// Whether clients must, may or cannot upgrade to TLS with NBD_OPT_STARTTLS (<see cref="NbdTlsMode"/>).
+    /// Whether clients on TCP must, may or cannot upgrade to TLS with NBD_OPT_STARTTLS (<see cref="NbdTlsMode"/>).
     /// Not <see cref="NbdTlsMode.Off"/> only with <see cref="TlsAuthentication"/>.
     /// </summary>
     public NbdTlsMode TlsMode { get; init; } = NbdTlsMode.Off;
+
+    /// <summary>
+    /// The same for clients on a Unix socket, which its file mode protects: no TLS unless asked for (QEMU and libnbd
+    /// can use it there too). In-memory sessions (tests, benchmarks) follow <see cref="TlsMode"/>.
+    /// </summary>
+    public NbdTlsMode UnixSocketTlsMode { get; init; } = NbdTlsMode.Off;
 
     /// <summary>
     /// Builds the TLS options of one connection when its client sends STARTTLS: the server's certificate and whether
@@ -70,9 +76,9 @@ internal sealed record NbdServerOptions
     /// <summary>Throws when a setting cannot work.</summary>
     public void Validate()
     {
-        if (TlsMode != NbdTlsMode.Off && TlsAuthentication is null)
+        if ((TlsMode != NbdTlsMode.Off || UnixSocketTlsMode != NbdTlsMode.Off) && TlsAuthentication is null)
         {
-            throw new ArgumentException($"NBD TLS mode {TlsMode} needs the TLS authentication options (a server certificate)");
+            throw new ArgumentException($"NBD TLS mode {(TlsMode != NbdTlsMode.Off ? TlsMode : UnixSocketTlsMode)} needs the TLS authentication options (a server certificate)");
         }
 
         if (MaxConnections < 1)

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Sockets;
 using Replicator.Core.Devices;
 using Replicator.Protocol.Nbd;
 using Replicator.Protocol.Nbd.Client;
@@ -116,6 +117,31 @@ public sealed class NbdClientTlsTests : IAsyncDisposable
         var endPoint = Serve(NbdTlsMode.Required);
 
         await Assert.ThrowsAsync<ArgumentException>(() => ConnectAsync("nbds://{0}/vol0", endPoint, new NbdClientOptions { TlsMode = NbdTlsMode.Required }));
+    }
+
+    [Fact]
+    public async Task OneServerRequiresTlsOnTcpAndServesItsUnixSocketInClear()
+    {
+        var directory = Directory.CreateTempSubdirectory("nbd-tls-").FullName;
+        try
+        {
+            var socket = Path.Combine(directory, "nbd.sock");
+            var options = new NbdServerOptions { TlsMode = NbdTlsMode.Required, TlsAuthentication = TestCertificates.Cluster.ServerAuthentication() };
+            _server = new NbdServer(_catalog, _logger, options);
+            _server.Start([new IPEndPoint(IPAddress.Loopback, 0), new UnixDomainSocketEndPoint(socket)]);
+            var tcp = (IPEndPoint)_server.EndPoints[0];
+
+            var plain = await ConnectAsync($"nbd+unix:///vol0?socket={socket}", tcp, new NbdClientOptions());
+            await plain.FlushAsync();
+            var refused = await Assert.ThrowsAsync<NbdHandshakeException>(() => ConnectAsync("nbd://{0}/vol0", tcp, new NbdClientOptions()));
+
+            Assert.Equal(NbdWire.RepErrTlsReqd, refused.Reply);
+            Assert.Contains(_logger.Messages(100), line => line.EndsWith("TLS no", StringComparison.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(directory, recursive: true);
+        }
     }
 
     [Fact]
