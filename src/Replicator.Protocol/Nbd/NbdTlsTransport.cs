@@ -39,39 +39,15 @@ internal sealed class NbdTlsTransport : IDuplexPipe, IAsyncDisposable
 
     /// <summary>Runs the server's side of the TLS handshake over <paramref name="carrier"/>.</summary>
     /// <exception cref="AuthenticationException">The handshake failed: no certificate, an untrusted one, no common protocol.</exception>
-    public static async Task<NbdTlsTransport> AcceptAsync(
-        IDuplexPipe carrier, SslServerAuthenticationOptions options, int receiveBufferSize, int sendBufferSize, CancellationToken cancellationToken)
-    {
-        var ssl = new SslStream(new DuplexPipeStream(carrier), leaveInnerStreamOpen: false);
-        try
-        {
-            await ssl.AuthenticateAsServerAsync(options, cancellationToken);
-            return new NbdTlsTransport(ssl, receiveBufferSize, sendBufferSize);
-        }
-        catch
-        {
-            await ssl.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<NbdTlsTransport> AcceptAsync(
+        IDuplexPipe carrier, SslServerAuthenticationOptions options, int receiveBufferSize, int sendBufferSize, CancellationToken cancellationToken) =>
+        AuthenticateAsync(carrier, ssl => ssl.AuthenticateAsServerAsync(options, cancellationToken), receiveBufferSize, sendBufferSize);
 
     /// <summary>Runs the client's side of the TLS handshake over <paramref name="carrier"/>.</summary>
     /// <exception cref="AuthenticationException">The handshake failed: the server's certificate is not trusted or not for this host.</exception>
-    public static async Task<NbdTlsTransport> ConnectAsync(
-        IDuplexPipe carrier, SslClientAuthenticationOptions options, int receiveBufferSize, int sendBufferSize, CancellationToken cancellationToken)
-    {
-        var ssl = new SslStream(new DuplexPipeStream(carrier), leaveInnerStreamOpen: false);
-        try
-        {
-            await ssl.AuthenticateAsClientAsync(options, cancellationToken);
-            return new NbdTlsTransport(ssl, receiveBufferSize, sendBufferSize);
-        }
-        catch
-        {
-            await ssl.DisposeAsync();
-            throw;
-        }
-    }
+    public static Task<NbdTlsTransport> ConnectAsync(
+        IDuplexPipe carrier, SslClientAuthenticationOptions options, int receiveBufferSize, int sendBufferSize, CancellationToken cancellationToken) =>
+        AuthenticateAsync(carrier, ssl => ssl.AuthenticateAsClientAsync(options, cancellationToken), receiveBufferSize, sendBufferSize);
 
     /// <summary>
     /// Ends TLS once both pipes over it are completed: sends close_notify when <paramref name="notify"/> (the
@@ -101,4 +77,20 @@ internal sealed class NbdTlsTransport : IDuplexPipe, IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => CloseAsync(notify: false);
+
+    private static async Task<NbdTlsTransport> AuthenticateAsync(
+        IDuplexPipe carrier, Func<SslStream, Task> authenticate, int receiveBufferSize, int sendBufferSize)
+    {
+        var ssl = new SslStream(new DuplexPipeStream(carrier), leaveInnerStreamOpen: false);
+        try
+        {
+            await authenticate(ssl);
+            return new NbdTlsTransport(ssl, receiveBufferSize, sendBufferSize);
+        }
+        catch
+        {
+            await ssl.DisposeAsync();
+            throw;
+        }
+    }
 }

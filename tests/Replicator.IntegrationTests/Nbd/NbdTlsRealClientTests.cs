@@ -1,6 +1,4 @@
-using System.Diagnostics.CodeAnalysis;
 using System.Net;
-using Replicator.Core.Devices;
 using Replicator.IntegrationTests.Gateway;
 using Replicator.IntegrationTests.Harness;
 using Replicator.Protocol.Nbd;
@@ -13,7 +11,7 @@ namespace Replicator.IntegrationTests.Nbd;
 /// server on loopback TCP, requiring TLS and client certificates of a CA made for the test. The client
 /// certificates are in the directory layout both tools read: ca-cert.pem, client-cert.pem, client-key.pem.
 /// </summary>
-public sealed class NbdTlsRealClientTests : INbdExportCatalog, IAsyncDisposable
+public sealed class NbdTlsRealClientTests : IAsyncDisposable
 {
     private const string Volume = "vol";
 
@@ -26,7 +24,7 @@ public sealed class NbdTlsRealClientTests : INbdExportCatalog, IAsyncDisposable
     public NbdTlsRealClientTests()
     {
         var options = new NbdServerOptions { TlsMode = NbdTlsMode.Required, TlsAuthentication = TestCertificates.Cluster.ServerAuthentication() };
-        _server = new NbdServer(this, _log, options);
+        _server = new NbdServer(new SingleVolumeCatalog(Volume, _device), _log, options);
         _server.Start([new IPEndPoint(IPAddress.Loopback, 0)]);
         _port = ((IPEndPoint)_server.EndPoints[0]).Port;
     }
@@ -114,25 +112,6 @@ public sealed class NbdTlsRealClientTests : INbdExportCatalog, IAsyncDisposable
         {
             Assert.True(DateTime.UtcNow < deadline, $"the server did not log '{text}': {string.Join("; ", _log.Messages(eventId))}");
             await Task.Delay(20);
-        }
-    }
-
-    public IReadOnlyList<NbdExportInfo> ListExports() => [new NbdExportInfo(Volume, "")];
-
-    public bool TryAttach(string name, [NotNullWhen(true)] out IExportAttachment? attachment, out AttachRefusal refusal, out string? message)
-    {
-        attachment = name == Volume ? new Attachment(_device) : null;
-        refusal = attachment is null ? AttachRefusal.UnknownExport : AttachRefusal.None;
-        message = null;
-        return attachment is not null;
-    }
-
-    private sealed class Attachment(IBlockDevice device) : IExportAttachment
-    {
-        public IBlockDevice Device { get; } = device;
-
-        public void Dispose()
-        {
         }
     }
 }
