@@ -175,20 +175,34 @@ internal sealed class NbdServer : IAsyncDisposable
     private void StartSession(NbdListener listener, Socket socket)
     {
         var id = Interlocked.Increment(ref _connections);
-        var name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
-        if (Interlocked.Increment(ref _open) > _options.MaxConnections)
+        string name;
+        NetworkStream stream;
+        try
         {
-            Interlocked.Decrement(ref _open);
-            Refuse(socket, name);
+            name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
+            if (listener.IsTcp)
+            {
+                socket.NoDelay = true;
+            }
+
+            stream = new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (Exception exception) when (exception is SocketException or IOException or ObjectDisposedException)
+        {
+            // The client reset the connection between the accept and now: there is nothing to serve, and the
+            // accept loop goes on.
+            socket.Dispose();
             return;
         }
 
-        if (listener.IsTcp)
+        if (Interlocked.Increment(ref _open) > _options.MaxConnections)
         {
-            socket.NoDelay = true;
+            Interlocked.Decrement(ref _open);
+            stream.Dispose();
+            Refuse(name);
+            return;
         }
 
-        var stream = new NetworkStream(socket, ownsSocket: true);
         var transport = new SocketDuplexPipe(socket, stream, _options.ReceiveBufferSize, _options.SendBufferSize);
         var session = new NbdServerSession(transport, _catalog, listener.IsTcp ? _options : _unixOptions, _sessionLogger, name, _exportLimit);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -222,12 +236,11 @@ internal sealed class NbdServer : IAsyncDisposable
     }
 
     /// <summary>
-    /// Closes a connection beyond <see cref="NbdServerOptions.MaxConnections"/> before anything is sent, and says so
-    /// in the log at most once a second, so a flood of connections cannot flood the log too.
+    /// Logs a connection beyond <see cref="NbdServerOptions.MaxConnections"/>, closed before anything was sent, at
+    /// most once a second, so a flood of connections cannot flood the log too.
     /// </summary>
-    private void Refuse(Socket socket, string name)
+    private void Refuse(string name)
     {
-        socket.Dispose();
         long refused;
         lock (_refusalLock)
         {
