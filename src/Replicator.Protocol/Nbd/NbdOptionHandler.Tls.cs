@@ -40,7 +40,8 @@ internal sealed partial class NbdOptionHandler
 
     /// <summary>
     /// Acknowledged in clear when TLS is offered and not yet up; the caller runs the TLS handshake next. A server
-    /// without TLS refuses it by policy (as nbdkit <c>--tls=off</c> does), a second one is invalid.
+    /// without TLS refuses it by policy (as nbdkit <c>--tls=off</c> does); a second one, or one from a client that
+    /// did not set the fixed newstyle flag, is invalid.
     /// </summary>
     private async ValueTask<NbdOptionOutcome> StartTlsAsync(ReadOnlySequence<byte> data)
     {
@@ -53,6 +54,12 @@ internal sealed partial class NbdOptionHandler
         if (_tlsMode == NbdTlsMode.Off)
         {
             return await RefuseAsync(option, NbdWire.RepErrPolicy, "TLS is not offered by this server");
+        }
+
+        if (!_fixedNewstyle)
+        {
+            // The spec keeps a client that did not answer with fixed newstyle out of TLS (as nbdkit does).
+            return await RefuseAsync(option, NbdWire.RepErrInvalid, "NBD_OPT_STARTTLS needs the fixed newstyle handshake (client flag NBD_FLAG_C_FIXED_NEWSTYLE)");
         }
 
         if (UsingTls)

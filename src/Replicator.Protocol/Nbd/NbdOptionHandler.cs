@@ -34,6 +34,7 @@ internal sealed partial class NbdOptionHandler
     private readonly NbdExportConnectionLimit? _exportLimit;
     private PipeWriter _output;
     private bool _noZeroes;
+    private bool _fixedNewstyle;
     private bool _structuredReplies;
     private string? _metaContextExport;
 
@@ -65,6 +66,7 @@ internal sealed partial class NbdOptionHandler
         }
 
         _noZeroes = (flags & NbdWire.ClientFlagNoZeroes) != 0;
+        _fixedNewstyle = (flags & NbdWire.ClientFlagFixedNewstyle) != 0;
     }
 
     public ValueTask<NbdOptionOutcome> HandleAsync(NbdOptionHeader header, ReadOnlySequence<byte> data)

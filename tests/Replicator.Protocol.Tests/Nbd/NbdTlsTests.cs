@@ -126,6 +126,18 @@ public class NbdTlsTests
     }
 
     [Fact]
+    public async Task StartTlsFromAClientWithoutFixedNewstyleIsInvalid()
+    {
+        await using var harness = NbdSessionHarness.Serving(new MemoryBlockDevice(Size), Options(NbdTlsMode.Optional));
+        await harness.Client.OpenAsync(clientFlags: 0);
+
+        var reply = (await harness.Client.OptionAsync(NbdWire.OptStartTls)).Single();
+
+        Assert.Equal(NbdWire.RepErrInvalid, reply.Type);
+        Assert.Contains("fixed newstyle", reply.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task StartTlsWithDataIsInvalidAndTheConnectionStaysInClear()
     {
         await using var harness = NbdSessionHarness.Serving(new MemoryBlockDevice(Size), Options(NbdTlsMode.Required));
