@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Replication;
@@ -39,7 +40,7 @@ internal static class NodeRole
     public static async Task<int> RunAsync(NodeRunSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var config = LoadConfig(directory, settings);
         var token = AdminToken.LoadOrCreate(config.TokenPath(directory));
 

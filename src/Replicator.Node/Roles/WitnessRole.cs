@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Node.Hosting;
@@ -19,7 +20,7 @@ internal static class WitnessRole
     public static async Task<int> RunAsync(WitnessSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var token = AdminToken.LoadOrCreate(Path.GetFullPath(settings.TokenFile, directory));
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -28,7 +29,7 @@ internal static class WitnessRole
         });
         NodeLogging.Configure(builder.Logging);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(settings.Listen)));
-        builder.Services.AddSingleton(new WitnessBook(settings.Lease, Path.Combine(directory, "votes.json")));
+        builder.Services.AddSingleton(new WitnessBook(settings.Lease, PhysicalFileSystem.Instance, Path.Combine(directory, "votes.json")));
         if (settings.ParentPid is { } parent)
         {
             builder.Services.AddHostedService(sp => new ParentWatch(parent, sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<ParentWatch>>()));

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Replicator.Core.Storage;
 using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Witness;
@@ -35,15 +36,18 @@ internal sealed class WitnessBook
 {
     private readonly Dictionary<Guid, VoteRecord> _votes = [];
     private readonly Lock _lock = new();
-    private readonly string? _path;
+    private readonly IFileSystem _files;
+    private readonly string _path;
 
-    public WitnessBook(TimeSpan lease, string? path = null)
+    /// <param name="path">The ledger file (<c>votes.json</c>); every change is in it, durably, before it is answered.</param>
+    public WitnessBook(TimeSpan lease, IFileSystem files, string path)
     {
         Lease = lease;
+        _files = files;
         _path = path;
-        if (path is not null && File.Exists(path))
+        if (files.FileExists(path))
         {
-            var stored = JsonSerializer.Deserialize<Dictionary<Guid, VoteRecord>>(File.ReadAllText(path), NodeConfig.JsonOptions) ?? [];
+            var stored = JsonSerializer.Deserialize<Dictionary<Guid, VoteRecord>>(files.ReadAllBytes(path), NodeConfig.JsonOptions) ?? [];
             foreach (var (volume, record) in stored)
             {
                 _votes[volume] = record with { ExpiresAt = DateTimeOffset.UtcNow + lease };
@@ -100,7 +104,7 @@ internal sealed class WitnessBook
             if (_votes.TryGetValue(volume, out var record) && record.Holder == node)
             {
                 _votes.Remove(volume);
-                Save();
+                SaveOrUndo(volume, record);
                 return true;
             }
 
@@ -115,7 +119,7 @@ internal sealed class WitnessBook
         _votes[volume] = record;
         if (previous is null || previous.Holder != node || previous.Generation != generation)
         {
-            Save();
+            SaveOrUndo(volume, previous);
         }
 
         return new VoteAnswer(true, node, generation, Lease.TotalSeconds, reason);
@@ -123,14 +127,25 @@ internal sealed class WitnessBook
 
     private VoteAnswer Refuse(VoteRecord record, string reason) => new(false, record.Holder, record.Generation, 0, reason);
 
-    private void Save()
+    /// <summary>Writes the ledger; when that fails, puts <paramref name="volume"/>'s record back as it was, so nothing unsaved is ever answered.</summary>
+    private void SaveOrUndo(Guid volume, VoteRecord? previous)
     {
-        if (_path is null)
+        try
         {
-            return;
+            _files.WriteAtomically(_path, JsonSerializer.SerializeToUtf8Bytes(_votes, NodeConfig.JsonOptions));
         }
+        catch
+        {
+            if (previous is null)
+            {
+                _votes.Remove(volume);
+            }
+            else
+            {
+                _votes[volume] = previous;
+            }
 
-        File.WriteAllText(_path + ".tmp", JsonSerializer.Serialize(_votes, NodeConfig.JsonOptions));
-        File.Move(_path + ".tmp", _path, overwrite: true);
+            throw;
+        }
     }
 }
