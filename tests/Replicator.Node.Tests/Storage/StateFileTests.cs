@@ -64,7 +64,7 @@ public sealed class StateFileTests
         return file switch
         {
             "votes.json" => (
-                (fs, v) => new WitnessBook(TimeSpan.FromSeconds(5), fs, path).Request(v == 1 ? First : Second, "a", 4, 10, DateTimeOffset.UtcNow),
+                (fs, v) => new WitnessBook(TimeSpan.FromSeconds(5), fs, path).Request(v == 1 ? First : Second, "a", current: 7, bitmap: 4, writingAs: 7, DateTimeOffset.UtcNow),
                 fs => Version(fs, path, () => new WitnessBook(TimeSpan.FromSeconds(5), fs, path).Votes.ContainsKey(Second) ? 2 : 1)),
             "deleted.json" => (
                 (fs, v) => new Tombstones(fs, Dir).Add(v == 1 ? First : Second),
