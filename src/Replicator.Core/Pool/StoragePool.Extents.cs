@@ -37,11 +37,24 @@ public sealed partial class StoragePool
             lock (_lock)
             {
                 ThrowIfDisposed();
-                if (TryPinForWriteLocked(volume, firstUnit, extents, out var hasQuarantine))
+                bool pinned, hasQuarantine;
+                try
+                {
+                    pinned = TryPinForWriteLocked(volume, firstUnit, extents, out hasQuarantine);
+                }
+                catch
+                {
+                    // Nothing is pinned yet: the caller's Unpin must not release extents the lookup only found.
+                    extents.Fill(NoExtent);
+                    throw;
+                }
+
+                if (pinned)
                 {
                     return;
                 }
 
+                extents.Fill(NoExtent);
                 if (attempt > 0 || !hasQuarantine)
                 {
                     throw new BlockDeviceException(StorageError.NoSpace,

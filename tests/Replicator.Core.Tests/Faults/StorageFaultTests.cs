@@ -1,0 +1,38 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Devices;
+using Replicator.Core.Pool;
+using Replicator.Core.Storage;
+using Replicator.Core.Tests.Support.Faults;
+using static Replicator.Core.Tests.Pool.ThinVolumeTests;
+
+namespace Replicator.Core.Tests.Faults;
+
+/// <summary>The bugs the fault runs found in the pool, the journal and the replica files, one test each.</summary>
+public sealed class StorageFaultTests
+{
+    private const int Unit = 64 << 10;
+
+    [Fact]
+    public async Task A_write_the_full_pool_refuses_fails_with_ENOSPC_and_leaves_the_pins_of_its_mapped_units_alone()
+    {
+        var files = new FaultFileSystem();
+        using var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 3L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        await volume.WriteAsync(0, Pattern(Unit, 1), IoFlags.None);
+        await volume.WriteAsync(2L * Unit, Pattern(Unit, 2), IoFlags.None);
+
+        var full = await Assert.ThrowsAsync<BlockDeviceException>(() => volume.WriteAsync(0, Pattern(4 * Unit, 3), IoFlags.None).AsTask());
+
+        Assert.Equal(StorageError.NoSpace, full.Error);
+        Assert.Equal(Pattern(Unit, 1), await ReadAsync(volume, 0, Unit));
+        await volume.WriteAsync(0, Pattern(Unit, 4), IoFlags.None);
+        Assert.Equal(Pattern(Unit, 4), await ReadAsync(volume, 0, Unit));
+    }
+
+    private static async Task<byte[]> ReadAsync(IBlockDevice device, long offset, int length)
+    {
+        var buffer = new byte[length];
+        await device.ReadAsync(offset, buffer);
+        return buffer;
+    }
+}
