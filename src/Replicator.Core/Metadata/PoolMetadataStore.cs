@@ -14,7 +14,7 @@ namespace Replicator.Core.Metadata;
 public sealed class PoolMetadataStore : IDisposable
 {
     public const string SnapshotFileName = "pool.meta";
-    private const string JournalPrefix = "journal.";
+    public const string JournalPrefix = "journal.";
 
     private readonly IFileSystem _files;
     private readonly string _directory;

@@ -28,7 +28,12 @@ public sealed partial class StoragePool
     /// <summary>True when <paramref name="directory"/> holds a pool.</summary>
     public static bool Exists(IFileSystem files, string directory) => PoolMetadataStore.Exists(files, directory);
 
-    /// <summary>Creates a new pool in <paramref name="directory"/> (created if missing).</summary>
+    /// <summary>
+    /// Creates a new pool in <paramref name="directory"/> (created if missing). The snapshot is written
+    /// last and is what makes the pool exist (<see cref="Exists"/>): data files and journals without it
+    /// are left from a creation a crash cut short, and are replaced.
+    /// </summary>
+    /// <exception cref="IOException">A pool already exists there, or is in use.</exception>
     public static StoragePool Create(IFileSystem files, string directory, PoolOptions options, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(files);
@@ -41,6 +46,16 @@ public sealed partial class StoragePool
         var lockFile = TakeLock(files, directory);
         try
         {
+            if (Exists(files, directory))
+            {
+                throw new IOException($"a pool already exists in {directory}");
+            }
+
+            foreach (var leftover in files.ListFiles(directory, "data-").Concat(files.ListFiles(directory, PoolMetadataStore.JournalPrefix)))
+            {
+                files.DeleteFile(leftover);
+            }
+
             var data = CreateDataFile(files, directory, 0, options.FileCapacity);
             PoolMetadataStore meta;
             try

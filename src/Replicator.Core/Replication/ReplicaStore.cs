@@ -105,10 +105,22 @@ internal sealed partial class ReplicaStore : IDisposable
 
     public int Granularity => _bitmap.Granularity;
 
-    /// <summary>Creates the replica files for a volume that has none yet.</summary>
+    /// <summary>
+    /// Creates the replica files for a volume that has none yet. The metadata file is written last and
+    /// is what makes the replica exist (<see cref="Exists"/>): a bitmap or activity log without it is
+    /// left from a creation a crash cut short, and is replaced.
+    /// </summary>
+    /// <exception cref="IOException">The replica already exists.</exception>
     public static ReplicaStore Create(IFileSystem files, string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
     {
+        if (Exists(files, directory))
+        {
+            throw new IOException($"a replica already exists in {directory}");
+        }
+
         files.CreateDirectory(directory);
+        files.DeleteFile(Path.Combine(directory, BitmapFileName));
+        files.DeleteFile(Path.Combine(directory, ActivityLogFileName));
         var metadata = ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags };
         var bitmapFile = BitmapFile.Create(files, Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
         ActivityLogFile.Create(files, Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);

@@ -29,6 +29,47 @@ public sealed class StorageFaultTests
         Assert.Equal(Pattern(Unit, 4), await ReadAsync(volume, 0, Unit));
     }
 
+    [Fact]
+    public void A_pool_whose_creation_a_power_loss_cut_short_can_be_created_again()
+    {
+        var options = new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit };
+        for (var cut = 1; ; cut++)
+        {
+            var files = new FaultFileSystem();
+            files.CutPowerAt(cut);
+            try
+            {
+                StoragePool.Create(files, "/pool", options, NullLogger.Instance).Dispose();
+                return;
+            }
+            catch (PowerCutException)
+            {
+            }
+
+            files.PowerLoss();
+            using var pool = StoragePool.Exists(files, "/pool")
+                ? StoragePool.Open(files, "/pool", NullLogger.Instance)
+                : StoragePool.Create(files, "/pool", options, NullLogger.Instance);
+            Assert.Equal(8L * Unit, pool.Usage.Capacity);
+        }
+    }
+
+    [Fact]
+    public void Creating_a_pool_where_one_exists_is_refused_and_keeps_it()
+    {
+        var files = new FaultFileSystem();
+        var options = new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit };
+        using (var pool = StoragePool.Create(files, "/pool", options, NullLogger.Instance))
+        {
+            pool.CreateVolume("v", Unit);
+        }
+
+        Assert.Throws<IOException>(() => StoragePool.Create(files, "/pool", options, NullLogger.Instance));
+
+        using var reopened = StoragePool.Open(files, "/pool", NullLogger.Instance);
+        Assert.NotNull(reopened.Find("v"));
+    }
+
     private static async Task<byte[]> ReadAsync(IBlockDevice device, long offset, int length)
     {
         var buffer = new byte[length];

@@ -1,0 +1,59 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Replication;
+using Replicator.Core.Tests.Support.Faults;
+
+namespace Replicator.Core.Tests.Faults;
+
+/// <summary>The bugs the fault runs found in the replica's files (bitmap, activity log, metadata), one test each.</summary>
+public sealed class ReplicaFaultTests
+{
+    private const string Directory = "/replica";
+    private const long Size = 16L << 20;
+    private static readonly Guid Volume = Guid.NewGuid();
+
+    [Fact]
+    public void A_replica_whose_creation_a_power_loss_cut_short_can_be_created_again()
+    {
+        for (var cut = 1; ; cut++)
+        {
+            var files = NewFileSystem();
+            files.CutPowerAt(cut);
+            try
+            {
+                Create(files).Dispose();
+                return;
+            }
+            catch (PowerCutException)
+            {
+            }
+
+            files.PowerLoss();
+            using var store = ReplicaStore.Exists(files, Directory)
+                ? ReplicaStore.Open(files, Directory, Size, NullLogger.Instance)
+                : Create(files);
+            Assert.Equal(ReplicaDiskState.UpToDate, store.DiskState);
+        }
+    }
+
+    [Fact]
+    public void Creating_a_replica_where_one_exists_is_refused_and_keeps_it()
+    {
+        var files = NewFileSystem();
+        Create(files).Dispose();
+
+        Assert.Throws<IOException>(() => Create(files));
+
+        using var store = ReplicaStore.Open(files, Directory, Size, NullLogger.Instance);
+        Assert.Equal(GenerationIds.NewVolume, store.Generation);
+    }
+
+    private static FaultFileSystem NewFileSystem()
+    {
+        var files = new FaultFileSystem();
+        files.CreateDirectory("/");
+        return files;
+    }
+
+    private static ReplicaStore Create(FaultFileSystem files) =>
+        ReplicaStore.Create(files, Directory, Volume, Size, GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
+}
