@@ -223,11 +223,16 @@ internal sealed partial class ReplicaStore
         }
     }
 
-    /// <summary>A clean stop: every write is done, so the activity log is emptied and the bitmap synced.</summary>
+    /// <summary>
+    /// A clean stop: every write is done, so the bitmap is synced and then the activity log emptied.
+    /// In that order: the log names the extents whose marks may still be only in the page cache, so it
+    /// may forget them only once the marks are durable.
+    /// </summary>
     public void CloseCleanly()
     {
         lock (_lock)
         {
+            _bitmapFile.Flush();
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
@@ -235,7 +240,6 @@ internal sealed partial class ReplicaStore
                 _activity.MarkDurable(snapshot.Sequence);
             }
 
-            _bitmapFile.Flush();
             if ((_metadata.Flags & ReplicaFlags.ConnectedAndUpToDate) != 0)
             {
                 WriteMetadataLocked(_metadata with { Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });
