@@ -27,7 +27,7 @@ namespace Replicator.Core.Pool;
 public sealed partial class StoragePool : IDisposable
 {
     /// <summary>Journal size at which the pool writes a snapshot and starts a new journal.</summary>
-    public const long CheckpointThreshold = 64L << 20;
+    public const long DefaultCheckpointThreshold = 64L << 20;
 
     private readonly Lock _lock = new();
     private readonly Lock _flushLock = new();
@@ -63,6 +63,9 @@ public sealed partial class StoragePool : IDisposable
     }
 
     public int ExtentSize => _meta.State.ExtentSize;
+
+    /// <summary>Journal size at which the pool checkpoints (tests lower it to checkpoint often).</summary>
+    internal long CheckpointThreshold { get; set; } = DefaultCheckpointThreshold;
 
     public IReadOnlyCollection<ThinVolume> Volumes
     {

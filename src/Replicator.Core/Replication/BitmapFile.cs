@@ -247,7 +247,7 @@ internal sealed class BitmapFile : IDisposable
     private static void LoadWords(IStorageFile file, DirtyBitmap bitmap)
     {
         var end = DataOffset + bitmap.WordCount * sizeof(ulong);
-        var buffer = new byte[LoadChunkBytes];
+        var buffer = new byte[Math.Min(LoadChunkBytes, end - DataOffset)];
         var position = file.NextData(DataOffset);
         while (position >= 0 && position < end)
         {

@@ -111,8 +111,13 @@ internal sealed partial class ReplicaStore : IDisposable
     /// left from a creation a crash cut short, and is replaced.
     /// </summary>
     /// <exception cref="IOException">The replica already exists.</exception>
-    public static ReplicaStore Create(IFileSystem files, string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
+    public static ReplicaStore Create(IFileSystem files, string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger) =>
+        Create(files, directory, ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags }, volumeSize, logger);
+
+    /// <summary>Creates the replica files with the geometry (bitmap granularity, activity log) <paramref name="metadata"/> names.</summary>
+    public static ReplicaStore Create(IFileSystem files, string directory, ReplicaMetadata metadata, long volumeSize, ILogger logger)
     {
+        ArgumentNullException.ThrowIfNull(metadata);
         if (Exists(files, directory))
         {
             throw new IOException($"a replica already exists in {directory}");
@@ -121,7 +126,6 @@ internal sealed partial class ReplicaStore : IDisposable
         files.CreateDirectory(directory);
         files.DeleteFile(Path.Combine(directory, BitmapFileName));
         files.DeleteFile(Path.Combine(directory, ActivityLogFileName));
-        var metadata = ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags };
         var bitmapFile = BitmapFile.Create(files, Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
         ActivityLogFile.Create(files, Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var activityFile = ActivityLogFile.Open(files, Path.Combine(directory, ActivityLogFileName), out _);

@@ -128,6 +128,16 @@ public sealed class MemoryFileSystem : IFileSystem
         return new FileLock(this, full);
     }
 
+    /// <summary>The contents <paramref name="path"/> names.</summary>
+    internal MemoryInode InodeAt(string path)
+    {
+        var full = Full(path);
+        lock (_lock)
+        {
+            return _files.TryGetValue(full, out var inode) ? inode : throw new FileNotFoundException($"Could not find file '{full}'.", full);
+        }
+    }
+
     /// <summary>The files directly in <paramref name="directory"/>, by name.</summary>
     internal Dictionary<string, MemoryInode> Entries(string directory)
     {

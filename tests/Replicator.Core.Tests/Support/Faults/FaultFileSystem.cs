@@ -87,6 +87,15 @@ internal sealed class FaultFileSystem : IFileSystem
         }
     }
 
+    /// <summary>Forgets a crash point set by <see cref="CutPowerAt"/> that was not reached.</summary>
+    public void CancelPowerCut()
+    {
+        lock (_lock)
+        {
+            _cutAt = -1;
+        }
+    }
+
     /// <summary>
     /// Makes the next <paramref name="times"/> calls of <paramref name="operation"/> on a path
     /// <paramref name="where"/> accepts (every path when null) fail with <paramref name="errno"/>.
@@ -139,6 +148,23 @@ internal sealed class FaultFileSystem : IFileSystem
             _dead = false;
             _epoch++;
             PowerLosses++;
+            ForgetUnreachableFiles();
+        }
+    }
+
+    /// <summary>
+    /// The process died (kill -9) but the machine did not: every handle and lock it held is gone,
+    /// everything it wrote stays (the page cache survives).
+    /// </summary>
+    public void KillProcess()
+    {
+        lock (_lock)
+        {
+            _memory.ReleaseAllLocks();
+            _locks.Clear();
+            _cutAt = -1;
+            _dead = false;
+            _epoch++;
         }
     }
 
@@ -270,7 +296,9 @@ internal sealed class FaultFileSystem : IFileSystem
         }
     }
 
-    internal UnsyncedChanges UnsyncedOf(MemoryInode inode) => _unsynced[inode];
+    /// <summary>The unsynced changes of a file; one deleted and forgotten meanwhile (still open) gets a fresh record nobody will read.</summary>
+    internal UnsyncedChanges UnsyncedOf(MemoryInode inode) =>
+        _unsynced.TryGetValue(inode, out var changes) ? changes : new UnsyncedChanges();
 
     internal Random Random => _random;
 
@@ -308,14 +336,38 @@ internal sealed class FaultFileSystem : IFileSystem
 
     private MemoryInode InodeOf(string path)
     {
-        var full = MemoryFileSystem.Full(path);
-        var inode = _memory.Entries(MemoryFileSystem.DirectoryOf(full))[Path.GetFileName(full)];
+        var inode = _memory.InodeAt(path);
         if (_unsynced.TryAdd(inode, new UnsyncedChanges()))
         {
             _inodes.Add(inode);
         }
 
         return inode;
+    }
+
+    /// <summary>
+    /// Drops what is kept for files that no name reaches now and no name reached at a directory's
+    /// last sync: a power loss cannot bring them back. Keeps a long run's memory flat (run at each power loss).
+    /// </summary>
+    private void ForgetUnreachableFiles()
+    {
+        var reachable = new HashSet<MemoryInode>(ReferenceEqualityComparer.Instance);
+        foreach (var entries in _durableEntries.Values)
+        {
+            reachable.UnionWith(entries.Values);
+        }
+
+        foreach (var directory in _memory.Directories)
+        {
+            reachable.UnionWith(_memory.Entries(directory).Values);
+        }
+
+        foreach (var inode in _inodes.Where(i => !reachable.Contains(i)).ToList())
+        {
+            _unsynced.Remove(inode);
+        }
+
+        _inodes.RemoveAll(i => !reachable.Contains(i));
     }
 
     private void ThrowIfDead()
