@@ -1,3 +1,5 @@
+using Replicator.Core.Devices;
+
 namespace Replicator.Core.Replication;
 
 /// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
@@ -42,8 +44,25 @@ internal sealed partial class ReplicaStore
                     await freed.WaitAsync(cancellationToken);
                     continue;
                 default:
-                    await PersistActivityAsync(begin.Sequence, cancellationToken);
-                    return new Activity(offset, length, Held: true);
+                    var activity = new Activity(offset, length, Held: true);
+                    try
+                    {
+                        await PersistActivityAsync(begin.Sequence, cancellationToken);
+                    }
+                    catch (IOException e)
+                    {
+                        // Begin counted this write in flight; it will not run, so its extents must be let go
+                        // (or they could never be evicted, and a clean stop would keep them in the log).
+                        EndActivity(activity);
+                        throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        EndActivity(activity);
+                        throw;
+                    }
+
+                    return activity;
             }
         }
     }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
 using Replicator.Core.Storage;
 
 namespace Replicator.Core.Replication;
@@ -222,7 +223,20 @@ internal sealed partial class ReplicaStore : IDisposable
     /// this replica is about to acknowledge a change its peer does not have: it first moves to that
     /// generation, written durably, if it has not already.
     /// </summary>
+    /// <exception cref="BlockDeviceException">The metadata or the bitmap could not be written (EIO, ENOSPC): the change must not go on.</exception>
     public void MarkOutOfSync(long offset, long length, GenerationIds? writingAlone = null)
+    {
+        try
+        {
+            MarkOutOfSyncCore(offset, length, writingAlone);
+        }
+        catch (IOException e)
+        {
+            throw BlockDeviceException.FromIOException(e, $"marking [{offset}, +{length}) out of sync in the bitmap of volume {_metadata.VolumeId}");
+        }
+    }
+
+    private void MarkOutOfSyncCore(long offset, long length, GenerationIds? writingAlone)
     {
         lock (_lock)
         {
@@ -302,7 +316,18 @@ internal sealed partial class ReplicaStore : IDisposable
     }
 
     /// <summary>Makes bitmap marks durable against power loss (with a client FLUSH).</summary>
-    public void Flush() => _bitmapFile.Flush();
+    /// <exception cref="BlockDeviceException">The bitmap could not be synced (EIO).</exception>
+    public void Flush()
+    {
+        try
+        {
+            _bitmapFile.Flush();
+        }
+        catch (IOException e)
+        {
+            throw BlockDeviceException.FromIOException(e, $"syncing the out-of-sync bitmap of volume {_metadata.VolumeId}");
+        }
+    }
 
     public void Dispose()
     {

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Devices;
 using Replicator.Core.Replication;
 using Replicator.Core.Tests.Support.Faults;
 
@@ -77,6 +78,39 @@ public sealed class ReplicaFaultTests
 
         using var store = ReplicaStore.Open(files, Directory, Size, NullLogger.Instance);
         Assert.Equal(GenerationIds.NewVolume, store.Generation);
+    }
+
+    [Theory]
+    [InlineData(Errno.EIO, StorageError.Io)]
+    [InlineData(Errno.ENOSPC, StorageError.NoSpace)]
+    public async Task A_write_whose_activity_log_or_bitmap_update_fails_is_refused_with_the_error_a_client_can_act_on(int errno, StorageError expected)
+    {
+        var node = SingleNode.Open(new FaultFileSystem(), EngineWorkload.Options, 1 << 20);
+        var volume = node.CreateVolume("v", 1 << 20);
+        foreach (var file in new[] { ReplicaStore.ActivityLogFileName, ReplicaStore.BitmapFileName })
+        {
+            node.Files.FailNext(IoOperation.Write, errno, p => p.EndsWith(file, StringComparison.Ordinal));
+
+            var refused = await Assert.ThrowsAsync<BlockDeviceException>(() => volume.WriteAsync(0, new byte[4096], IoFlags.None).AsTask());
+
+            Assert.Equal(expected, refused.Error);
+            Assert.Contains(file, refused.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task A_write_whose_activity_log_update_failed_does_not_hold_its_extent_forever()
+    {
+        var files = NewFileSystem();
+        var store = Create(files);
+        files.FailNext(IoOperation.Flush, Errno.EIO, p => p.EndsWith(ReplicaStore.ActivityLogFileName, StringComparison.Ordinal));
+        await Assert.ThrowsAnyAsync<IOException>(() => store.BeginActivityAsync(8192, 4096, CancellationToken.None).AsTask());
+
+        store.CloseCleanly();
+        store.Dispose();
+
+        using var reopened = ReplicaStore.Open(files, Directory, Size, NullLogger.Instance);
+        Assert.False(reopened.Crashed, "a clean stop left the extent of a write that never ran in the activity log");
     }
 
     private static bool IsMarked(ReplicaStore store, long offset, long length)
