@@ -26,6 +26,13 @@ public sealed class MetadataJournal : IDisposable
 
     public ulong NextSequence { get; private set; }
 
+    /// <summary>
+    /// The file can no longer be trusted: an fsync of it failed (Linux then forgets the pages it did not
+    /// write, so a later fsync succeeds without them and replay would stop at the hole), or a failed
+    /// append could not be cut off. Its owner replaces it with a checkpoint before relying on it.
+    /// </summary>
+    public bool Damaged { get; private set; }
+
     /// <summary>Creates an empty journal file; its name is durable once the caller syncs the directory.</summary>
     public static MetadataJournal Create(IFileSystem files, string path, ulong nextSequence) =>
         new(files.OpenFile(path, FileOpenMode.CreateNew), 0, nextSequence);
@@ -116,13 +123,45 @@ public sealed class MetadataJournal : IDisposable
             written += JournalCodec.Encode(record, sequence++, _buffer.AsSpan(written));
         }
 
-        _file.Write(Length, _buffer.AsSpan(0, written));
+        try
+        {
+            _file.Write(Length, _buffer.AsSpan(0, written));
+        }
+        catch (IOException)
+        {
+            // Part of the batch may be in the file now. The next batch reuses its sequence numbers at this
+            // offset; shorter, it could leave a whole stale record after it, which replay would apply.
+            // Cut the part off, durably.
+            try
+            {
+                _file.SetLength(Length);
+                _file.Flush();
+            }
+            catch (IOException)
+            {
+                Damaged = true;
+            }
+
+            throw;
+        }
+
         Length += written;
         NextSequence = sequence;
         return sequence - 1;
     }
 
-    public void Flush() => _file.Flush();
+    public void Flush()
+    {
+        try
+        {
+            _file.Flush();
+        }
+        catch (IOException)
+        {
+            Damaged = true;
+            throw;
+        }
+    }
 
     public void Dispose() => _file.Dispose();
 }

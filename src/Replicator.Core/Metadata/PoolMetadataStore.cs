@@ -10,7 +10,14 @@ namespace Replicator.Core.Metadata;
 /// <see cref="State"/>; a checkpoint writes a new snapshot and starts the next journal file, so
 /// replay after a crash reads one snapshot and a bounded amount of journal.
 /// </summary>
-/// <remarks>Not thread-safe: the pool serializes calls under its metadata lock.</remarks>
+/// <remarks>
+/// <para>Not thread-safe: the pool serializes calls under its metadata lock.</para>
+/// <para><b>When the disk fails.</b> A journal whose fsync failed is never trusted again: Linux forgets
+/// the pages that fsync did not write, so a later fsync would succeed without them and replay would
+/// stop at the hole they leave, dropping every record after it. The next flush (this one, and each
+/// one after until it works) writes everything again instead, as a new snapshot and an empty journal
+/// (<see cref="Checkpoint"/>), and only then reports the records durable.</para>
+/// </remarks>
 public sealed class PoolMetadataStore : IDisposable
 {
     public const string SnapshotFileName = "pool.meta";
@@ -20,6 +27,9 @@ public sealed class PoolMetadataStore : IDisposable
     private readonly string _directory;
     private MetadataJournal _journal;
     private ulong _generation;
+
+    /// <summary>A checkpoint got as far as the rename of its snapshot and failed: until one succeeds, nothing is known durable.</summary>
+    private bool _mustCheckpoint;
 
     private PoolMetadataStore(IFileSystem files, string directory, PoolState state, MetadataJournal journal, ulong generation)
     {
@@ -99,12 +109,17 @@ public sealed class PoolMetadataStore : IDisposable
         return new PoolMetadataStore(files, directory, state, journal!, generation);
     }
 
-    /// <summary>Appends the records durably enough to survive a process kill, then applies them.</summary>
+    /// <summary>Appends the records durably enough to survive a process kill, then applies them. When it throws, nothing changed.</summary>
     public void Commit(ReadOnlySpan<JournalRecord> records)
     {
         if (records.IsEmpty)
         {
             return;
+        }
+
+        if (_journal.Damaged)
+        {
+            Checkpoint();
         }
 
         State.LastSequence = _journal.Append(records);
@@ -116,20 +131,71 @@ public sealed class PoolMetadataStore : IDisposable
 
     public void Commit(in JournalRecord record) => Commit([record]);
 
-    /// <summary>Makes every committed record durable (fsync).</summary>
-    public void Flush() => _journal.Flush();
+    /// <summary>Makes every committed record durable: an fsync of the journal, or a checkpoint when the journal cannot be trusted.</summary>
+    public void Flush()
+    {
+        if (!_mustCheckpoint && !_journal.Damaged)
+        {
+            try
+            {
+                _journal.Flush();
+                return;
+            }
+            catch (IOException)
+            {
+                // Damaged now: rewrite everything below; if that fails too, its error is the one to report.
+            }
+        }
 
-    /// <summary>Writes a snapshot of the current state and continues in a new, empty journal file.</summary>
+        Checkpoint();
+    }
+
+    /// <summary>
+    /// Writes a snapshot of the current state and continues in a new, empty journal file. Crash-safe at
+    /// every step: replay reads the snapshot and every journal from its generation on, so the new
+    /// journal's name is made durable before the snapshot that names it, and records go to the new
+    /// journal from the moment the snapshot's rename may have happened. When it throws before that,
+    /// nothing changed; after it, the next flush checkpoints again.
+    /// </summary>
     public void Checkpoint()
     {
         var next = _generation + 1;
-        var journal = MetadataJournal.Create(_files, JournalPath(_directory, next), State.LastSequence + 1);
-        _files.SyncDirectory(_directory);
-        _files.WriteAtomically(Path.Combine(_directory, SnapshotFileName), PoolSnapshot.Serialize(State, next));
+        var nextPath = JournalPath(_directory, next);
+        var snapshotPath = Path.Combine(_directory, SnapshotFileName);
+
+        // A journal of this generation can only be left by an attempt that failed before it was used.
+        _files.DeleteFile(nextPath);
+        var journal = MetadataJournal.Create(_files, nextPath, State.LastSequence + 1);
+        try
+        {
+            _files.SyncDirectory(_directory);
+            _files.WriteTemporary(snapshotPath, PoolSnapshot.Serialize(State, next));
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+
         _journal.Dispose();
-        _files.DeleteFile(JournalPath(_directory, _generation));
         _journal = journal;
         _generation = next;
+        _mustCheckpoint = true;
+        _files.ReplaceWithTemporary(snapshotPath);
+        _mustCheckpoint = false;
+
+        // The snapshot covers every record before the new journal: older journals are never read again,
+        // so one that cannot be deleted now is only garbage, deleted by a later checkpoint.
+        try
+        {
+            foreach (var path in _files.ListFiles(_directory, JournalPrefix).Where(p => ParseGeneration(p) < next))
+            {
+                _files.DeleteFile(path);
+            }
+        }
+        catch (IOException)
+        {
+        }
     }
 
     public void Dispose() => _journal.Dispose();

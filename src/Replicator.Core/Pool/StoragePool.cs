@@ -44,6 +44,8 @@ public sealed partial class StoragePool : IDisposable
     private readonly ILogger _logger;
     private long _cursor;
     private bool _disposed;
+    private long _checkpointThreshold = DefaultCheckpointThreshold;
+    private long _nextCheckpointAt = DefaultCheckpointThreshold;
 
     private StoragePool(IFileSystem files, string directory, PoolMetadataStore meta, List<IStorageFile> data, IDisposable lockFile, ILogger logger)
     {
@@ -65,7 +67,11 @@ public sealed partial class StoragePool : IDisposable
     public int ExtentSize => _meta.State.ExtentSize;
 
     /// <summary>Journal size at which the pool checkpoints (tests lower it to checkpoint often).</summary>
-    internal long CheckpointThreshold { get; set; } = DefaultCheckpointThreshold;
+    internal long CheckpointThreshold
+    {
+        get => _checkpointThreshold;
+        set => _checkpointThreshold = _nextCheckpointAt = value;
+    }
 
     public IReadOnlyCollection<ThinVolume> Volumes
     {
@@ -132,11 +138,12 @@ public sealed partial class StoragePool : IDisposable
                 throw new VolumeExistsException($"a volume with id {volumeId} already exists");
             }
 
+            // Committed, the volume exists: a failed flush after it reports the error but leaves the pool consistent.
             var localId = _meta.State.NextLocalId;
             _meta.Commit(JournalRecord.VolumeCreated(localId, volumeId, name, size));
-            _meta.Flush();
             var volume = new ThinVolume(this, _meta.State.Get(localId));
             _volumes[localId] = volume;
+            _meta.Flush();
             return volume;
         }
     }
@@ -170,16 +177,18 @@ public sealed partial class StoragePool : IDisposable
         {
             ThrowIfDisposed();
             var state = volume.State;
-            if (!_volumes.Remove(state.LocalId))
+            if (!_volumes.ContainsKey(state.LocalId))
             {
                 throw new InvalidOperationException($"volume '{state.Name}' is already deleted");
             }
 
-            volume.MarkDeleted();
+            // Committed first: when the journal refuses the records, the volume is still there, whole.
             var records = state.Map.Entries().Select(e => JournalRecord.UnitUnmapped(state.LocalId, e.Unit)).ToList();
             var extents = state.Map.Entries().Select(e => e.Extent).ToList();
             records.Add(JournalRecord.VolumeDeleted(state.LocalId));
             _meta.Commit(records.ToArray());
+            _volumes.Remove(state.LocalId);
+            volume.MarkDeleted();
             discard = RetireLocked(extents);
             MaybeCheckpointLocked();
         }
@@ -229,20 +238,26 @@ public sealed partial class StoragePool : IDisposable
             }
 
             _disposed = true;
-            foreach (var file in _data)
+            try
             {
-                file.Flush();
-            }
+                foreach (var file in _data)
+                {
+                    file.Flush();
+                }
 
-            _meta.Flush();
-            _meta.Checkpoint();
-            _meta.Dispose();
-            foreach (var file in _data)
+                _meta.Flush();
+                _meta.Checkpoint();
+            }
+            finally
             {
-                file.Dispose();
-            }
+                _meta.Dispose();
+                foreach (var file in _data)
+                {
+                    file.Dispose();
+                }
 
-            _lockFile.Dispose();
+                _lockFile.Dispose();
+            }
         }
     }
 
@@ -262,13 +277,32 @@ public sealed partial class StoragePool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Checkpoints when the journal has grown past the threshold. The change that got it there is
+    /// committed already, so a failed checkpoint does not fail it: the journal grows on, and the
+    /// next try comes after another threshold's worth of records.
+    /// </summary>
     private void MaybeCheckpointLocked()
     {
-        if (_meta.JournalLength >= CheckpointThreshold)
+        if (_meta.JournalLength < _nextCheckpointAt)
+        {
+            return;
+        }
+
+        try
         {
             _meta.Checkpoint();
+            _nextCheckpointAt = CheckpointThreshold;
+        }
+        catch (IOException e)
+        {
+            _nextCheckpointAt = _meta.JournalLength + CheckpointThreshold;
+            LogCheckpointFailed(_logger, e.Message);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A checkpoint of the pool's metadata failed ({Reason}); the journal grows until the next one works")]
+    private static partial void LogCheckpointFailed(ILogger logger, string reason);
 
     /// <summary>Punches every extent no volume maps, so none can leak old data into a new mapping.</summary>
     private void DiscardUnreferencedExtents()

@@ -30,25 +30,40 @@ public static class FileSystemExtensions
     /// </summary>
     public static void WriteAtomically(this IFileSystem files, string path, ReadOnlySpan<byte> bytes)
     {
+        files.WriteTemporary(path, bytes);
+        files.ReplaceWithTemporary(path);
+    }
+
+    /// <summary>
+    /// The first half of <see cref="WriteAtomically"/>: <paramref name="bytes"/> in <c>path.tmp</c>, synced.
+    /// Nothing a reader of <paramref name="path"/> sees has changed, whether it returns or throws.
+    /// </summary>
+    public static void WriteTemporary(this IFileSystem files, string path, ReadOnlySpan<byte> bytes)
+    {
         ArgumentNullException.ThrowIfNull(files);
         var temp = path + TemporarySuffix;
         files.DeleteFile(temp);
         try
         {
-            using (var file = files.OpenFile(temp, FileOpenMode.CreateNew))
-            {
-                file.Write(0, bytes);
-                file.Flush();
-            }
-
-            files.RenameFile(temp, path);
+            using var file = files.OpenFile(temp, FileOpenMode.CreateNew);
+            file.Write(0, bytes);
+            file.Flush();
         }
         catch
         {
             TryDelete(files, temp);
             throw;
         }
+    }
 
+    /// <summary>
+    /// The second half of <see cref="WriteAtomically"/>: renames <c>path.tmp</c> over <paramref name="path"/>
+    /// and syncs the directory. When it throws, the rename may have happened or not, and may not be durable.
+    /// </summary>
+    public static void ReplaceWithTemporary(this IFileSystem files, string path)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        files.RenameFile(path + TemporarySuffix, path);
         files.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 

@@ -70,6 +70,38 @@ public sealed class StorageFaultTests
         Assert.NotNull(reopened.Find("v"));
     }
 
+    [Fact]
+    public async Task A_delete_the_journal_refused_leaves_the_volume_whole_and_in_use()
+    {
+        var files = new FaultFileSystem();
+        using var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        var volume = pool.CreateVolume("v", 4L * Unit);
+        await volume.WriteAsync(Unit, Pattern(Unit, 5), IoFlags.None);
+        files.FailNext(IoOperation.Write, Errno.EIO, p => p.Contains("/journal.", StringComparison.Ordinal));
+
+        Assert.ThrowsAny<IOException>(() => pool.DeleteVolume(volume));
+
+        Assert.Same(volume, pool.Find("v"));
+        Assert.Equal(Pattern(Unit, 5), await ReadAsync(volume, Unit, Unit));
+        pool.DeleteVolume(volume);
+        Assert.Null(pool.Find("v"));
+    }
+
+    [Fact]
+    public async Task A_volume_created_while_an_fsync_of_the_journal_fails_is_created_durably()
+    {
+        var files = new FaultFileSystem();
+        var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        files.FailNext(IoOperation.Flush, Errno.EIO, p => p.Contains("/journal.", StringComparison.Ordinal));
+
+        var volume = pool.CreateVolume("v", 4L * Unit);
+        await volume.WriteAsync(0, Pattern(Unit, 6), IoFlags.Fua);
+        files.PowerLoss();
+
+        using var reopened = StoragePool.Open(files, "/pool", NullLogger.Instance);
+        Assert.Equal(Pattern(Unit, 6), await ReadAsync(reopened.Find("v")!, 0, Unit));
+    }
+
     private static async Task<byte[]> ReadAsync(IBlockDevice device, long offset, int length)
     {
         var buffer = new byte[length];
