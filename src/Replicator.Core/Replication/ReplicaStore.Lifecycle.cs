@@ -1,3 +1,5 @@
+using Replicator.Core.Devices;
+
 namespace Replicator.Core.Replication;
 
 /// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
@@ -42,8 +44,25 @@ internal sealed partial class ReplicaStore
                     await freed.WaitAsync(cancellationToken);
                     continue;
                 default:
-                    await PersistActivityAsync(begin.Sequence, cancellationToken);
-                    return new Activity(offset, length, Held: true);
+                    var activity = new Activity(offset, length, Held: true);
+                    try
+                    {
+                        await PersistActivityAsync(begin.Sequence, cancellationToken);
+                    }
+                    catch (IOException e)
+                    {
+                        // Begin counted this write in flight; it will not run, so its extents must be let go
+                        // (or they could never be evicted, and a clean stop would keep them in the log).
+                        EndActivity(activity);
+                        throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        EndActivity(activity);
+                        throw;
+                    }
+
+                    return activity;
             }
         }
     }
@@ -223,11 +242,16 @@ internal sealed partial class ReplicaStore
         }
     }
 
-    /// <summary>A clean stop: every write is done, so the activity log is emptied and the bitmap synced.</summary>
+    /// <summary>
+    /// A clean stop: every write is done, so the bitmap is synced and then the activity log emptied.
+    /// In that order: the log names the extents whose marks may still be only in the page cache, so it
+    /// may forget them only once the marks are durable.
+    /// </summary>
     public void CloseCleanly()
     {
         lock (_lock)
         {
+            _bitmapFile.Flush();
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
@@ -235,7 +259,6 @@ internal sealed partial class ReplicaStore
                 _activity.MarkDurable(snapshot.Sequence);
             }
 
-            _bitmapFile.Flush();
             if ((_metadata.Flags & ReplicaFlags.ConnectedAndUpToDate) != 0)
             {
                 WriteMetadataLocked(_metadata with { Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Replicator.Core.Storage;
 using Replicator.Core;
 using Replicator.Node.Cluster;
 using Replicator.Node.Roles;
@@ -68,7 +69,7 @@ internal static class ClusterCommands
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             var directory = parse.GetValue(dir)!.FullName;
-            Directory.CreateDirectory(directory);
+            PhysicalFileSystem.Instance.CreateDirectory(directory);
             var nodes = ClusterLayout.Ensure(directory, ParseSize(parse.GetValue(poolSize)!), !parse.GetValue(noWitness));
             Configuration.AdminToken.LoadOrCreate(Path.Combine(directory, ClusterLayout.TokenFileName));
             foreach (var (nodeDir, config) in nodes)

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Replicator.Core.Storage;
 using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Cluster;
@@ -46,15 +47,16 @@ internal static class ClusterLayout
         if (withWitness)
         {
             witness = new WitnessConfig { Address = $"127.0.0.1:{FreePort()}" };
-            Directory.CreateDirectory(Path.Combine(directory, WitnessDirectoryName));
-            File.WriteAllText(Path.Combine(directory, WitnessDirectoryName, WitnessConfigFileName), System.Text.Json.JsonSerializer.Serialize(witness, NodeConfig.JsonOptions));
+            PhysicalFileSystem.Instance.CreateDirectory(Path.Combine(directory, WitnessDirectoryName));
+            PhysicalFileSystem.Instance.WriteAtomically(Path.Combine(directory, WitnessDirectoryName, WitnessConfigFileName),
+                System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(witness, NodeConfig.JsonOptions));
         }
 
         var configs = new List<(string, NodeConfig)>();
         foreach (var name in NodeNames)
         {
             var nodeDir = Path.Combine(directory, name);
-            Directory.CreateDirectory(nodeDir);
+            PhysicalFileSystem.Instance.CreateDirectory(nodeDir);
             var dials = name == "a";
             var config = new NodeConfig
             {

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Replicator.Core.Storage;
 using Replicator.Protocol.Peer;
 
 namespace Replicator.Node.Configuration;
@@ -77,12 +78,13 @@ internal sealed record NodeConfig
         return config;
     }
 
-    public void Save(string directory)
+    public void Save(string directory) => Save(PhysicalFileSystem.Instance, directory);
+
+    /// <summary>Replaces node.json atomically and durably: a crash leaves the old file or the new one.</summary>
+    internal void Save(IFileSystem files, string directory)
     {
         Validate(PathIn(directory));
-        var temp = PathIn(directory) + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(this, JsonOptions));
-        File.Move(temp, PathIn(directory), overwrite: true);
+        files.WriteAtomically(PathIn(directory), JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions));
     }
 
     public string SocketPath(string directory) => Path.GetFullPath(NbdSocket, directory);

@@ -1,3 +1,4 @@
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Cli;
 using Replicator.Node.Cluster;
@@ -30,7 +31,7 @@ internal static class ClusterRole
     public static async Task<int> UpAsync(ClusterUpSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var nodes = ClusterLayout.Ensure(directory, settings.PoolSize, settings.Witness);
         var tokenPath = Path.Combine(directory, ClusterLayout.TokenFileName);
         var token = AdminToken.LoadOrCreate(tokenPath);

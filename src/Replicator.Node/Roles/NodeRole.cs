@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Replication;
@@ -39,7 +40,7 @@ internal static class NodeRole
     public static async Task<int> RunAsync(NodeRunSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var config = LoadConfig(directory, settings);
         var token = AdminToken.LoadOrCreate(config.TokenPath(directory));
 
@@ -64,7 +65,7 @@ internal static class NodeRole
         {
             builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
         }
-        builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
+        builder.Services.AddSingleton(sp => new ReplicationManager(sp.GetRequiredService<NodeStorage>().Files, directory, config, sp.GetRequiredService<NodeStorage>().Pool,
             sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton<NodeTelemetry>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeTelemetry>());

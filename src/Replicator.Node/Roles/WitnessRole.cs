@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Node.Hosting;
@@ -19,7 +20,7 @@ internal static class WitnessRole
     public static async Task<int> RunAsync(WitnessSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var token = AdminToken.LoadOrCreate(Path.GetFullPath(settings.TokenFile, directory));
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
         {
@@ -28,7 +29,7 @@ internal static class WitnessRole
         });
         NodeLogging.Configure(builder.Logging);
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(settings.Listen)));
-        builder.Services.AddSingleton(new WitnessBook(settings.Lease, Path.Combine(directory, "votes.json")));
+        builder.Services.AddSingleton(new WitnessBook(settings.Lease, PhysicalFileSystem.Instance, Path.Combine(directory, "votes.json")));
         if (settings.ParentPid is { } parent)
         {
             builder.Services.AddHostedService(sp => new ParentWatch(parent, sp.GetRequiredService<IHostApplicationLifetime>(), sp.GetRequiredService<ILogger<ParentWatch>>()));
@@ -38,15 +39,17 @@ internal static class WitnessRole
         var logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Witness");
         app.UseMiddleware<BearerTokenAuth>(token);
         var api = app.MapGroup("/api/v1");
-        api.MapGet("/votes", (WitnessBook book) => book.Votes.Select(v => new VoteInfo(v.Key, v.Value.Holder, v.Value.Generation.ToString("X16", CultureInfo.InvariantCulture), v.Value.ExpiresAt)).ToList());
+        api.MapGet("/votes", (WitnessBook book) => book.Votes.Select(v => new VoteInfo(v.Key, v.Value.Holder!, v.Value.Generation.ToString("X16", CultureInfo.InvariantCulture), v.Value.ExpiresAt)).ToList());
         api.MapPost("/votes/{volume:guid}", (Guid volume, VoteRequest? request, WitnessBook book) =>
         {
-            if (request?.Node is not { Length: > 0 } node || !TryHex(request.Current, out var current) || !TryHex(request.WritingAs, out var writingAs))
+            var bitmap = 0UL;
+            if (request?.Node is not { Length: > 0 } node || !TryHex(request.Current, out var current) || !TryHex(request.WritingAs, out var writingAs)
+                || (request.Bitmap is not null && !TryHex(request.Bitmap, out bitmap)))
             {
-                return Results.Problem(statusCode: 400, title: "Bad request", detail: "A vote request names the node and its current and writingAs generation ids (16 hex digits).");
+                return Results.Problem(statusCode: 400, title: "Bad request", detail: "A vote request names the node and its current, writingAs and (optional) bitmap generation ids (16 hex digits).");
             }
 
-            var answer = book.Request(volume, node, current, writingAs, DateTimeOffset.UtcNow);
+            var answer = book.Request(volume, node, current, bitmap, writingAs, DateTimeOffset.UtcNow);
             if (answer.Reason != "renewed")
             {
                 logger.LogInformation("Vote for volume {Volume} {Verdict} to node {Node}: {Reason}", volume, answer.Granted ? "granted" : "refused", node, answer.Reason);
@@ -56,7 +59,12 @@ internal static class WitnessRole
         });
         api.MapPost("/votes/{volume:guid}/release", (Guid volume, ReleaseRequest? request, WitnessBook book) =>
         {
-            if (request?.Node is { Length: > 0 } node && book.Release(volume, node))
+            if (request?.Node is not { Length: > 0 } node || !TryHex(request.Generation, out var generation))
+            {
+                return Results.Problem(statusCode: 400, title: "Bad request", detail: "A release names the node and the generation id its pair is in sync at (16 hex digits).");
+            }
+
+            if (book.Release(volume, node, generation, DateTimeOffset.UtcNow))
             {
                 logger.LogInformation("Node {Node} released the vote for volume {Volume}: its pair is in sync", node, volume);
             }

@@ -74,7 +74,8 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         _leases.TryRemove(volume.Id, out _);
         try
         {
-            using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}/release", new ReleaseRequest(_node), NodeConfig.JsonOptions);
+            using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}/release",
+                new ReleaseRequest(_node, Hex(volume.Replica.Generation.Current)), NodeConfig.JsonOptions);
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
@@ -95,8 +96,9 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         var sent = Stopwatch.GetTimestamp();
         try
         {
+            var ids = volume.Replica.Generation;
             using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}",
-                new VoteRequest(_node, Hex(volume.Replica.Generation.Current), Hex(writingAs.Current)), NodeConfig.JsonOptions, ct);
+                new VoteRequest(_node, Hex(ids.Current), Hex(writingAs.Current), Hex(ids.Bitmap)), NodeConfig.JsonOptions, ct);
             var answer = await response.Content.ReadFromJsonAsync<VoteAnswer>(NodeConfig.JsonOptions, ct);
             if (answer is { Granted: true })
             {
