@@ -1,4 +1,4 @@
-using Microsoft.Win32.SafeHandles;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Metadata;
 
@@ -9,51 +9,44 @@ namespace Replicator.Core.Metadata;
 /// </summary>
 public sealed class MetadataJournal : IDisposable
 {
-    private readonly SafeFileHandle _handle;
+    private readonly IStorageFile _file;
     private byte[] _buffer = new byte[4096];
 
-    private MetadataJournal(string path, SafeFileHandle handle, long length, ulong nextSequence)
+    private MetadataJournal(IStorageFile file, long length, ulong nextSequence)
     {
-        Path = path;
-        _handle = handle;
+        _file = file;
         Length = length;
         NextSequence = nextSequence;
     }
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
     /// <summary>Bytes of valid records in the file.</summary>
     public long Length { get; private set; }
 
     public ulong NextSequence { get; private set; }
 
-    public static MetadataJournal Create(string path, ulong nextSequence)
-    {
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
-        return new MetadataJournal(path, handle, 0, nextSequence);
-    }
+    /// <summary>Creates an empty journal file; its name is durable once the caller syncs the directory.</summary>
+    public static MetadataJournal Create(IFileSystem files, string path, ulong nextSequence) =>
+        new(files.OpenFile(path, FileOpenMode.CreateNew), 0, nextSequence);
 
     /// <summary>
     /// Reads every intact record of the file in order, hands those after <paramref name="afterSequence"/>
     /// to <paramref name="apply"/>, cuts off a torn tail, and returns the journal ready to append.
     /// </summary>
-    public static MetadataJournal Replay(string path, ulong afterSequence, Action<JournalRecord> apply, out JournalReplayResult result)
+    public static MetadataJournal Replay(IFileSystem files, string path, ulong afterSequence, Action<JournalRecord> apply, out JournalReplayResult result)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var file = files.OpenFile(path, FileOpenMode.Open);
         try
         {
-            var bytes = new byte[RandomAccess.GetLength(handle)];
-            var read = 0;
-            while (read < bytes.Length)
+            var length = file.Length;
+            if (length > Array.MaxLength)
             {
-                var n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                read += n;
+                throw new InvalidDataException($"journal {path} is {length} bytes, more than a journal ever holds");
             }
+
+            var bytes = new byte[length];
+            var read = file.Read(0, bytes);
 
             var position = 0;
             var expected = afterSequence + 1;
@@ -88,16 +81,16 @@ public sealed class MetadataJournal : IDisposable
             if (dropped > 0)
             {
                 // The tail was never acknowledged as a whole; cut it so new records follow intact ones.
-                RandomAccess.SetLength(handle, position);
-                RandomAccess.FlushToDisk(handle);
+                file.SetLength(position);
+                file.Flush();
             }
 
             result = new JournalReplayResult(applied, dropped, dropped > 0 ? problem ?? "unreadable tail" : null);
-            return new MetadataJournal(path, handle, position, expected);
+            return new MetadataJournal(file, position, expected);
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -123,15 +116,15 @@ public sealed class MetadataJournal : IDisposable
             written += JournalCodec.Encode(record, sequence++, _buffer.AsSpan(written));
         }
 
-        RandomAccess.Write(_handle, _buffer.AsSpan(0, written), Length);
+        _file.Write(Length, _buffer.AsSpan(0, written));
         Length += written;
         NextSequence = sequence;
         return sequence - 1;
     }
 
-    public void Flush() => RandomAccess.FlushToDisk(_handle);
+    public void Flush() => _file.Flush();
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose() => _file.Dispose();
 }
 
 /// <summary>What a replay found: records applied, and the bytes of a torn tail that were dropped (and why).</summary>

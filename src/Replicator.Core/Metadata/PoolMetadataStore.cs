@@ -16,12 +16,14 @@ public sealed class PoolMetadataStore : IDisposable
     public const string SnapshotFileName = "pool.meta";
     private const string JournalPrefix = "journal.";
 
+    private readonly IFileSystem _files;
     private readonly string _directory;
     private MetadataJournal _journal;
     private ulong _generation;
 
-    private PoolMetadataStore(string directory, PoolState state, MetadataJournal journal, ulong generation)
+    private PoolMetadataStore(IFileSystem files, string directory, PoolState state, MetadataJournal journal, ulong generation)
     {
+        _files = files;
         _directory = directory;
         State = state;
         _journal = journal;
@@ -33,12 +35,12 @@ public sealed class PoolMetadataStore : IDisposable
     /// <summary>Bytes in the current journal file; the pool checkpoints when this grows large.</summary>
     public long JournalLength => _journal.Length;
 
-    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, SnapshotFileName));
+    public static bool Exists(IFileSystem files, string directory) => files.FileExists(Path.Combine(directory, SnapshotFileName));
 
     /// <summary>Creates the metadata of a new, empty pool with one file of <paramref name="firstFileCapacity"/> bytes.</summary>
-    public static PoolMetadataStore Create(string directory, int extentSize, long firstFileCapacity)
+    public static PoolMetadataStore Create(IFileSystem files, string directory, int extentSize, long firstFileCapacity)
     {
-        if (Exists(directory))
+        if (Exists(files, directory))
         {
             throw new IOException($"a pool already exists in {directory}");
         }
@@ -46,16 +48,27 @@ public sealed class PoolMetadataStore : IDisposable
         var state = new PoolState(extentSize);
         state.Apply(JournalRecord.PoolFileAdded(firstFileCapacity));
         const ulong generation = 1;
-        var journal = MetadataJournal.Create(JournalPath(directory, generation), 1);
-        Posix.WriteFileAtomically(Path.Combine(directory, SnapshotFileName), PoolSnapshot.Serialize(state, generation));
-        return new PoolMetadataStore(directory, state, journal, generation);
+        var journal = MetadataJournal.Create(files, JournalPath(directory, generation), 1);
+        try
+        {
+            // The snapshot's directory sync makes the journal's name durable too, before the pool exists.
+            files.WriteAtomically(Path.Combine(directory, SnapshotFileName), PoolSnapshot.Serialize(state, generation));
+        }
+        catch
+        {
+            journal.Dispose();
+            files.DeleteFile(JournalPath(directory, generation));
+            throw;
+        }
+
+        return new PoolMetadataStore(files, directory, state, journal, generation);
     }
 
     /// <summary>Loads the snapshot and replays the journal files after it, dropping a torn tail.</summary>
-    public static PoolMetadataStore Open(string directory, ILogger logger)
+    public static PoolMetadataStore Open(IFileSystem files, string directory, ILogger logger)
     {
-        var state = PoolSnapshot.Deserialize(File.ReadAllBytes(Path.Combine(directory, SnapshotFileName)), out var generation);
-        var journals = Directory.EnumerateFiles(directory, JournalPrefix + "*")
+        var state = PoolSnapshot.Deserialize(files.ReadAllBytes(Path.Combine(directory, SnapshotFileName)), out var generation);
+        var journals = files.ListFiles(directory, JournalPrefix)
             .Select(path => (Path: path, Generation: ParseGeneration(path)))
             .Where(j => j.Generation >= generation)
             .OrderBy(j => j.Generation)
@@ -70,7 +83,7 @@ public sealed class PoolMetadataStore : IDisposable
         foreach (var (path, gen) in journals)
         {
             journal?.Dispose();
-            journal = MetadataJournal.Replay(path, state.LastSequence, r =>
+            journal = MetadataJournal.Replay(files, path, state.LastSequence, r =>
             {
                 state.Apply(r);
                 state.LastSequence++;
@@ -83,7 +96,7 @@ public sealed class PoolMetadataStore : IDisposable
             }
         }
 
-        return new PoolMetadataStore(directory, state, journal!, generation);
+        return new PoolMetadataStore(files, directory, state, journal!, generation);
     }
 
     /// <summary>Appends the records durably enough to survive a process kill, then applies them.</summary>
@@ -110,11 +123,11 @@ public sealed class PoolMetadataStore : IDisposable
     public void Checkpoint()
     {
         var next = _generation + 1;
-        var journal = MetadataJournal.Create(JournalPath(_directory, next), State.LastSequence + 1);
-        Posix.SyncDirectory(_directory);
-        Posix.WriteFileAtomically(Path.Combine(_directory, SnapshotFileName), PoolSnapshot.Serialize(State, next));
+        var journal = MetadataJournal.Create(_files, JournalPath(_directory, next), State.LastSequence + 1);
+        _files.SyncDirectory(_directory);
+        _files.WriteAtomically(Path.Combine(_directory, SnapshotFileName), PoolSnapshot.Serialize(State, next));
         _journal.Dispose();
-        File.Delete(JournalPath(_directory, _generation));
+        _files.DeleteFile(JournalPath(_directory, _generation));
         _journal = journal;
         _generation = next;
     }

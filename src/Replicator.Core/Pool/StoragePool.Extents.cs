@@ -117,8 +117,8 @@ public sealed partial class StoragePool
         DiscardAndQuarantine(discard);
     }
 
-    /// <summary>The store and byte offset an extent lives at.</summary>
-    internal (int Store, long Offset) Locate(long extent)
+    /// <summary>The data file and byte offset an extent lives at.</summary>
+    internal (int File, long Offset) Locate(long extent)
     {
         var capacities = _meta.State.FileCapacities;
         var offset = extent * ExtentSize;
@@ -135,15 +135,15 @@ public sealed partial class StoragePool
         throw new ArgumentOutOfRangeException(nameof(extent), extent, "extent is outside the pool");
     }
 
-    /// <summary>Extents from <paramref name="first"/> that are consecutive in the same store (at most <paramref name="max"/>).</summary>
+    /// <summary>Extents from <paramref name="first"/> that are consecutive in the same data file.</summary>
     internal int ContiguousRun(ReadOnlySpan<long> extents, int first)
     {
-        var (store, _) = Locate(extents[first]);
+        var (file, _) = Locate(extents[first]);
         var n = 1;
         while (first + n < extents.Length
             && extents[first + n] == extents[first] + n
             && extents[first + n] != NoExtent
-            && Locate(extents[first + n]).Store == store)
+            && Locate(extents[first + n]).File == file)
         {
             n++;
         }
@@ -153,14 +153,19 @@ public sealed partial class StoragePool
 
     internal void ReadData(long extent, long within, Span<byte> destination)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Read(offset + within, destination);
+        var (file, offset) = Locate(extent);
+        var read = _data[file].Read(offset + within, destination);
+        if (read < destination.Length)
+        {
+            // Past the end of a file that was cut behind the pool's back: what is missing reads as zeros.
+            destination[read..].Clear();
+        }
     }
 
     internal void WriteData(long extent, long within, ReadOnlySpan<byte> source)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Write(offset + within, source);
+        var (file, offset) = Locate(extent);
+        _data[file].Write(offset + within, source);
     }
 
     private bool TryPinForWriteLocked(VolumeState volume, long firstUnit, Span<long> extents, out bool hasQuarantine)
@@ -266,8 +271,8 @@ public sealed partial class StoragePool
     {
         foreach (var extent in extents)
         {
-            var (store, offset) = Locate(extent);
-            _stores[store].Discard(offset, ExtentSize);
+            var (file, offset) = Locate(extent);
+            _data[file].Discard(offset, ExtentSize);
         }
 
         lock (_lock)
@@ -279,8 +284,8 @@ public sealed partial class StoragePool
     /// <summary>Makes a byte range inside one extent read as zeros (a punched hole where the file system allows).</summary>
     internal void ZeroData(long extent, long within, long length)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Discard(offset + within, length);
+        var (file, offset) = Locate(extent);
+        _data[file].Discard(offset + within, length);
     }
 
     internal long AllocatedBytesOf(VolumeState volume)

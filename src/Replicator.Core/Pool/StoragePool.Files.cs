@@ -24,37 +24,37 @@ public sealed record PoolOptions
 public sealed partial class StoragePool
 {
     private const string LockFileName = "pool.lock";
-    private FileStream? _lockFile;
 
     /// <summary>True when <paramref name="directory"/> holds a pool.</summary>
-    public static bool ExistsOnDisk(string directory) => PoolMetadataStore.Exists(directory);
+    public static bool Exists(IFileSystem files, string directory) => PoolMetadataStore.Exists(files, directory);
 
     /// <summary>Creates a new pool in <paramref name="directory"/> (created if missing).</summary>
-    public static StoragePool CreateOnDisk(string directory, PoolOptions options, ILogger logger)
+    public static StoragePool Create(IFileSystem files, string directory, PoolOptions options, ILogger logger)
     {
+        ArgumentNullException.ThrowIfNull(files);
         if (options.FileCapacity <= 0 || options.FileCapacity % options.ExtentSize != 0)
         {
             throw new ArgumentException($"pool size {options.FileCapacity} must be a positive multiple of the extent size {options.ExtentSize}");
         }
 
-        Directory.CreateDirectory(directory);
-        var lockFile = TakeLock(directory);
+        files.CreateDirectory(directory);
+        var lockFile = TakeLock(files, directory);
         try
         {
-            var store = FileBackingStore.Create(DataFilePath(directory, 0), options.FileCapacity);
+            var data = CreateDataFile(files, directory, 0, options.FileCapacity);
             PoolMetadataStore meta;
             try
             {
-                meta = PoolMetadataStore.Create(directory, options.ExtentSize, options.FileCapacity);
+                meta = PoolMetadataStore.Create(files, directory, options.ExtentSize, options.FileCapacity);
             }
             catch
             {
-                store.Dispose();
-                File.Delete(DataFilePath(directory, 0));
+                data.Dispose();
+                files.DeleteFile(DataFilePath(directory, 0));
                 throw;
             }
 
-            return new StoragePool(meta, [store], logger) { _lockFile = lockFile };
+            return new StoragePool(files, directory, meta, [data], lockFile, logger);
         }
         catch
         {
@@ -64,47 +64,34 @@ public sealed partial class StoragePool
     }
 
     /// <summary>Opens the pool in <paramref name="directory"/>, replaying its journal.</summary>
-    public static StoragePool OpenOnDisk(string directory, ILogger logger)
+    public static StoragePool Open(IFileSystem files, string directory, ILogger logger)
     {
-        var lockFile = TakeLock(directory);
-        var stores = new List<IBackingStore>();
+        ArgumentNullException.ThrowIfNull(files);
+        var lockFile = TakeLock(files, directory);
+        var data = new List<IStorageFile>();
         try
         {
-            var meta = PoolMetadataStore.Open(directory, logger);
+            var meta = PoolMetadataStore.Open(files, directory, logger);
             var capacities = meta.State.FileCapacities;
             for (var i = 0; i < capacities.Count; i++)
             {
-                stores.Add(FileBackingStore.Open(DataFilePath(directory, i), capacities[i]));
+                data.Add(OpenDataFile(files, DataFilePath(directory, i), capacities[i]));
             }
 
             // A file created by an AddFile whose record never reached the journal is not part of the pool.
-            File.Delete(DataFilePath(directory, capacities.Count));
-            return new StoragePool(meta, stores, logger) { _lockFile = lockFile };
+            files.DeleteFile(DataFilePath(directory, capacities.Count));
+            return new StoragePool(files, directory, meta, data, lockFile, logger);
         }
         catch
         {
-            stores.ForEach(s => s.Dispose());
+            data.ForEach(s => s.Dispose());
             lockFile.Dispose();
             throw;
         }
     }
 
-    /// <summary>Opens a pool whose metadata is in <paramref name="metadataDirectory"/> over the given stores (tests, benchmarks).</summary>
-    internal static StoragePool OpenWithStores(string metadataDirectory, IReadOnlyList<IBackingStore> stores, int extentSize, ILogger logger)
-    {
-        var meta = PoolMetadataStore.Exists(metadataDirectory)
-            ? PoolMetadataStore.Open(metadataDirectory, logger)
-            : PoolMetadataStore.Create(metadataDirectory, extentSize, stores[0].Length);
-        for (var i = meta.State.FileCapacities.Count; i < stores.Count; i++)
-        {
-            meta.Commit(JournalRecord.PoolFileAdded(stores[i].Length));
-        }
-
-        return new StoragePool(meta, stores, logger);
-    }
-
     /// <summary>Adds a pool file of <paramref name="capacity"/> bytes, online.</summary>
-    public void AddFileOnDisk(string directory, long capacity)
+    public void AddFile(long capacity)
     {
         if (capacity <= 0 || capacity % ExtentSize != 0)
         {
@@ -114,25 +101,59 @@ public sealed partial class StoragePool
         lock (_lock)
         {
             ThrowIfDisposed();
-            var store = FileBackingStore.Create(DataFilePath(directory, _stores.Count), capacity);
+            var data = CreateDataFile(_files, _directory, _data.Count, capacity);
             _meta.Commit(JournalRecord.PoolFileAdded(capacity));
             _meta.Flush();
-            _stores.Add(store);
+            _data.Add(data);
+        }
+    }
+
+    private static IDisposable TakeLock(IFileSystem files, string directory)
+    {
+        try
+        {
+            return files.LockFile(Path.Combine(directory, LockFileName));
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new IOException($"the pool in {directory} is in use by another process (is a node already running on it?)", e);
         }
     }
 
     private static string DataFilePath(string directory, int index) =>
         Path.Combine(directory, $"data-{index.ToString("D3", CultureInfo.InvariantCulture)}.img");
 
-    private static FileStream TakeLock(string directory)
+    /// <summary>Creates a sparse data file at its full capacity, so space is taken only as extents are written.</summary>
+    private static IStorageFile CreateDataFile(IFileSystem files, string directory, int index, long capacity)
     {
+        var path = DataFilePath(directory, index);
+        var file = files.OpenFile(path, FileOpenMode.CreateNew);
         try
         {
-            return new FileStream(Path.Combine(directory, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            file.SetLength(capacity);
+            file.Flush();
+            files.SyncDirectory(directory);
+            return file;
         }
-        catch (IOException e)
+        catch
         {
-            throw new IOException($"the pool in {directory} is in use by another process (is a node already running on it?)", e);
+            file.Dispose();
+            files.DeleteFile(path);
+            throw;
         }
+    }
+
+    /// <summary>Opens a data file, which must be exactly <paramref name="expectedLength"/> bytes.</summary>
+    private static IStorageFile OpenDataFile(IFileSystem files, string path, long expectedLength)
+    {
+        var file = files.OpenFile(path, FileOpenMode.Open);
+        var length = file.Length;
+        if (length != expectedLength)
+        {
+            file.Dispose();
+            throw new InvalidDataException($"pool file {path} is {length} bytes, the pool metadata says {expectedLength}; refusing to use it");
+        }
+
+        return file;
     }
 }

@@ -7,7 +7,7 @@ using Replicator.Core.Volumes;
 namespace Replicator.Core.Pool;
 
 /// <summary>
-/// The node's storage pool: backing stores cut into fixed-size extents, shared by every volume,
+/// The node's storage pool: data files cut into fixed-size extents, shared by every volume,
 /// and the metadata that says which volume unit lives in which extent.
 /// </summary>
 /// <remarks>
@@ -31,8 +31,11 @@ public sealed partial class StoragePool : IDisposable
 
     private readonly Lock _lock = new();
     private readonly Lock _flushLock = new();
+    private readonly IFileSystem _files;
+    private readonly string _directory;
+    private readonly IDisposable _lockFile;
     private readonly PoolMetadataStore _meta;
-    private readonly List<IBackingStore> _stores;
+    private readonly List<IStorageFile> _data;
     private readonly Dictionary<uint, ThinVolume> _volumes = [];
     private readonly Dictionary<long, int> _pins = [];
     private readonly HashSet<long> _unusable = [];
@@ -42,25 +45,15 @@ public sealed partial class StoragePool : IDisposable
     private long _cursor;
     private bool _disposed;
 
-    internal StoragePool(PoolMetadataStore meta, IEnumerable<IBackingStore> stores, ILogger logger)
+    private StoragePool(IFileSystem files, string directory, PoolMetadataStore meta, List<IStorageFile> data, IDisposable lockFile, ILogger logger)
     {
+        _files = files;
+        _directory = directory;
         _meta = meta;
-        _stores = stores.ToList();
+        _data = data;
+        _lockFile = lockFile;
         _logger = logger;
         var state = meta.State;
-        if (_stores.Count != state.FileCapacities.Count)
-        {
-            throw new InvalidDataException($"the pool metadata lists {state.FileCapacities.Count} files but {_stores.Count} were opened");
-        }
-
-        for (var i = 0; i < _stores.Count; i++)
-        {
-            if (_stores[i].Length != state.FileCapacities[i])
-            {
-                throw new InvalidDataException($"pool file {i} holds {_stores[i].Length} bytes, the metadata says {state.FileCapacities[i]}");
-            }
-        }
-
         foreach (var volume in state.Volumes)
         {
             _volumes[volume.LocalId] = new ThinVolume(this, volume);
@@ -205,9 +198,9 @@ public sealed partial class StoragePool : IDisposable
                 releasable = _quarantine.Count;
             }
 
-            foreach (var store in _stores)
+            foreach (var file in _data)
             {
-                store.Flush();
+                file.Flush();
             }
 
             lock (_lock)
@@ -233,20 +226,20 @@ public sealed partial class StoragePool : IDisposable
             }
 
             _disposed = true;
-            foreach (var store in _stores)
+            foreach (var file in _data)
             {
-                store.Flush();
+                file.Flush();
             }
 
             _meta.Flush();
             _meta.Checkpoint();
             _meta.Dispose();
-            foreach (var store in _stores)
+            foreach (var file in _data)
             {
-                store.Dispose();
+                file.Dispose();
             }
 
-            _lockFile?.Dispose();
+            _lockFile.Dispose();
         }
     }
 
@@ -281,17 +274,17 @@ public sealed partial class StoragePool : IDisposable
         {
             for (long extent = first; extent < first + count;)
             {
-                var (store, offset) = Locate(extent);
-                var inStore = (_stores[store].Length - offset) / ExtentSize;
-                var run = Math.Min(count - (extent - first), inStore);
-                _stores[store].Discard(offset, run * ExtentSize);
+                var (file, offset) = Locate(extent);
+                var inFile = (_meta.State.FileCapacities[file] - offset) / ExtentSize;
+                var run = Math.Min(count - (extent - first), inFile);
+                _data[file].Discard(offset, run * ExtentSize);
                 extent += run;
             }
         }
 
-        foreach (var store in _stores)
+        foreach (var file in _data)
         {
-            store.Flush();
+            file.Flush();
         }
     }
 }

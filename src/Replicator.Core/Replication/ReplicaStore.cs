@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Replication;
 
@@ -22,6 +23,7 @@ internal sealed partial class ReplicaStore : IDisposable
     public const string ActivityLogFileName = "activity.log";
 
     private readonly Lock _lock = new();
+    private readonly IFileSystem _files;
     private readonly string _directory;
     private readonly DirtyBitmap _bitmap;
 
@@ -44,9 +46,10 @@ internal sealed partial class ReplicaStore : IDisposable
     private bool _degradedSinceConnect;
     private GenerationIds? _pendingAlone;
 
-    private ReplicaStore(string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, DirtyBitmap mayMatch, BitmapFile bitmapFile,
+    private ReplicaStore(IFileSystem files, string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, DirtyBitmap mayMatch, BitmapFile bitmapFile,
         ActivityLog activity, ActivityLogFile activityFile, bool crashed, ILogger logger)
     {
+        _files = files;
         _directory = directory;
         _metadata = metadata;
         _bitmap = bitmap;
@@ -103,34 +106,34 @@ internal sealed partial class ReplicaStore : IDisposable
     public int Granularity => _bitmap.Granularity;
 
     /// <summary>Creates the replica files for a volume that has none yet.</summary>
-    public static ReplicaStore Create(string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
+    public static ReplicaStore Create(IFileSystem files, string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
     {
-        Directory.CreateDirectory(directory);
+        files.CreateDirectory(directory);
         var metadata = ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags };
-        var bitmapFile = BitmapFile.Create(Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
-        ActivityLogFile.Create(Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
-        var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out _);
-        ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity),
+        var bitmapFile = BitmapFile.Create(files, Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
+        ActivityLogFile.Create(files, Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
+        var activityFile = ActivityLogFile.Open(files, Path.Combine(directory, ActivityLogFileName), out _);
+        ReplicaMetadataFile.Write(files, Path.Combine(directory, MetadataFileName), metadata);
+        return new ReplicaStore(files, directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity),
             new DirtyBitmap(volumeSize, metadata.BitmapGranularity), bitmapFile,
             new ActivityLog(metadata.ActivityLogSlots, metadata.ActivityLogExtentSize), activityFile, crashed: false, logger);
     }
 
-    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, MetadataFileName));
+    public static bool Exists(IFileSystem files, string directory) => files.FileExists(Path.Combine(directory, MetadataFileName));
 
     /// <summary>
     /// Opens the replica at start: a non-empty activity log (a crash) is marked into the bitmap and
     /// flushed before anything else; a damaged bitmap is replaced by an empty one and a full sync is required.
     /// </summary>
-    public static ReplicaStore Open(string directory, long volumeSize, ILogger logger)
+    public static ReplicaStore Open(IFileSystem files, string directory, long volumeSize, ILogger logger)
     {
-        var metadata = ReplicaMetadataFile.Read(Path.Combine(directory, MetadataFileName));
+        var metadata = ReplicaMetadataFile.Read(files, Path.Combine(directory, MetadataFileName));
         var bitmapPath = Path.Combine(directory, BitmapFileName);
         BitmapFile bitmapFile;
         DirtyBitmap bitmap;
         try
         {
-            bitmapFile = BitmapFile.Open(bitmapPath, out bitmap);
+            bitmapFile = BitmapFile.Open(files, bitmapPath, out bitmap);
             if (bitmap.VolumeSize < volumeSize)
             {
                 bitmap.Grow(volumeSize);
@@ -140,13 +143,13 @@ internal sealed partial class ReplicaStore : IDisposable
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
         {
             LogBitmapLost(logger, metadata.VolumeId, e.Message);
-            File.Delete(bitmapPath);
-            bitmapFile = BitmapFile.Create(bitmapPath, volumeSize, metadata.BitmapGranularity);
+            files.DeleteFile(bitmapPath);
+            bitmapFile = BitmapFile.Create(files, bitmapPath, volumeSize, metadata.BitmapGranularity);
             bitmap = new DirtyBitmap(volumeSize, metadata.BitmapGranularity);
             metadata = metadata with { Flags = metadata.Flags | ReplicaFlags.FullSyncRequired };
         }
 
-        var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out var loaded);
+        var activityFile = ActivityLogFile.Open(files, Path.Combine(directory, ActivityLogFileName), out var loaded);
         var crashed = loaded.Extents.Count > 0;
         var activity = ActivityLog.Restore(loaded, metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var mayMatch = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
@@ -169,8 +172,8 @@ internal sealed partial class ReplicaStore : IDisposable
         }
 
         metadata = metadata.AfterRestart(out _);
-        ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger);
+        ReplicaMetadataFile.Write(files, Path.Combine(directory, MetadataFileName), metadata);
+        return new ReplicaStore(files, directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger);
     }
 
     /// <summary>Whether this replica lacks data in the range (it is not up to date there) and must read it from the peer.</summary>
@@ -314,7 +317,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
     private void WriteMetadataLocked(ReplicaMetadata metadata)
     {
-        ReplicaMetadataFile.Write(Path.Combine(_directory, MetadataFileName), metadata);
+        ReplicaMetadataFile.Write(_files, Path.Combine(_directory, MetadataFileName), metadata);
         _metadata = metadata;
     }
 

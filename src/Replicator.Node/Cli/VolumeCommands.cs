@@ -2,10 +2,12 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Replicator.Core;
 using Replicator.Core.Pool;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Volumes;
 using Replicator.Node.Replication;
+using Replicator.Node.Roles;
 
 namespace Replicator.Node.Cli;
 
@@ -228,12 +230,9 @@ internal static class VolumeCommands
         public static OfflineStorage Open(string dir)
         {
             var config = NodeConfig.TryLoad(dir) ?? throw new CliException(ExitCodes.Usage, $"{dir} is not a node directory");
-            var poolDir = Path.Combine(dir, "pool");
             try
             {
-                return new OfflineStorage(dir, config, StoragePool.ExistsOnDisk(poolDir)
-                    ? StoragePool.OpenOnDisk(poolDir, NullLogger.Instance)
-                    : StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, NullLogger.Instance));
+                return new OfflineStorage(dir, config, NodeStorage.OpenPool(PhysicalFileSystem.Instance, dir, config, NullLogger.Instance));
             }
             catch (IOException e)
             {

@@ -64,7 +64,7 @@ internal static class NodeRole
         {
             builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
         }
-        builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
+        builder.Services.AddSingleton(sp => new ReplicationManager(sp.GetRequiredService<NodeStorage>().Files, directory, config, sp.GetRequiredService<NodeStorage>().Pool,
             sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton<NodeTelemetry>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeTelemetry>());

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Storage;
 using Replicator.Core.Metadata;
 
 namespace Replicator.Core.Tests.Metadata;
@@ -64,13 +65,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 3));
         }
 
         var intact = new FileInfo(path).Length;
-        using (var journal = MetadataJournal.Replay(path, 0, _ => { }, out _))
+        using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _))
         {
             journal.Append(Samples.AsSpan(3, 2));
         }
@@ -81,7 +82,7 @@ public class JournalTests
         {
             File.WriteAllBytes(path, full.AsSpan(0, (int)cut).ToArray());
             var applied = new List<JournalRecord>();
-            using (var journal = MetadataJournal.Replay(path, 0, applied.Add, out var result))
+            using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out var result))
             {
                 var expected = cut >= secondRecordEnd ? 4 : 3;
                 Assert.Equal(Samples.Take(expected), applied);
@@ -99,13 +100,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 2));
         }
 
         File.AppendAllText(path, "garbage from a torn write");
-        using (var journal = MetadataJournal.Replay(path, 0, _ => { }, out var result))
+        using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out var result))
         {
             Assert.Equal(2, result.Applied);
             Assert.True(result.DroppedBytes > 0);
@@ -113,7 +114,7 @@ public class JournalTests
         }
 
         var applied = new List<JournalRecord>();
-        using (MetadataJournal.Replay(path, 0, applied.Add, out var again))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out var again))
         {
             Assert.Equal(0, again.DroppedBytes);
         }
@@ -126,13 +127,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 4));
         }
 
         var applied = new List<JournalRecord>();
-        using (MetadataJournal.Replay(path, 2, applied.Add, out _))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 2, applied.Add, out _))
         {
         }
 
@@ -144,7 +145,7 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var id = Guid.NewGuid();
-        using (var store = PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
             store.Commit(JournalRecord.VolumeCreated(1, id, "v", 1 << 30));
             store.Commit(JournalRecord.UnitMapped(1, 10, 3));
@@ -153,7 +154,7 @@ public class JournalTests
             store.Commit(JournalRecord.UnitUnmapped(1, 10));
         }
 
-        using var reopened = PoolMetadataStore.Open(dir.Path, NullLogger.Instance);
+        using var reopened = PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance);
         var volume = reopened.State.Find("v")!;
         Assert.Equal(id, volume.Id);
         Assert.False(volume.Map.TryGet(10, out _));
@@ -167,7 +168,7 @@ public class JournalTests
     public void A_crash_between_new_journal_and_snapshot_rename_loses_nothing()
     {
         using var dir = new TempDirectory();
-        using (var store = PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
             store.Commit(JournalRecord.VolumeCreated(1, Guid.NewGuid(), "v", 1 << 30));
             store.Commit(JournalRecord.UnitMapped(1, 1, 1));
@@ -175,12 +176,12 @@ public class JournalTests
 
         // What a checkpoint that died before renaming its snapshot leaves: the old snapshot,
         // the old journal, and records already appended to the next journal file.
-        using (var next = MetadataJournal.Create(Path.Combine(dir.Path, "journal.000002"), 3))
+        using (var next = MetadataJournal.Create(PhysicalFileSystem.Instance, Path.Combine(dir.Path, "journal.000002"), 3))
         {
             next.Append([JournalRecord.UnitMapped(1, 2, 2)]);
         }
 
-        using var reopened = PoolMetadataStore.Open(dir.Path, NullLogger.Instance);
+        using var reopened = PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance);
         var map = reopened.State.Find("v")!.Map;
         Assert.True(map.TryGet(1, out _));
         Assert.True(map.TryGet(2, out _));
@@ -190,7 +191,7 @@ public class JournalTests
     public void A_damaged_snapshot_is_refused_with_a_clear_error()
     {
         using var dir = new TempDirectory();
-        using (PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
         }
 
@@ -198,7 +199,7 @@ public class JournalTests
         var bytes = File.ReadAllBytes(path);
         bytes[12] ^= 0xff;
         File.WriteAllBytes(path, bytes);
-        var e = Assert.Throws<InvalidDataException>(() => PoolMetadataStore.Open(dir.Path, NullLogger.Instance));
+        var e = Assert.Throws<InvalidDataException>(() => PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance));
         Assert.Contains("checksum", e.Message);
     }
 

@@ -235,7 +235,7 @@ public sealed class ResyncEngineTests
     {
         await using var pair = await ReplicaPair.ConnectedAsync();
         var failures = 1;
-        pair.B.Store.Changing = () =>
+        pair.B.Files.Changing = () =>
         {
             if (Interlocked.Decrement(ref failures) == 0)
             {

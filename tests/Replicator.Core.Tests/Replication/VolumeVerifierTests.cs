@@ -72,13 +72,13 @@ public sealed class VolumeVerifierTests
         Assert.Contains("not connected", report.Error);
     }
 
-    /// <summary>Flips one byte of the replica's data in its backing store, under the volume.</summary>
+    /// <summary>Flips one byte of the replica's data in its pool's data file, under the volume.</summary>
     private static async Task CorruptAsync(ReplicaSide side, long volumeOffset)
     {
         var at = await side.StoreOffsetOfUnitAsync(volumeOffset / Unit) + (volumeOffset % Unit);
         var value = new byte[1];
-        side.Store.Inner.Read(at, value);
+        side.PoolData.Read(at, value);
         value[0] ^= 0xFF;
-        side.Store.Inner.Write(at, value);
+        side.PoolData.Write(at, value);
     }
 }

@@ -8,15 +8,16 @@ using Replicator.Core.Volumes;
 namespace Replicator.Core.Tests.Replication.Support;
 
 /// <summary>
-/// One node's half of a volume: its own pool over a <see cref="MemoryBackingStore"/>, its own
-/// thin volume and replica files in a temp directory, and the <see cref="ReplicatedVolume"/> over them.
+/// One node's half of a volume: its own pool, thin volume and replica files in a
+/// <see cref="MemoryFileSystem"/>, and the <see cref="ReplicatedVolume"/> over them.
 /// </summary>
 internal sealed class ReplicaSide : IDisposable
 {
     public const int UnitSize = 64 << 10;
     private const long StoreCapacity = 64L << 20;
+    private const string PoolDirectory = "/pool";
 
-    private readonly TempDirectory _directory = new();
+    private readonly MemoryFileSystem _memory = new();
     private readonly CallLog _received = new();
     private bool _disposed;
 
@@ -25,10 +26,11 @@ internal sealed class ReplicaSide : IDisposable
     public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
     {
         Name = name;
-        Store = new ObservedBackingStore(new MemoryBackingStore(StoreCapacity));
-        Pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_directory.Path, "pool")).FullName, [Store], UnitSize, NullLogger.Instance);
+        Files = new ObservedFileSystem(_memory);
+        Pool = StoragePool.Create(Files, PoolDirectory, new PoolOptions { FileCapacity = StoreCapacity, ExtentSize = UnitSize }, NullLogger.Instance);
+        PoolData = _memory.OpenFile(Path.Combine(PoolDirectory, "data-000.img"), FileOpenMode.Open);
         Thin = Pool.CreateVolume("vol0", size, volumeId);
-        Replica = ReplicaStore.Create(Path.Combine(_directory.Path, "replica"), volumeId, size,
+        Replica = ReplicaStore.Create(Files, "/replica", volumeId, size,
             empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
             empty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.UpToDate,
             ReplicaFlags.None, NullLogger.Instance);
@@ -39,7 +41,11 @@ internal sealed class ReplicaSide : IDisposable
 
     public Guid NodeId { get; } = Guid.NewGuid();
 
-    public ObservedBackingStore Store { get; }
+    /// <summary>Every file of this side; <see cref="ObservedFileSystem.Changing"/> watches the pool's data.</summary>
+    public ObservedFileSystem Files { get; }
+
+    /// <summary>The pool's data file, read and written around the pool (to corrupt it, or look for data).</summary>
+    public IStorageFile PoolData { get; }
 
     public StoragePool Pool { get; }
 
@@ -83,14 +89,14 @@ internal sealed class ReplicaSide : IDisposable
         return buffer;
     }
 
-    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the backing store (found by its first bytes).</summary>
+    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the pool's data file (found by its first bytes).</summary>
     public async Task<long> StoreOffsetOfUnitAsync(long unit)
     {
         var head = await ReadLocalAsync(unit * UnitSize, 64);
         var candidate = new byte[head.Length];
-        for (var offset = 0L; offset < Store.Length; offset += UnitSize)
+        for (var offset = 0L; offset < PoolData.Length; offset += UnitSize)
         {
-            Store.Read(offset, candidate);
+            PoolData.Read(offset, candidate);
             if (candidate.AsSpan().SequenceEqual(head))
             {
                 return offset;
@@ -110,7 +116,7 @@ internal sealed class ReplicaSide : IDisposable
         _disposed = true;
         Volume.Dispose();
         Pool.Dispose();
-        _directory.Dispose();
+        PoolData.Dispose();
     }
 }
 
@@ -134,33 +140,4 @@ internal sealed class TestQuorum : IWriteQuorum
     }
 
     public string Describe() => Refuses ? "test: refuses" : "test: allows";
-}
-
-/// <summary>A backing store that lets a test look at the world at the moment data is about to change.</summary>
-internal sealed class ObservedBackingStore(MemoryBackingStore inner) : IBackingStore
-{
-    /// <summary>Called before every write and discard reaches the store.</summary>
-    public Action? Changing { get; set; }
-
-    public MemoryBackingStore Inner => inner;
-
-    public long Length => inner.Length;
-
-    public void Read(long offset, Span<byte> destination) => inner.Read(offset, destination);
-
-    public void Write(long offset, ReadOnlySpan<byte> source)
-    {
-        Changing?.Invoke();
-        inner.Write(offset, source);
-    }
-
-    public void Discard(long offset, long length)
-    {
-        Changing?.Invoke();
-        inner.Discard(offset, length);
-    }
-
-    public void Flush() => inner.Flush();
-
-    public void Dispose() => inner.Dispose();
 }
