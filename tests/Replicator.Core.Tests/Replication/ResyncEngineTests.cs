@@ -257,7 +257,7 @@ public sealed class ResyncEngineTests
     {
         await using var pair = await ReplicaPair.ConnectedAsync();
         var failures = 1;
-        pair.B.Files.Changing = () =>
+        pair.B.DataChanging = () =>
         {
             if (Interlocked.Decrement(ref failures) == 0)
             {

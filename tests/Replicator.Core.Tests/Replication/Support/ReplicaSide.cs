@@ -3,13 +3,14 @@ using Replicator.Core.Devices;
 using Replicator.Core.Pool;
 using Replicator.Core.Replication;
 using Replicator.Core.Storage;
+using Replicator.Core.Tests.Support.Faults;
 using Replicator.Core.Volumes;
 
 namespace Replicator.Core.Tests.Replication.Support;
 
 /// <summary>
 /// One node's half of a volume: its own pool, thin volume and replica files in a
-/// <see cref="MemoryFileSystem"/>, and the <see cref="ReplicatedVolume"/> over them.
+/// <see cref="FaultFileSystem"/>, and the <see cref="ReplicatedVolume"/> over them.
 /// </summary>
 internal sealed class ReplicaSide : IDisposable
 {
@@ -17,7 +18,6 @@ internal sealed class ReplicaSide : IDisposable
     private const long StoreCapacity = 64L << 20;
     private const string PoolDirectory = "/pool";
 
-    private readonly MemoryFileSystem _memory = new();
     private readonly CallLog _received = new();
     private bool _disposed;
 
@@ -26,9 +26,8 @@ internal sealed class ReplicaSide : IDisposable
     public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
     {
         Name = name;
-        Files = new ObservedFileSystem(_memory);
         Pool = StoragePool.Create(Files, PoolDirectory, new PoolOptions { FileCapacity = StoreCapacity, ExtentSize = UnitSize }, NullLogger.Instance);
-        PoolData = _memory.OpenFile(Path.Combine(PoolDirectory, "data-000.img"), FileOpenMode.Open);
+        PoolData = Files.OpenFile(Path.Combine(PoolDirectory, "data-000.img"), FileOpenMode.Open);
         Thin = Pool.CreateVolume("vol0", size, volumeId);
         Replica = ReplicaStore.Create(Files, "/replica", volumeId, size,
             empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
@@ -41,8 +40,20 @@ internal sealed class ReplicaSide : IDisposable
 
     public Guid NodeId { get; } = Guid.NewGuid();
 
-    /// <summary>Every file of this side; <see cref="ObservedFileSystem.Changing"/> watches the pool's data.</summary>
-    public ObservedFileSystem Files { get; }
+    /// <summary>Every file of this side: cut its power, fail its writes, watch it change.</summary>
+    public FaultFileSystem Files { get; } = new();
+
+    /// <summary>Called before every write and discard reaches the pool's data file.</summary>
+    public Action? DataChanging
+    {
+        set => Files.Changing = value is null ? null : change =>
+        {
+            if (change.Path == PoolData.Path)
+            {
+                value();
+            }
+        };
+    }
 
     /// <summary>The pool's data file, read and written around the pool (to corrupt it, or look for data).</summary>
     public IStorageFile PoolData { get; }
