@@ -76,7 +76,7 @@ internal sealed partial class ReplicaStore
 
         lock (_lock)
         {
-            if (_activity.End(activity.Offset, activity.Length))
+            if (_activity.End(activity.Offset, activity.Length, ++_endedWrites))
             {
                 _activityFreed.TrySetResult();
                 _activityFreed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -192,7 +192,10 @@ internal sealed partial class ReplicaStore
         {
             if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
             {
+                // Durable at once: the peer may clear what it sent once the resync it starts has landed,
+                // and a power loss here must not forget that this side still lacks or holds those regions.
                 _bitmapFile.WriteWords(_changed);
+                _bitmapFile.Flush();
             }
 
             _changed.Clear();
@@ -243,18 +246,23 @@ internal sealed partial class ReplicaStore
     }
 
     /// <summary>
-    /// A clean stop: every write is done, so the bitmap is synced and then the activity log emptied.
-    /// In that order: the log names the extents whose marks may still be only in the page cache, so it
-    /// may forget them only once the marks are durable.
+    /// A clean stop: every write is done, so once the data and the bitmap are durable the activity log
+    /// is emptied (in that order: an empty log on disk promises that nothing it named can be lost).
     /// </summary>
     public void CloseCleanly()
     {
+        FlushAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
         lock (_lock)
         {
-            _bitmapFile.Flush();
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
+                if (_activity.DurableStampRequired(snapshot.Sequence) > _durableStamp)
+                {
+                    // A write ended between the flush and the lock: leave the log as it is, the next start marks its extents.
+                    return;
+                }
+
                 _activityFile.Write(snapshot);
                 _activity.MarkDurable(snapshot.Sequence);
             }
@@ -266,12 +274,18 @@ internal sealed partial class ReplicaStore
         }
     }
 
+    /// <summary>
+    /// Writes the activity log durably up to <paramref name="sequence"/>. When the snapshot drops extents
+    /// (evictions), the data and the bitmap marks of their writes are made durable first: after a power
+    /// loss the log must still name every extent whose writes may be lost (see <see cref="ActivityLog"/>).
+    /// </summary>
     private async ValueTask PersistActivityAsync(long sequence, CancellationToken cancellationToken)
     {
         await _activityWriter.WaitAsync(cancellationToken);
         try
         {
             ActivityLogSnapshot snapshot;
+            bool mustFlush;
             lock (_lock)
             {
                 if (_activity.DurableSequence >= sequence)
@@ -280,6 +294,14 @@ internal sealed partial class ReplicaStore
                 }
 
                 snapshot = _activity.Snapshot();
+                mustFlush = _activity.DurableStampRequired(snapshot.Sequence) > _durableStamp;
+            }
+
+            if (mustFlush)
+            {
+                // Every eviction in the snapshot happened before it was taken, so its writes had ended,
+                // with stamps no newer than the clock the flush starts from.
+                await FlushAsync(cancellationToken);
             }
 
             _activityFile.Write(snapshot);

@@ -44,6 +44,13 @@ internal sealed partial class ReplicaStore : IDisposable
     private readonly ILogger _logger;
     private ReplicaMetadata _metadata;
     private TaskCompletionSource _activityFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Writes that ended so far (the activity log's stamps), and how many of them are known durable.</summary>
+    private long _endedWrites;
+
+    /// <summary>Resync ranges the target confirmed but has not yet made durable, and those a flush of the target is covering now.</summary>
+    private readonly List<(long Offset, long Length)> _sent = [];
+    private readonly List<(long Offset, long Length)> _flushingSent = [];
+    private long _durableStamp;
     private bool _degradedSinceConnect;
     private GenerationIds? _pendingAlone;
 
@@ -105,6 +112,18 @@ internal sealed partial class ReplicaStore : IDisposable
     }
 
     public int Granularity => _bitmap.Granularity;
+
+    /// <summary>Out-of-sync bytes the resync has sent and the target confirmed, waiting for the target's next flush to clear.</summary>
+    public long SentAwaitingFlushBytes
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sent.Sum(r => r.Length) + _flushingSent.Sum(r => r.Length);
+            }
+        }
+    }
 
     /// <summary>
     /// Creates the replica files for a volume that has none yet. The metadata file is written last and
@@ -257,6 +276,9 @@ internal sealed partial class ReplicaStore : IDisposable
                 _changed.Clear();
             }
 
+            // Resync data sent for this range is older than this change: it must not clear the mark.
+            ForgetSentLocked(offset, length);
+
             // This replica now holds a change its peer may lack: the range differs for certain.
             if (_mayMatch.DirtyRegions > 0 && length > 0)
             {
@@ -278,12 +300,40 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>The peer confirmed it holds the range: the regions it wholly covers are in sync.</summary>
-    public void ClearOutOfSync(long offset, long length)
+    /// <summary>
+    /// The resync sent the range (or found it equal) and the target confirmed it: its regions may be
+    /// cleared once the target has made them durable. Until then they stay marked, so a power loss on
+    /// the target leaves them to resend (see <see cref="BeginFlushOfSent"/>).
+    /// </summary>
+    public void NoteSent(long offset, long length)
     {
         lock (_lock)
         {
-            ClearCoveredLocked(offset, length);
+            _sent.Add((offset, length));
+        }
+    }
+
+    /// <summary>The resync is about to flush the target: the ranges sent so far are what that flush makes durable.</summary>
+    public void BeginFlushOfSent()
+    {
+        lock (_lock)
+        {
+            _flushingSent.AddRange(_sent);
+            _sent.Clear();
+        }
+    }
+
+    /// <summary>The target's flush returned: the ranges it covered, and that nothing marked again since, are in sync.</summary>
+    public void CompleteFlushOfSent()
+    {
+        lock (_lock)
+        {
+            foreach (var (offset, length) in _flushingSent)
+            {
+                ClearCoveredLocked(offset, length);
+            }
+
+            _flushingSent.Clear();
         }
     }
 
@@ -315,10 +365,25 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>Makes bitmap marks durable against power loss (with a client FLUSH).</summary>
-    /// <exception cref="BlockDeviceException">The bitmap could not be synced (EIO).</exception>
-    public void Flush()
+    /// <summary>
+    /// The flush of the data this replica's bitmap and activity log describe (the local volume's, which
+    /// syncs the pool). The replicated volume sets it; until then there is no data to flush.
+    /// </summary>
+    public Func<CancellationToken, ValueTask> FlushData { private get; set; } = _ => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Makes every write ended so far durable against power loss, data and bitmap marks alike (a client
+    /// FLUSH, and before the activity log lets an extent go). A failure leaves the durable point where it was.
+    /// </summary>
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
+        long stamp;
+        lock (_lock)
+        {
+            stamp = _endedWrites;
+        }
+
+        await FlushData(cancellationToken);
         try
         {
             _bitmapFile.Flush();
@@ -326,6 +391,11 @@ internal sealed partial class ReplicaStore : IDisposable
         catch (IOException e)
         {
             throw BlockDeviceException.FromIOException(e, $"syncing the out-of-sync bitmap of volume {_metadata.VolumeId}");
+        }
+
+        lock (_lock)
+        {
+            _durableStamp = Math.Max(_durableStamp, stamp);
         }
     }
 
@@ -354,6 +424,13 @@ internal sealed partial class ReplicaStore : IDisposable
             _bitmapFile.WriteWords(_changed);
             _changed.Clear();
         }
+    }
+
+    private void ForgetSentLocked(long offset, long length)
+    {
+        var end = offset + length;
+        _sent.RemoveAll(r => r.Offset < end && offset < r.Offset + r.Length);
+        _flushingSent.RemoveAll(r => r.Offset < end && offset < r.Offset + r.Length);
     }
 
     private void WriteMetadataLocked(ReplicaMetadata metadata)

@@ -39,9 +39,14 @@ internal sealed partial class ReplicatedVolume
         Replica.NoteInSync(op.Offset, op.Length);
     }
 
-    /// <summary>The resync source says this replica now holds everything.</summary>
-    public void CompleteResyncAsTarget(GenerationIds source)
+    /// <summary>
+    /// The resync source says this replica now holds everything. The resync data is made durable before
+    /// the metadata says so: a power loss after the new generation ids are on disk must not leave
+    /// stale blocks under ids that call this replica up to date.
+    /// </summary>
+    public async ValueTask CompleteResyncAsTargetAsync(GenerationIds source, CancellationToken cancellationToken)
     {
+        await Replica.FlushAsync(cancellationToken);
         Replica.CompleteResyncAsTarget(source);
         if (Session is { } session)
         {

@@ -47,6 +47,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         _local = local;
         _lastLease = earlierPromise;
         Replica = replica;
+        Replica.FlushData = local.FlushAsync;
         _quorum = quorum;
         PeerName = peerName ?? "(none)";
         HasPeer = peerName is not null;
@@ -125,8 +126,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         var session = Session;
         var peer = session is null ? ValueTask.CompletedTask : session.Peer.FlushAsync(cancellationToken);
-        await _local.FlushAsync(cancellationToken);
-        Replica.Flush();
+        await Replica.FlushAsync(cancellationToken);
         try
         {
             await peer;

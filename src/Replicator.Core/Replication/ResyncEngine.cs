@@ -28,8 +28,11 @@ internal readonly record struct ResyncProgress(
 /// The resync source's side of a resync: walks the out-of-sync bitmap and sends each dirty run
 /// to the peer — its data, or a trim where this replica has a hole, so thin stays thin — under
 /// the same range lock that orders foreground writes, so resync data never overwrites a newer
-/// write. Bits are cleared only once the peer confirmed, so a kill -9 of either side resumes from
-/// what the bitmap still says.
+/// write. Bits are cleared only once the peer has the data durably: a run the peer confirmed is
+/// noted as sent, and its bits clear after the next flush of the peer (at the end of each pass
+/// over the bitmap, and every <see cref="FlushEveryBytes"/>), so a kill -9 or a power loss of
+/// either side resumes from what the bitmap still says. The target makes the data durable again
+/// before it takes the source's generation ids at the end.
 /// </summary>
 /// <remarks>
 /// <para><b>Rate.</b> A fixed cap (bytes per second, 0 = none) and an adaptive controller in the
@@ -48,6 +51,12 @@ internal sealed partial class ResyncEngine
     /// keep both busy. Each run holds only its own range of the write order.
     /// </summary>
     public const int RunsInFlight = 8;
+
+    /// <summary>
+    /// Data sent between two flushes of the target within a pass: what a power loss of the target
+    /// makes the resync send again, traded against an fsync of the target's pool.
+    /// </summary>
+    public const long FlushEveryBytes = 256L << 20;
 
     private readonly ReplicatedVolume _volume;
     private readonly ILogger _logger;
@@ -100,7 +109,7 @@ internal sealed partial class ResyncEngine
         get
         {
             var role = _volume.Session?.Role ?? SyncRole.None;
-            var remaining = _volume.Replica.OutOfSyncBytes;
+            var remaining = Math.Max(0, _volume.Replica.OutOfSyncBytes - _volume.Replica.SentAwaitingFlushBytes);
             var total = Math.Max(Interlocked.Read(ref _total), remaining);
             var active = _running || role != SyncRole.None;
             var state = !active ? ResyncState.Idle : IsPaused ? ResyncState.Paused : ResyncState.Running;
@@ -200,6 +209,7 @@ internal sealed partial class ResyncEngine
         long windowBytes = 0;
         var cursor = 0L;
         var inFlight = new List<Task>(RunsInFlight);
+        var sinceFlush = 0L;
         var sending = session.Role == SyncRole.Source;
         if (sending)
         {
@@ -222,6 +232,9 @@ internal sealed partial class ResyncEngine
 
                 if (run is null && cursor != 0)
                 {
+                    // End of a pass: what it sent becomes durable on the target before the next pass looks again.
+                    await FlushSentAsync(session, ct);
+                    sinceFlush = 0;
                     cursor = 0;
                     continue;
                 }
@@ -277,6 +290,14 @@ internal sealed partial class ResyncEngine
 
                 cursor = offset + length;
                 windowBytes += length;
+                sinceFlush += length;
+                if (sinceFlush >= FlushEveryBytes)
+                {
+                    await DrainAsync(inFlight);
+                    await FlushSentAsync(session, ct);
+                    sinceFlush = 0;
+                }
+
                 await ThrottleAsync(clock.Elapsed - started, length, ct);
                 var window = clock.Elapsed - windowStart;
                 if (window >= TimeSpan.FromSeconds(1))
@@ -308,6 +329,14 @@ internal sealed partial class ResyncEngine
             _running = false;
             Volatile.Write(ref _rate, 0);
         }
+    }
+
+    /// <summary>Flushes the target; the runs it had confirmed before then are durable there, and their bits clear.</summary>
+    private async Task FlushSentAsync(ReplicationSession session, CancellationToken ct)
+    {
+        _volume.Replica.BeginFlushOfSent();
+        await session.Peer.FlushAsync(ct);
+        _volume.Replica.CompleteFlushOfSent();
     }
 
     private static async Task DrainAsync(List<Task> inFlight)
@@ -377,7 +406,7 @@ internal sealed partial class ResyncEngine
             await SendRangeAsync(session, offset, length, ct);
         }
 
-        _volume.Replica.ClearOutOfSync(offset, length);
+        _volume.Replica.NoteSent(offset, length);
         Interlocked.Add(ref _covered, length);
     }
 

@@ -77,7 +77,7 @@ internal sealed partial class ReplicationManager
                 // The source may finish before this side has attached its pairing: complete after it.
                 var completed = RequireVolume(header.ResyncComplete.VolumeId);
                 await completed.WaitForPairingAsync(ct);
-                completed.CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
+                await completed.CompleteResyncAsTargetAsync(PeerMessages.FromProto(header.ResyncComplete.Generation), ct);
                 break;
             case Envelope.BodyOneofCase.VolumeConnect:
                 await HandleVolumeConnectAsync(request, header.VolumeConnect, ct);
@@ -147,9 +147,7 @@ internal sealed partial class ReplicationManager
             return;
         }
 
-        var volume = RequireVolume(volumeId);
-        await volume.Local.FlushAsync(ct);
-        volume.Replica.Flush();
+        await RequireVolume(volumeId).Replica.FlushAsync(ct);
     }
 
     private async ValueTask ServeReadAsync(PeerIncomingRequest request, ReadRequest read, CancellationToken ct)

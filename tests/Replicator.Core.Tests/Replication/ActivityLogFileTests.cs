@@ -192,7 +192,7 @@ public class ActivityLogFileTests
                 if (inFlight.Count > 0 && random.Next(2) == 0)
                 {
                     var i = random.Next(inFlight.Count);
-                    log.End(inFlight[i], 1);
+                    log.End(inFlight[i], 1, stamp: step + 1);
                     inFlight.RemoveAt(i);
                     continue;
                 }

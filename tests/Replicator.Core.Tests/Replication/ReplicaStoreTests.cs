@@ -60,7 +60,9 @@ public sealed class ReplicaStoreTests : IDisposable
         Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 8192, MayMatch: true)], Runs(store));
         store.MarkOutOfSync(12288, 100, store.GenerationForWritingAlone());
         Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 4096, MayMatch: true), new OutOfSyncRun(12288, 4096, MayMatch: false)], Runs(store));
-        store.ClearOutOfSync(0, 4 * 4096);
+        store.NoteSent(0, 4 * 4096);
+        store.BeginFlushOfSent();
+        store.CompleteFlushOfSent();
         store.MarkOutOfSync(8192, 4096);
         Assert.Equal([new OutOfSyncRun(8192, 4096, MayMatch: false)], Runs(store));
     }

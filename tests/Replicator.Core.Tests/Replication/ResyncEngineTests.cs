@@ -149,7 +149,27 @@ public sealed class ResyncEngineTests
     }
 
     [Fact]
-    public async Task A_resync_cut_short_by_a_disconnect_resumes_from_the_regions_still_marked()
+    public async Task A_resync_clears_what_it_sent_only_once_a_flush_made_it_durable_on_the_target()
+    {
+        await using var pair = await ApartRegionsChangedWhileBWasAwayAsync(regions: 8);
+        var gate = pair.B.Hold(PeerCall.Flush);
+
+        await pair.ConnectAsync();
+        await gate.Holding.WaitAsync(Timeout);
+
+        // Everything reached B, but only its page cache: a power loss there would lose it.
+        Assert.Equal(8 * 4096, pair.A.Volume.Resync.SentBytes);
+        Assert.Equal(8 * 4096, pair.A.Replica.OutOfSyncBytes);
+        Assert.Equal(0, pair.B.Received.Count(PeerCall.CompleteResync));
+
+        gate.Open();
+        await pair.WaitForResyncAsync(pair.A);
+        Assert.Equal(0, pair.A.Replica.OutOfSyncBytes);
+        await AssertIdenticalAsync(pair);
+    }
+
+    [Fact]
+    public async Task A_resync_cut_short_by_a_disconnect_resumes_from_the_regions_not_yet_durable_on_the_target()
     {
         await using var pair = await ApartRegionsChangedWhileBWasAwayAsync(regions: 8);
         var resync = pair.A.Volume.Resync;
@@ -164,7 +184,9 @@ public sealed class ResyncEngineTests
         var remaining = pair.A.Replica.OutOfSyncBytes;
         var sentBefore = resync.SentBytes;
         Assert.Equal(3 * 4096, sentBefore);
-        Assert.Equal(5 * 4096, remaining);
+
+        // The three runs B confirmed were never flushed there: they stay marked and go again.
+        Assert.Equal(8 * 4096, remaining);
 
         pair.B.Incoming = null;
         await pair.ConnectAsync();
