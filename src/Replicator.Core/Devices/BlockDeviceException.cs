@@ -29,4 +29,15 @@ public sealed class BlockDeviceException : IOException
     }
 
     public StorageError Error { get; }
+
+    /// <summary>
+    /// What the client is told of an I/O exception from the file system below while <paramref name="doing"/>:
+    /// ENOSPC is <see cref="StorageError.NoSpace"/>, everything else <see cref="StorageError.Io"/>.
+    /// </summary>
+    public static BlockDeviceException FromIOException(IOException e, string doing) =>
+        e.HResult == ENOSPC
+            ? new BlockDeviceException(StorageError.NoSpace, $"the file system is full while {doing}", e)
+            : new BlockDeviceException(StorageError.Io, $"I/O error while {doing}: {e.Message}", e);
+
+    private const int ENOSPC = 28;
 }

@@ -1,3 +1,5 @@
+using Replicator.Core.Devices;
+
 namespace Replicator.Core.Replication;
 
 /// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
@@ -14,6 +16,11 @@ internal sealed partial class ReplicaStore
     /// </summary>
     public async ValueTask<Activity> BeginActivityAsync(long offset, long length, CancellationToken cancellationToken)
     {
+        if (IsDetached)
+        {
+            return new Activity(offset, length, Held: false);
+        }
+
         if (length == 0 || length > _activity.ExtentSize * (_activity.Slots / 2))
         {
             if (length > 0)
@@ -42,8 +49,18 @@ internal sealed partial class ReplicaStore
                     await freed.WaitAsync(cancellationToken);
                     continue;
                 default:
-                    await PersistActivityAsync(begin.Sequence, cancellationToken);
-                    return new Activity(offset, length, Held: true);
+                    var activity = new Activity(offset, length, Held: true);
+                    try
+                    {
+                        await PersistActivityAsync(begin.Sequence, cancellationToken);
+                    }
+                    catch
+                    {
+                        EndActivity(activity);
+                        throw;
+                    }
+
+                    return activity;
             }
         }
     }
@@ -130,7 +147,7 @@ internal sealed partial class ReplicaStore
             {
                 _bitmap.Grow(volumeSize);
                 _mayMatch.Grow(volumeSize);
-                _bitmapFile.Grow(volumeSize);
+                PersistLocked(() => _bitmapFile.Grow(volumeSize), "out-of-sync bitmap");
             }
         }
     }
@@ -141,8 +158,11 @@ internal sealed partial class ReplicaStore
         lock (_lock)
         {
             _bitmap.MarkAll(ranges);
-            _bitmapFile.WriteAll(_bitmap);
-            _bitmapFile.Flush();
+            PersistLocked(() =>
+            {
+                _bitmapFile.WriteAll(_bitmap);
+                _bitmapFile.Flush();
+            }, "out-of-sync bitmap");
         }
     }
 
@@ -171,12 +191,17 @@ internal sealed partial class ReplicaStore
     {
         lock (_lock)
         {
-            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+            try
             {
-                _bitmapFile.WriteWords(_changed);
+                if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+                {
+                    PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+                }
             }
-
-            _changed.Clear();
+            finally
+            {
+                _changed.Clear();
+            }
         }
     }
 
@@ -189,7 +214,7 @@ internal sealed partial class ReplicaStore
             WriteMetadataLocked(_metadata with
             {
                 Generation = _metadata.Generation.CompleteResyncAsSource(),
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.PeerDiskFailed),
             });
         }
     }
@@ -204,7 +229,7 @@ internal sealed partial class ReplicaStore
             {
                 Generation = _metadata.Generation.CompleteResyncAsTarget(source),
                 DiskState = ReplicaDiskState.UpToDate,
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.DiskFailed),
             });
         }
     }
@@ -228,6 +253,11 @@ internal sealed partial class ReplicaStore
     {
         lock (_lock)
         {
+            if (_detached)
+            {
+                return;
+            }
+
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
@@ -251,7 +281,7 @@ internal sealed partial class ReplicaStore
             ActivityLogSnapshot snapshot;
             lock (_lock)
             {
-                if (_activity.DurableSequence >= sequence)
+                if (_activity.DurableSequence >= sequence || _detached)
                 {
                     return;
                 }
@@ -259,7 +289,15 @@ internal sealed partial class ReplicaStore
                 snapshot = _activity.Snapshot();
             }
 
-            _activityFile.Write(snapshot);
+            try
+            {
+                _activityFile.Write(snapshot);
+            }
+            catch (IOException e) when (e is not BlockDeviceException)
+            {
+                throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
+            }
+
             lock (_lock)
             {
                 _activity.MarkDurable(snapshot.Sequence);
@@ -276,7 +314,7 @@ internal sealed partial class ReplicaStore
         if (_bitmap.DirtyRegions > 0)
         {
             _bitmap.ClearRegions(0, _bitmap.RegionCount, null);
-            _bitmapFile.WriteAll(_bitmap);
+            PersistLocked(() => _bitmapFile.WriteAll(_bitmap), "out-of-sync bitmap");
         }
 
         _mayMatch.ClearRegions(0, _mayMatch.RegionCount, null);

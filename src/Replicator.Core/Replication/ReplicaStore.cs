@@ -56,6 +56,7 @@ internal sealed partial class ReplicaStore : IDisposable
         _activityFile = activityFile;
         Crashed = crashed;
         _logger = logger;
+        _detached = metadata.DiskState == ReplicaDiskState.Diskless;
     }
 
     public ReplicaStatus Status
@@ -182,6 +183,15 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
+    /// <summary>Whether the bitmap marks any of the range (on an up-to-date replica: the peer may lack it).</summary>
+    public bool IsMarked(long offset, long length)
+    {
+        lock (_lock)
+        {
+            return length > 0 && _bitmap.IsDirty(offset, length);
+        }
+    }
+
     /// <summary>
     /// The generation this replica moves to when it acknowledges changes its peer lacks: its current
     /// one when it already writes alone, else a fresh one — the same value until it is committed
@@ -220,8 +230,14 @@ internal sealed partial class ReplicaStore : IDisposable
 
             if (_bitmap.Mark(offset, length, _changed) > 0)
             {
-                _bitmapFile.WriteWords(_changed);
-                _changed.Clear();
+                try
+                {
+                    PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+                }
+                finally
+                {
+                    _changed.Clear();
+                }
             }
 
             // This replica now holds a change its peer may lack: the range differs for certain.
@@ -283,7 +299,13 @@ internal sealed partial class ReplicaStore : IDisposable
     }
 
     /// <summary>Makes bitmap marks durable against power loss (with a client FLUSH).</summary>
-    public void Flush() => _bitmapFile.Flush();
+    public void Flush()
+    {
+        lock (_lock)
+        {
+            PersistLocked(_bitmapFile.Flush, "out-of-sync bitmap");
+        }
+    }
 
     public void Dispose()
     {
@@ -307,14 +329,20 @@ internal sealed partial class ReplicaStore : IDisposable
         _mayMatch.ClearRegions(first, end - first, null);
         if (_bitmap.ClearRegions(first, end - first, _changed) > 0)
         {
-            _bitmapFile.WriteWords(_changed);
-            _changed.Clear();
+            try
+            {
+                PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+            }
+            finally
+            {
+                _changed.Clear();
+            }
         }
     }
 
     private void WriteMetadataLocked(ReplicaMetadata metadata)
     {
-        ReplicaMetadataFile.Write(Path.Combine(_directory, MetadataFileName), metadata);
+        PersistLocked(() => ReplicaMetadataFile.Write(Path.Combine(_directory, MetadataFileName), metadata), "replica metadata");
         _metadata = metadata;
     }
 

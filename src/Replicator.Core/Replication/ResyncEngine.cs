@@ -232,6 +232,7 @@ internal sealed partial class ResyncEngine
                     {
                         // Completing clears every bit on both sides: no change may be in flight
                         // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        bool completed;
                         using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
                         {
                             if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
@@ -240,13 +241,15 @@ internal sealed partial class ResyncEngine
                             }
 
                             await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                            replica.CompleteResyncAsSource();
+                            completed = _volume.CompleteResyncAsSource();
                         }
 
-                        session.Role = SyncRole.None;
-                        _volume.Quorum.Release(_volume);
-                        Interlocked.Increment(ref _completed);
-                        LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        if (completed)
+                        {
+                            Interlocked.Increment(ref _completed);
+                            LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        }
+
                         sending = false;
                         _checksumPass = false;
                     }
@@ -330,6 +333,12 @@ internal sealed partial class ResyncEngine
         }
         catch (Exception e) when (e is PeerFailedException or BlockDeviceException)
         {
+            if (e is BlockDeviceException local && ReplicatedVolume.IsDiskFault(local))
+            {
+                // This replica's own disk failed under the resync: it is detached, and the volume pairs again without it.
+                _volume.OnLocalFault(local);
+            }
+
             LogRunFailed(_volume.Name, session.PeerName, offset, length, e.Message);
             var failures = Interlocked.Increment(ref _failuresInARow);
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures - 1, 6))), ct);

@@ -19,6 +19,15 @@ internal enum SyncOutcome
 
     /// <summary>Neither replica holds a usable copy (both empty or inconsistent, or a disk is missing). Refused.</summary>
     NoUsableSource,
+
+    /// <summary>
+    /// This replica has no disk (it failed or its pool is full): the peer, up to date, orders every write
+    /// and serves this node's reads; nothing is sent until a disk is attached again.
+    /// </summary>
+    LocalDiskless,
+
+    /// <summary>The peer has no disk: this replica orders every write, serves the peer's reads and marks what the peer misses.</summary>
+    PeerDiskless,
 }
 
 internal enum SyncKind
@@ -33,6 +42,13 @@ internal enum SyncKind
     /// (<see cref="DirtyBitmap.MarkAll"/>) and the union is sent, holes as trims.
     /// </summary>
     Full,
+
+    /// <summary>
+    /// After a disk failure: every region is compared by checksum and those that differ are sent, besides
+    /// the regions either bitmap marks. The target marks its whole volume before the exchange (so the source
+    /// sees each region the source did not mark itself as one that may match), and the session compares first.
+    /// </summary>
+    Compare,
 }
 
 /// <summary>
@@ -61,10 +77,16 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     /// 100  L and P share a bitmap or history id     split brain; only a full sync can repair it
     /// 110  otherwise                                unrelated
     /// </code>
-    /// Then the disk states: a replica without a disk refuses everything (rule 1); two inconsistent
+    /// Then the disk states: a replica without a disk pairs with an up-to-date peer that serves for both
+    /// (rule 4), unless the identifiers show it holds writes the peer lacks, or the peer is not up to date,
+    /// or neither has a disk (rule 1: no usable source); two inconsistent
     /// replicas have no source (rule 2); when exactly one is inconsistent, the consistent one is the
     /// source (rule 3 where that changes the answer; by bitmap unless the identifiers asked for a
     /// full sync), as an interrupted resync leaves its target inconsistent. Split brain and unrelated are never overridden.
+    /// Then a replica whose disk failed (<see cref="ReplicaFlags.DiskFailed"/>, or its peer's
+    /// <see cref="ReplicaFlags.PeerDiskFailed"/>) may have lost writes its bitmap cannot name: where the
+    /// identifiers had it receive a bitmap resync or nothing, it receives a <see cref="SyncKind.Compare"/>
+    /// resync (rule 5); both disks failed: no usable source (rule 5).
     /// Last, a bitmap resync becomes a full one when either replica lost its bitmap
     /// (<see cref="ReplicaFlags.FullSyncRequired"/>).
     /// </summary>
@@ -76,11 +98,10 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     {
         if (!local.HasDisk || !peer.HasDisk)
         {
-            var side = local.HasDisk ? "the peer" : "this replica";
-            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, $"{side} has no usable disk");
+            return Diskless(local, peer, localWinsTies);
         }
 
-        var decision = ApplyDiskStates(CompareIds(local, peer, localWinsTies), local, peer);
+        var decision = ApplyLostWrites(ApplyDiskStates(CompareIds(local, peer, localWinsTies), local, peer), local, peer);
         if (decision.Kind == SyncKind.Bitmap && decision.Outcome != SyncOutcome.SplitBrain && (local.NeedsFullSync || peer.NeedsFullSync))
         {
             var side = local.NeedsFullSync ? "this replica" : "the peer";
@@ -96,6 +117,67 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
         var decision = CompareIds(new ReplicaStatus(local, ReplicaDiskState.UpToDate), new ReplicaStatus(peer, ReplicaDiskState.UpToDate), true);
         repair = decision.Kind;
         return decision.Outcome == SyncOutcome.SplitBrain;
+    }
+
+    /// <summary>Rules 1 and 4: one replica (or both) has no disk.</summary>
+    private static SyncDecision Diskless(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
+    {
+        if (!local.HasDisk && !peer.HasDisk)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, "neither replica has a usable disk");
+        }
+
+        var localServes = local.HasDisk;
+        var (serving, servingName, disklessName) = localServes ? (local, "this replica", "the peer") : (peer, "the peer", "this replica");
+        if (serving.Disk != ReplicaDiskState.UpToDate)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1,
+                $"{disklessName} has no usable disk and {servingName} is {serving.Disk.ToString().ToLowerInvariant()}, not up to date");
+        }
+
+        var byIds = CompareIds(local, peer, localWinsTies);
+        if (byIds.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
+        {
+            return byIds;
+        }
+
+        // Rules 50 to 80 name a replica that wrote alone since the other's data set: if that is the one
+        // without a disk, the writes it acknowledged alone exist nowhere else.
+        var disklessIsNewer = byIds.Rule is 50 or 60 or 70 or 80 && (byIds.Outcome == SyncOutcome.BecomeSource) != localServes;
+        if (disklessIsNewer)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, $"{disklessName} has no usable disk but holds writes {servingName} lacks ({byIds.Reason})");
+        }
+
+        return localServes
+            ? new(SyncOutcome.PeerDiskless, SyncKind.None, 4, "the peer has no usable disk: this replica serves the volume for both nodes")
+            : new(SyncOutcome.LocalDiskless, SyncKind.None, 4, "this replica has no usable disk: the peer serves the volume for both nodes");
+    }
+
+    /// <summary>Rule 5: a replica whose disk failed receives a resync that compares every region.</summary>
+    private static SyncDecision ApplyLostWrites(SyncDecision decision, ReplicaStatus local, ReplicaStatus peer)
+    {
+        var localLost = local.LostWrites || peer.PeerLostWrites;
+        var peerLost = peer.LostWrites || local.PeerLostWrites;
+        if ((!localLost && !peerLost) || decision.Outcome is not (SyncOutcome.NoSync or SyncOutcome.BecomeSource or SyncOutcome.BecomeTarget))
+        {
+            return decision;
+        }
+
+        if (localLost && peerLost)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 5, "the disks of both replicas failed: neither holds every acknowledged write for certain");
+        }
+
+        var outcome = localLost ? SyncOutcome.BecomeTarget : SyncOutcome.BecomeSource;
+        if ((decision.Outcome != SyncOutcome.NoSync && decision.Outcome != outcome) || decision.Kind == SyncKind.Full)
+        {
+            // The identifiers say the replica whose disk failed wrote alone since (a second fault), or a full sync is due anyway.
+            return decision;
+        }
+
+        var side = localLost ? "this replica's" : "the peer's";
+        return new(outcome, SyncKind.Compare, 5, $"{side} disk failed and may have lost writes: every region is compared ({decision.Reason})");
     }
 
     private static SyncDecision ApplyDiskStates(SyncDecision byIds, ReplicaStatus local, ReplicaStatus peer)

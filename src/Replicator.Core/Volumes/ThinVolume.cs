@@ -18,7 +18,6 @@ namespace Replicator.Core.Volumes;
 public sealed class ThinVolume : IBlockDevice
 {
     private const int StackUnits = 64;
-    private const int ENOSPC = 28;
 
     private readonly StoragePool _pool;
 
@@ -307,8 +306,5 @@ public sealed class ThinVolume : IBlockDevice
         return n;
     }
 
-    private BlockDeviceException Translate(IOException e, string doing) =>
-        e.HResult == ENOSPC
-            ? new BlockDeviceException(StorageError.NoSpace, $"the file system under the pool is full while {doing} volume '{Name}'", e)
-            : new BlockDeviceException(StorageError.Io, $"I/O error while {doing} volume '{Name}': {e.Message}", e);
+    private BlockDeviceException Translate(IOException e, string doing) => BlockDeviceException.FromIOException(e, $"{doing} volume '{Name}' in the pool");
 }

@@ -167,7 +167,7 @@ internal static partial class AdminApi
     {
         var session = volume.Session;
         var status = volume.Replica.Status;
-        var problem = volumes.PairingProblem(volume.Id);
+        var problem = ReplicationManager.PairingProblem(volume);
         var progress = volume.Resync.Progress;
         var connection = session is not null ? "connected" : problem is not null ? "unpaired" : "disconnected";
         return new ReplicaInfo(

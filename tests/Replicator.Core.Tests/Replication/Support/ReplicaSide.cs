@@ -58,7 +58,7 @@ internal sealed class ReplicaSide : IDisposable
     public CallLog Received => _received;
 
     /// <summary>This side's session with the peer while paired.</summary>
-    public ReplicationSession? Session { get; set; }
+    public ReplicationSession? Session => Volume.Session;
 
     public void Note(PeerRequest request) => _received.Add(request);
 
