@@ -36,6 +36,20 @@ internal sealed partial class ReplicatedVolume
     /// </summary>
     public void AttachDisk()
     {
+        if (!DiskUsable)
+        {
+            // The pool must take an fsync again before the replica counts on it.
+            try
+            {
+                _local.FlushAsync().AsTask().GetAwaiter().GetResult();
+            }
+            catch (BlockDeviceException e) when (IsDiskFault(e))
+            {
+                OnLocalFault(e);
+                throw;
+            }
+        }
+
         var step = Apply(new DiskAttached());
         try
         {

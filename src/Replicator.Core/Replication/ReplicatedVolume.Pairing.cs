@@ -225,9 +225,11 @@ internal sealed partial class ReplicatedVolume
     {
         try
         {
-            if (Interlocked.Exchange(ref _session, null) is { } previous)
+            // The previous session ends only once the new one is in place: a change waiting for it to end
+            // (this replica's disk was detached) must find the new session, not none.
+            var previous = Volatile.Read(ref _session);
+            if (previous is not null)
             {
-                previous.End();
                 await Resync.StopAsync();
             }
 
@@ -242,6 +244,7 @@ internal sealed partial class ReplicatedVolume
 
             Volatile.Write(ref _lastLease, session.Lease);
             Volatile.Write(ref _session, session);
+            previous?.End();
         }
         finally
         {

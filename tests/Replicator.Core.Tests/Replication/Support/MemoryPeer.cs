@@ -132,11 +132,7 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     }
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) =>
-        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), async t =>
-        {
-            await remote.Volume.Local.FlushAsync(t);
-            remote.Replica.Flush();
-        }, cancellationToken);
+        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), t => remote.Volume.FlushForPeerAsync(t), cancellationToken);
 
     public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {

@@ -108,6 +108,7 @@ internal sealed class ReplicaSide : IDisposable
         }
 
         _disposed = true;
+        Store.Heal();
         Volume.Dispose();
         Pool.Dispose();
         _directory.Dispose();
@@ -117,12 +118,20 @@ internal sealed class ReplicaSide : IDisposable
 /// <summary>A quorum the test switches: by default a node may write alone; refusing, it answers as a lost witness vote would.</summary>
 internal sealed class TestQuorum : IWriteQuorum
 {
+    private int _claims;
+
     public bool Refuses { get; set; }
 
-    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) =>
-        Refuses
+    /// <summary>How often this node asked to write alone.</summary>
+    public int Claims => Volatile.Read(ref _claims);
+
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _claims);
+        return Refuses
             ? throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{volume.Name}': this node does not hold the witness's vote")
             : ValueTask.CompletedTask;
+    }
 
     public ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) =>
         Refuses
@@ -136,9 +145,27 @@ internal sealed class TestQuorum : IWriteQuorum
     public string Describe() => Refuses ? "test: refuses" : "test: allows";
 }
 
-/// <summary>A backing store that lets a test look at the world at the moment data is about to change.</summary>
+/// <summary>The calls of a backing store, for injecting faults into them.</summary>
+internal enum StoreCall
+{
+    Read,
+    Write,
+    Flush,
+}
+
+/// <summary>
+/// A backing store that lets a test look at the world at the moment data is about to change, and fail
+/// calls as a failing disk (EIO) or a full file system (ENOSPC) would: with the <see cref="IOException"/>
+/// the file system gives, whose HResult is the errno.
+/// </summary>
 internal sealed class ObservedBackingStore(MemoryBackingStore inner) : IBackingStore
 {
+    public const int EIO = 5;
+    public const int ENOSPC = 28;
+
+    private readonly Lock _lock = new();
+    private readonly Dictionary<StoreCall, (int Errno, int Remaining)> _faults = [];
+
     /// <summary>Called before every write and discard reaches the store.</summary>
     public Action? Changing { get; set; }
 
@@ -146,21 +173,74 @@ internal sealed class ObservedBackingStore(MemoryBackingStore inner) : IBackingS
 
     public long Length => inner.Length;
 
-    public void Read(long offset, Span<byte> destination) => inner.Read(offset, destination);
+    /// <summary>Fails the next <paramref name="count"/> calls of <paramref name="call"/> (<see cref="int.MaxValue"/>: until <see cref="Heal"/>).</summary>
+    public void Fail(StoreCall call, int errno, int count = 1)
+    {
+        lock (_lock)
+        {
+            _faults[call] = (errno, count);
+        }
+    }
+
+    /// <summary>The disk works again (an admin repaired it, or space was freed).</summary>
+    public void Heal()
+    {
+        lock (_lock)
+        {
+            _faults.Clear();
+        }
+    }
+
+    public void Read(long offset, Span<byte> destination)
+    {
+        ThrowIfFaulted(StoreCall.Read);
+        inner.Read(offset, destination);
+    }
 
     public void Write(long offset, ReadOnlySpan<byte> source)
     {
         Changing?.Invoke();
+        ThrowIfFaulted(StoreCall.Write);
         inner.Write(offset, source);
     }
 
     public void Discard(long offset, long length)
     {
         Changing?.Invoke();
+        ThrowIfFaulted(StoreCall.Write);
         inner.Discard(offset, length);
     }
 
-    public void Flush() => inner.Flush();
+    public void Flush()
+    {
+        ThrowIfFaulted(StoreCall.Flush);
+        inner.Flush();
+    }
 
     public void Dispose() => inner.Dispose();
+
+    private void ThrowIfFaulted(StoreCall call)
+    {
+        lock (_lock)
+        {
+            if (!_faults.TryGetValue(call, out var fault))
+            {
+                return;
+            }
+
+            if (fault.Remaining != int.MaxValue)
+            {
+                if (fault.Remaining <= 1)
+                {
+                    _faults.Remove(call);
+                }
+                else
+                {
+                    _faults[call] = (fault.Errno, fault.Remaining - 1);
+                }
+            }
+
+            throw new IOException($"injected: {(fault.Errno == ENOSPC ? "no space left on device" : "input/output error")} on {call.ToString().ToLowerInvariant()}", fault.Errno);
+        }
+    }
 }
