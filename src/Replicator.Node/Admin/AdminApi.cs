@@ -186,7 +186,11 @@ internal static partial class AdminApi
                 CoveredBytes = volume.Resync.CoveredBytes,
                 ComparedBytes = volume.Resync.ComparedBytes,
             },
-            problem);
+            problem)
+        {
+            Detached = DiskAlerts.Detached(volume),
+            Alert = DiskAlerts.Describe(volume, volumes.LocalName),
+        };
     }
 
     private static string Hex(ulong value) => value.ToString("X16", System.Globalization.CultureInfo.InvariantCulture);

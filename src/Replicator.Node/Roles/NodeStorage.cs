@@ -12,6 +12,7 @@ internal sealed class NodeStorage : IDisposable
     public NodeStorage(string directory, NodeConfig config, ILogger<NodeStorage> logger)
     {
         var poolDirectory = Path.Combine(directory, "pool");
+        PoolDirectory = poolDirectory;
         if (StoragePool.ExistsOnDisk(poolDirectory))
         {
             Pool = StoragePool.OpenOnDisk(poolDirectory, logger);
@@ -24,6 +25,9 @@ internal sealed class NodeStorage : IDisposable
     }
 
     public StoragePool Pool { get; }
+
+    /// <summary>Where the pool's files live (its file system is the one that can fill up).</summary>
+    public string PoolDirectory { get; }
 
     public void Dispose() => Pool.Dispose();
 }
