@@ -16,6 +16,10 @@ public static class ExternalTool
         ["nbdkit"] = "nbdkit",
         ["ip"] = "iproute2",
         ["nbdsh"] = "python3-libnbd",
+        ["mkfs.ext4"] = "e2fsprogs",
+        ["fallocate"] = "util-linux",
+        ["mount"] = "mount",
+        ["umount"] = "mount",
     };
 
     /// <summary>The program's full path; fails the test, naming the Debian package, when it is not installed.</summary>

@@ -85,6 +85,27 @@ public sealed class TestCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>
+    /// A cluster (with its witness) whose node <paramref name="node"/> keeps its pool on a small loop-mounted ext4
+    /// file system of <paramref name="fileSystemBytes"/> (see <see cref="SmallPool"/>): its pool file, sparse and
+    /// far larger, fills that file system for real.
+    /// </summary>
+    public static async Task<TestCluster> StartWithSmallPoolAsync(string node, long fileSystemBytes)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
+        var cluster = new TestCluster(directory, ownsDirectory: true);
+        var init = await ReplicatorProcess.RunAsync(["cluster", "init", "--dir", directory, "--pool-size", "8G"]);
+        Assert.True(init.ExitCode == 0, init.Describe());
+        cluster.SmallPool = await LoopFileSystem.MountAsync(Path.Combine(directory, $"pool-{node}.img"), Path.Combine(directory, $"pool-{node}.mnt"), fileSystemBytes);
+        var pool = System.IO.Directory.CreateDirectory(Path.Combine(cluster.SmallPool.MountPoint, "pool")).FullName;
+        System.IO.Directory.CreateSymbolicLink(Path.Combine(directory, node, "pool"), pool);
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    /// <summary>The small file system under one node's pool, when started with one.</summary>
+    public LoopFileSystem? SmallPool { get; private set; }
+
     /// <summary>The relay between node a (which dials) and node b, when started with cuttable links.</summary>
     public TcpProxy? PeerLink { get; private set; }
 
@@ -368,6 +389,11 @@ public sealed class TestCluster : IAsyncDisposable
         foreach (var link in _witnessLinks.Values)
         {
             await link.DisposeAsync();
+        }
+
+        if (SmallPool is not null)
+        {
+            await SmallPool.DisposeAsync();
         }
 
         if (_ownsDirectory)
