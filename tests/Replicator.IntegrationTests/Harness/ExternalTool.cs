@@ -20,6 +20,8 @@ public static class ExternalTool
         ["fallocate"] = "util-linux",
         ["mount"] = "mount",
         ["umount"] = "mount",
+        ["fiu-run"] = "fiu-utils",
+        ["fiu-ctrl"] = "fiu-utils",
     };
 
     /// <summary>The program's full path; fails the test, naming the Debian package, when it is not installed.</summary>

@@ -201,9 +201,10 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Starts the node again by hand (<c>node run --dir DIR/&lt;node&gt;</c>) and waits until it serves.</summary>
-    public async Task RestartAsync(string node)
+    /// <param name="wrapper">A program that runs the node, such as <see cref="LibFiu.Wrapper"/>.</param>
+    public async Task RestartAsync(string node, IReadOnlyList<string>? wrapper = null)
     {
-        var process = ReplicatorProcess.Start(["node", "run", "--dir", DataDir(node)], Path.Combine(DataDir(node), "test-restart.log"));
+        var process = ReplicatorProcess.Start(["node", "run", "--dir", DataDir(node)], Path.Combine(DataDir(node), "test-restart.log"), wrapper);
         _restarted[node] = process;
         await process.WaitForOutputAsync(" ready", TimeSpan.FromSeconds(30));
     }
