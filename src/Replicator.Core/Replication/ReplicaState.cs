@@ -40,8 +40,9 @@ internal enum ReplicaFlags : uint
 
     /// <summary>
     /// Set at startup when <see cref="ConnectedAndUpToDate"/> was found set, after the activity log
-    /// was marked into the dirty bitmap; cleared when a resync with the peer completes. It makes this
-    /// replica the source when both replicas still hold the same data set.
+    /// was marked into the dirty bitmap; cleared when a resync with the peer completes. When both
+    /// replicas still hold the same data set it makes the peer, which stayed up, the source: a power
+    /// loss may have taken writes this replica acknowledged but had not made durable.
     /// </summary>
     CrashedWhileConnected = 2,
 

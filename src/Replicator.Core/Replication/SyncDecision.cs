@@ -66,9 +66,11 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     ///  10  both Empty                               no usable source
     ///  20  L Empty                                  L target, full
     ///  30  P Empty                                  L source, full
-    ///  40  L.Current == P.Current                   no sync, unless a side crashed while connected or still
+    ///  40  L.Current == P.Current                   no sync, unless a side crashed while connected: the other
+    ///                                               (which stayed up, so holds every acknowledged write) is the
+    ///                                               source by bitmap (41, 42); or, with no crash, a side still
     ///                                               holds a bitmap id (a resync whose end it did not record):
-    ///                                               that side is source by bitmap; both: the tie-breaker decides
+    ///                                               that side is the source; both: the tie-breaker decides (43)
     ///  50  P.Bitmap == L.Current                    L target, bitmap   (P wrote alone since L's data set)
     ///  60  L.Bitmap == P.Current                    L source, bitmap
     ///  70  L.Current in P.History                   L target, full     (P moved on, its bitmap no longer reaches back)
@@ -265,20 +267,32 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
         return new(SyncOutcome.Unrelated, SyncKind.None, 110, "the replicas share no data set");
     }
 
+    /// <summary>
+    /// Rules 40 to 43: the same data set. A replica that crashed while connected may have lost, with its
+    /// page cache, writes both acknowledged (a power loss), so the one that stayed up sends: it holds every
+    /// acknowledged write, and what either held beyond them was never acknowledged. Without a crash, a
+    /// replica that still holds a bitmap id did not record the end of the resync it sent, and sends again.
+    /// </summary>
     private static SyncDecision SameDataSet(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
     {
-        var localOwes = local.Crashed || local.Ids.Bitmap != 0;
-        var peerOwes = peer.Crashed || peer.Ids.Bitmap != 0;
-        return (localOwes, peerOwes) switch
+        return (local.Crashed, peer.Crashed) switch
         {
-            (false, false) => new(SyncOutcome.NoSync, SyncKind.None, 40, "both replicas hold the same data set"),
-            (true, false) => Source(SyncKind.Bitmap, 41, "same data set, but this replica may hold writes the peer lacks"),
-            (false, true) => Target(SyncKind.Bitmap, 42, "same data set, but the peer may hold writes this replica lacks"),
-            _ => localWinsTies
-                ? Source(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; this replica wins the tie")
-                : Target(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; the peer wins the tie"),
+            (false, true) => Source(SyncKind.Bitmap, 41, "same data set, but the peer crashed while connected and may have lost writes it had not made durable"),
+            (true, false) => Target(SyncKind.Bitmap, 42, "same data set, but this replica crashed while connected and may have lost writes it had not made durable"),
+            (true, true) => Tie(localWinsTies, "both crashed while connected"),
+            _ => (local.Ids.Bitmap != 0, peer.Ids.Bitmap != 0) switch
+            {
+                (false, false) => new(SyncOutcome.NoSync, SyncKind.None, 40, "both replicas hold the same data set"),
+                (true, false) => Source(SyncKind.Bitmap, 41, "same data set, but this replica did not record the end of the resync it sent"),
+                (false, true) => Target(SyncKind.Bitmap, 42, "same data set, but the peer did not record the end of the resync it sent"),
+                _ => Tie(localWinsTies, "neither recorded the end of a resync"),
+            },
         };
     }
+
+    private static SyncDecision Tie(bool localWinsTies, string why) => localWinsTies
+        ? Source(SyncKind.Bitmap, 43, $"same data set, {why}; this replica wins the tie")
+        : Target(SyncKind.Bitmap, 43, $"same data set, {why}; the peer wins the tie");
 
     private static bool SharesAncestor(GenerationIds l, GenerationIds p)
     {

@@ -287,10 +287,6 @@ public sealed class ResyncEngineTests
         return pair;
     }
 
-    /// <summary>Both replicas record a crash while connected, as their restart would (both: the tie makes A the source).</summary>
-    private static void CrashedWhileConnected(ReplicaPair pair)
-    {
-        pair.A.Replica.AddFlags(ReplicaFlags.CrashedWhileConnected);
-        pair.B.Replica.AddFlags(ReplicaFlags.CrashedWhileConnected);
-    }
+    /// <summary>B records a crash while connected, as its restart would: A, which stayed up, is the source, and compares first.</summary>
+    private static void CrashedWhileConnected(ReplicaPair pair) => pair.B.Replica.AddFlags(ReplicaFlags.CrashedWhileConnected);
 }
