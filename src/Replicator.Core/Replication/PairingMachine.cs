@@ -34,7 +34,7 @@ internal readonly record struct PairingStep(PairingState State, IReadOnlyList<Pa
 ///                                              Attach, ReleaseQuorum when in sync]  —             —
 /// Abandon                  stays               Paired if a session stays, else Alone  stays       stays
 /// Disconnected             stays               Alone [EndSession if attached] Alone [EndSession]  stays (problem shown)
-/// ResyncCompletedAsSource  —                   —                          owner: [FinishResyncAsSource, ReleaseQuorum], role none
+/// ResyncCompletedAsSource  —                   —                          owner, disk attached: [FinishResyncAsSource, ReleaseQuorum]
 /// ResyncCompletedAsTarget  —                   —                          not owner, disk attached: [FinishResyncAsTarget, ReleaseQuorum]
 /// Unpairable(problem)      Refused [Refuse]    —                          —                           Refused [Refuse]
 /// LocalDiskFailed          [DetachDisk]        [DetachDisk, RequestRepair] [DetachDisk, RequestRepair] [DetachDisk]
@@ -155,9 +155,11 @@ internal static class PairingMachine
     }
 
     private static PairingStep OnCompletedAsSource(PairingState state) =>
-        state.Phase == PairingPhase.Paired && state.LocalIsOwner && state.PeerHasDisk
-            ? Step(state with { Role = SyncRole.None }, new FinishResyncAsSource(), new ReleaseQuorum())
-            : Reject(state, $"the volume is {Describe(state.Phase)}{(state.Phase == PairingPhase.Paired ? ", and this node does not send its resync" : "")}");
+        state.Phase != PairingPhase.Paired || !state.LocalIsOwner || !state.PeerHasDisk
+            ? Reject(state, $"the volume is {Describe(state.Phase)}{(state.Phase == PairingPhase.Paired ? ", and this node does not send its resync" : "")}")
+            : state.Disk != DiskAttachment.Attached
+                ? Reject(state, "this replica's disk is detached; what it sent can no longer be vouched for")
+                : Step(state with { Role = SyncRole.None }, new FinishResyncAsSource(), new ReleaseQuorum());
 
     private static PairingStep OnCompletedAsTarget(PairingState state, ResyncCompletedAsTarget e)
     {

@@ -211,6 +211,16 @@ internal sealed partial class ResyncEngine
             while (!ct.IsCancellationRequested)
             {
                 await _resumed.Task.WaitAsync(ct);
+                if (!_volume.DiskUsable)
+                {
+                    // This replica's disk is detached: what it would send can no longer be vouched for. The
+                    // pairing that follows stops this engine; until then it sends nothing.
+                    await DrainAsync(inFlight);
+                    _running = false;
+                    await _kick.WaitAsync(ct);
+                    continue;
+                }
+
                 var run = replica.NextOutOfSyncRun(cursor, ChunkBytes);
                 if (run is null && inFlight.Count > 0)
                 {
@@ -355,6 +365,11 @@ internal sealed partial class ResyncEngine
     private async Task SendRunAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
         using var order = await _volume.OrderRangeAsync(offset, length, ct);
+        if (!_volume.DiskUsable)
+        {
+            return;
+        }
+
         if (ChecksumFirst || _checksumPass || (session.CompareFirst && mayMatch))
         {
             var granularity = _volume.Replica.Granularity;

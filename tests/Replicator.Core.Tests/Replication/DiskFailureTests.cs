@@ -143,7 +143,7 @@ public sealed class DiskFailureTests
         await using var pair = await ReplicaPair.ConnectedAsync(preferred: "A");
         await pair.DisconnectAsync();
         await pair.A.Volume.WriteAsync(0, Pattern(4096, seed: 12), IoFlags.None);
-        _ = pair.B.Hold(PeerCall.Resync);
+        var resync = pair.B.Hold(PeerCall.Resync);
         var pending = await pair.BeginPairingAsync();
         pending.Attach(pending.NonOwner);
         pending.Attach(pending.Owner);
@@ -152,6 +152,14 @@ public sealed class DiskFailureTests
 
         var flush = await Assert.ThrowsAsync<BlockDeviceException>(() => pair.A.Volume.FlushAsync().AsTask().WaitAsync(Timeout));
         Assert.Equal(StorageError.Io, flush.Error);
+
+        // No copy holds every write: once the run in flight lands, the pairing that follows is refused, and says why.
+        var sentBefore = pair.B.Received.Count(PeerCall.Resync);
+        resync.Open();
+        await pair.WaitForRepairsAsync();
+        Assert.Equal(sentBefore, pair.B.Received.Count(PeerCall.Resync));
+        Assert.Equal(PairingPhase.Refused, pair.A.Volume.PairingState.Phase);
+        Assert.Contains("not up to date", pair.A.Volume.PairingState.Problem);
     }
 
     [Fact]

@@ -94,6 +94,7 @@ public sealed class PairingMachineTests
         ["paired: resync completed as source"] = R(PairedSource, new ResyncCompletedAsSource(), PairingPhase.Paired, new FinishResyncAsSource(), new ReleaseQuorum()),
         ["paired: resync of marks completed by the owner, role none"] = R(PairedOwner, new ResyncCompletedAsSource(), PairingPhase.Paired, new FinishResyncAsSource(), new ReleaseQuorum()),
         ["paired: resync completed as source on the non-owner"] = R(PairedNonOwner, new ResyncCompletedAsSource(), PairingPhase.Paired, Rejected),
+        ["paired: resync completed as source, this disk detached"] = R(Run(PairedSource, new LocalDiskFailed("EIO", Full: false)), new ResyncCompletedAsSource(), PairingPhase.Paired, Rejected),
         ["paired: resync completed as source, the peer has no disk"] = R(PairedForDisklessPeer, new ResyncCompletedAsSource(), PairingPhase.Paired, Rejected),
         ["paired: resync completed as target"] = R(PairedTarget, new ResyncCompletedAsTarget(Ids(Y, X)), PairingPhase.Paired, new FinishResyncAsTarget(Ids(Y, X)), new ReleaseQuorum()),
         ["paired: resync completed as target on the owner"] = R(PairedSource, new ResyncCompletedAsTarget(Ids(Y, X)), PairingPhase.Paired, Rejected),

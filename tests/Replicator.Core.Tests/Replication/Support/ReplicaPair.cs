@@ -175,7 +175,17 @@ internal sealed class ReplicaPair : IAsyncDisposable
                     return;
                 }
 
-                var pending = await PairAsync(link);
+                PendingPairing pending;
+                try
+                {
+                    pending = await PairAsync(link);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Refused (no usable source): both sides say why in their pairing state, as a node's status would.
+                    return;
+                }
+
                 pending.Attach(pending.NonOwner);
                 pending.Attach(pending.Owner);
                 Repairs++;
