@@ -239,6 +239,22 @@ public sealed class TestCluster : IAsyncDisposable
         };
     }
 
+    /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>
+    public async Task<string> VoteHolderAsync(string volume)
+    {
+        using var info = await GetJsonAsync("a", $"/api/v1/volumes/{volume}");
+        var id = info.RootElement.GetProperty("id").GetString();
+        string? holder = null;
+        await WaitUntilAsync(async () =>
+        {
+            using var view = await GetJsonAsync("b", "/api/v1/cluster");
+            holder = view.RootElement.GetProperty("witness").GetProperty("votes").EnumerateArray()
+                .Where(v => v.GetProperty("volume").GetString() == id).Select(v => v.GetProperty("holder").GetString()).FirstOrDefault();
+            return holder is not null;
+        }, TimeSpan.FromSeconds(15), "no node got the witness's vote");
+        return holder!;
+    }
+
     /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
     public Task WaitInSyncAsync(string volume, TimeSpan? timeout = null) =>
         WaitUntilAsync(async () =>

@@ -54,7 +54,7 @@ public sealed class FullPoolTests(ITestOutputHelper output)
         var metrics = await cluster.GetTextAsync(new Uri(cluster.Admin(full), "/metrics"), "text/plain");
         Assert.Contains($"replicator_replica_disk_detached{{reason=\"pool-full\",volume=\"{volume}\"}} 1", metrics);
         Assert.Contains($"replicator_replication_degraded{{volume=\"{volume}\"}} 1", await cluster.GetTextAsync(new Uri(cluster.Admin(other), "/metrics"), "text/plain"));
-        Assert.Equal(other, await VoteHolderAsync(cluster, volume));
+        Assert.Equal(other, await cluster.VoteHolderAsync(volume));
 
         var read = await Fio.RunAsync(cluster.GatewayUri(volume), cluster.Directory, "fill", Job("--verify_only=1"));
         Assert.True(read.ExitCode == 0 && read.Errors == 0, read.Output);
@@ -71,16 +71,4 @@ public sealed class FullPoolTests(ITestOutputHelper output)
 
     private static string[] Job(string mode) =>
         ["--rw=write", "--bs=1M", $"--size={Written}", "--iodepth=8", "--verify=crc32c", "--randseed=71", mode];
-
-    /// <summary>The node the witness gave the volume's vote to.</summary>
-    private static async Task<string?> VoteHolderAsync(TestCluster cluster, string volume)
-    {
-        using var info = await cluster.GetJsonAsync("a", $"/api/v1/volumes/{volume}");
-        var id = info.RootElement.GetProperty("id").GetString();
-        using var view = await cluster.GetJsonAsync("a", "/api/v1/cluster");
-        return view.RootElement.GetProperty("witness").GetProperty("votes").EnumerateArray()
-            .Where(v => v.GetProperty("volume").GetString() == id)
-            .Select(v => v.GetProperty("holder").GetString())
-            .FirstOrDefault();
-    }
 }
