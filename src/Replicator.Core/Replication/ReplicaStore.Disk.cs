@@ -67,10 +67,11 @@ internal sealed partial class ReplicaStore
     /// <summary>
     /// Takes the disk back: writes the bitmap (with every mark the pairing made meanwhile), the activity
     /// log and then the metadata, which says <see cref="ReplicaDiskState.Inconsistent"/> (it lacks what the
-    /// peer marked) and keeps <see cref="ReplicaFlags.DiskFailed"/> until a resync to it completes. Throws
-    /// a <see cref="BlockDeviceException"/>, and stays detached, when the disk still fails.
+    /// peer marked) and keeps <see cref="ReplicaFlags.DiskFailed"/> until a resync to it completes; on a node
+    /// without a peer (<paramref name="standalone"/>) the admin's word is all there is: up to date, no flag.
+    /// Throws a <see cref="BlockDeviceException"/>, and stays detached, when the disk still fails.
     /// </summary>
-    public void Reattach()
+    public void Reattach(bool standalone)
     {
         lock (_lock)
         {
@@ -79,7 +80,9 @@ internal sealed partial class ReplicaStore
                 return;
             }
 
-            var metadata = _metadata with { DiskState = ReplicaDiskState.Inconsistent, Flags = _metadata.Flags & ~ReplicaFlags.PoolFull };
+            var metadata = standalone
+                ? _metadata with { DiskState = ReplicaDiskState.UpToDate, Flags = _metadata.Flags & ~(ReplicaFlags.PoolFull | ReplicaFlags.DiskFailed) }
+                : _metadata with { DiskState = ReplicaDiskState.Inconsistent, Flags = _metadata.Flags & ~ReplicaFlags.PoolFull };
             try
             {
                 _bitmapFile.WriteAll(_bitmap);

@@ -45,7 +45,7 @@ internal sealed partial class ReplicatedVolume
             }
             catch (BlockDeviceException e) when (IsDiskFault(e))
             {
-                OnLocalFault(e);
+                OnLocalFault(e, flushing: true);
                 throw;
             }
         }
@@ -62,19 +62,22 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>This replica's disk failed (or filled up) under an I/O: detach it, and have the volume paired again if it is paired.</summary>
-    internal void OnLocalFault(BlockDeviceException e)
-    {
-        if (HasPeer)
-        {
-            ExecuteAsync(Apply(new LocalDiskFailed(e.Message, e.Error == StorageError.NoSpace)), null, null).GetAwaiter().GetResult();
-        }
-    }
+    /// <summary>
+    /// This replica's disk failed (or filled up) under an I/O: detach it, and have the volume paired again if it
+    /// is paired. On a node without a peer nothing can serve instead, so the volume fails every request until an
+    /// admin attaches the disk again; what matters is that no flush after a failed one claims durability.
+    /// </summary>
+    /// <param name="flushing">The fault came from an fsync: even ENOSPC there may have dropped written pages, so the disk counts as failed, not full.</param>
+    internal void OnLocalFault(BlockDeviceException e, bool flushing = false) =>
+        ExecuteAsync(Apply(new LocalDiskFailed(e.Message, Full: e.Error == StorageError.NoSpace && !flushing)), null, null).GetAwaiter().GetResult();
 
-    /// <summary>The peer's disk failed under a write or flush: record it before this node acknowledges anything the peer lacks.</summary>
-    private void OnPeerDiskFault(PeerFailedException e)
+    /// <summary>
+    /// The peer's disk failed under a write or flush: record it before this node acknowledges anything the peer lacks.
+    /// A full pool refusing a write loses nothing; a flush that failed at all may have dropped written pages.
+    /// </summary>
+    private void OnPeerDiskFault(PeerFailedException e, bool flushing = false)
     {
-        if (e.Error == StorageError.Io)
+        if (e.Error == StorageError.Io || (flushing && e.Error == StorageError.NoSpace))
         {
             LogPeerDiskFailed(Name, PeerName, e.Message);
             ExecuteAsync(Apply(new PeerDiskFailed(Replica.Status)), null, null).GetAwaiter().GetResult();
@@ -95,6 +98,11 @@ internal sealed partial class ReplicatedVolume
     /// </summary>
     private ValueTask ReadThroughPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
+        if (!HasPeer)
+        {
+            throw Detached("read");
+        }
+
         var session = Session;
         if (session is not { PeerHasDisk: true })
         {
@@ -119,7 +127,7 @@ internal sealed partial class ReplicatedVolume
             // The thin volume reads synchronously: a failure is thrown here, not from the task.
             return _local.ReadAsync(offset, destination, cancellationToken);
         }
-        catch (BlockDeviceException e) when (IsDiskFault(e) && HasPeer)
+        catch (BlockDeviceException e) when (IsDiskFault(e))
         {
             OnLocalFault(e);
             return ReadThroughPeerAsync(offset, destination, cancellationToken);
@@ -148,14 +156,14 @@ internal sealed partial class ReplicatedVolume
             catch (BlockDeviceException e) when (IsDiskFault(e))
             {
                 localFailure = e;
-                OnLocalFault(e);
+                OnLocalFault(e, flushing: true);
             }
         }
 
         var peerFailure = peer is null ? null : await peer;
         if (peerFailure is PeerFailedException failed)
         {
-            OnPeerDiskFault(failed);
+            OnPeerDiskFault(failed, flushing: true);
         }
 
         var localDurable = localUsed && localFailure is null && Replica.IsUpToDate;

@@ -95,8 +95,15 @@ internal sealed partial class ReplicatedVolume
     /// <summary>A new peer connection finished its handshake: a refusal of the previous one is forgotten.</summary>
     public void OnLinkUp() => Apply(new LinkUp());
 
-    /// <summary>The volume cannot be paired for a reason found before any plan (shown in status).</summary>
-    public void MarkUnpairable(string problem) => ExecuteAsync(Apply(new Unpairable(problem)), null, null).GetAwaiter().GetResult();
+    /// <summary>The volume cannot be paired for a reason found before any plan (shown in status); ignored while it is paired.</summary>
+    public void MarkUnpairable(string problem)
+    {
+        var step = Apply(new Unpairable(problem));
+        if (step.Rejected is null)
+        {
+            ExecuteAsync(step, null, null).GetAwaiter().GetResult();
+        }
+    }
 
     /// <summary>The connection ended: changes in flight that the peer never confirmed mark the bitmap.</summary>
     public Task DisconnectAsync() => ExecuteAsync(Apply(new Disconnected()), null, null);
@@ -206,7 +213,7 @@ internal sealed partial class ReplicatedVolume
                 LogDiskDetached(Name, detach.Full ? "its pool is full" : "an I/O error", detach.Reason, PeerName);
                 break;
             case ReattachDisk:
-                Replica.Reattach();
+                Replica.Reattach(standalone: !HasPeer);
                 LogDiskAttached(Name, PeerName);
                 break;
             case RequestRepair repair:

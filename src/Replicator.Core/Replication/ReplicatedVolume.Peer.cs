@@ -77,7 +77,7 @@ internal sealed partial class ReplicatedVolume
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
         {
-            OnLocalFault(e);
+            OnLocalFault(e, flushing: true);
             throw;
         }
     }

@@ -12,7 +12,22 @@ internal sealed partial class ReplicatedVolume
         NoteForeground();
         if (!HasPeer)
         {
-            await op.ApplyAsync(_local, cancellationToken);
+            if (!DiskUsable)
+            {
+                throw Detached("write");
+            }
+
+            try
+            {
+                await op.ApplyAsync(_local, cancellationToken);
+            }
+            catch (BlockDeviceException e) when (e.Error == StorageError.Io)
+            {
+                // Without a peer a full pool only fails the write (nothing is lost); an I/O error fails the disk.
+                OnLocalFault(e);
+                throw;
+            }
+
             return;
         }
 

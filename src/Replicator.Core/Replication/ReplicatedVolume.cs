@@ -85,7 +85,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
-        if (!DiskUsable && HasPeer)
+        if (!DiskUsable)
         {
             return ReadThroughPeerAsync(offset, destination, cancellationToken);
         }

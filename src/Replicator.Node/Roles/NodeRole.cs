@@ -72,9 +72,10 @@ internal static class NodeRole
         if (config.Peer is not null)
         {
             builder.Services.AddHostedService<PeerLink>();
-            builder.Services.AddHostedService(sp => new PoolSpaceWatch(sp.GetRequiredService<NodeStorage>(), sp.GetRequiredService<ReplicationManager>(),
-                sp.GetRequiredService<ILogger<PoolSpaceWatch>>()));
         }
+
+        builder.Services.AddHostedService(sp => new PoolSpaceWatch(sp.GetRequiredService<NodeStorage>(), sp.GetRequiredService<ReplicationManager>(),
+            sp.GetRequiredService<ILogger<PoolSpaceWatch>>()));
 
         builder.Services.AddHostedService(sp => new NbdHostedService(
             sp.GetRequiredService<VolumeExports>(),

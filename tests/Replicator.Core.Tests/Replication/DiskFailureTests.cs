@@ -104,6 +104,21 @@ public sealed class DiskFailureTests
     }
 
     [Fact]
+    public async Task A_flush_that_fails_with_no_space_counts_as_a_failed_disk_not_a_full_pool()
+    {
+        // An fsync that fails may have dropped written pages, whatever its errno: the next resync must compare.
+        await using var pair = await ReplicaPair.ConnectedAsync(preferred: "A");
+        await pair.A.Volume.WriteAsync(0, Pattern(4096, seed: 17), IoFlags.None);
+        pair.B.Store.Fail(StoreCall.Flush, ENOSPC);
+
+        await pair.A.Volume.FlushAsync().AsTask().WaitAsync(Timeout);
+        await pair.WaitForRepairsAsync();
+
+        AssertDetached(pair.B, ReplicaFlags.DiskFailed);
+        Assert.True(pair.A.Replica.Status.PeerLostWrites);
+    }
+
+    [Fact]
     public async Task A_flush_that_fails_on_the_owner_is_durable_on_the_peer_which_holds_every_write()
     {
         await using var pair = await ReplicaPair.ConnectedAsync(preferred: "A");
@@ -134,6 +149,31 @@ public sealed class DiskFailureTests
         AssertDetached(pair.A, ReplicaFlags.DiskFailed);
         var write = await Assert.ThrowsAsync<BlockDeviceException>(() => pair.A.Volume.WriteAsync(0, Pattern(4096, seed: 11), IoFlags.None).AsTask());
         Assert.Equal(StorageError.Io, write.Error);
+    }
+
+    [Fact]
+    public async Task Without_a_peer_a_failed_fsync_fails_every_later_flush_until_the_disk_is_attached_again()
+    {
+        using var alone = new ReplicaSide("A", peerName: null, Guid.NewGuid(), ReplicaPair.DefaultSize);
+        var data = Pattern(4096, seed: 16);
+        await alone.Volume.WriteAsync(0, data, IoFlags.None);
+        alone.Store.Fail(StoreCall.Flush, EIO);
+
+        await Assert.ThrowsAsync<BlockDeviceException>(() => alone.Volume.FlushAsync().AsTask());
+        var again = await Assert.ThrowsAsync<BlockDeviceException>(() => alone.Volume.FlushAsync().AsTask());
+        var read = await Assert.ThrowsAsync<BlockDeviceException>(() => ReadAsync(alone.Volume, 0, 4096));
+        var write = await Assert.ThrowsAsync<BlockDeviceException>(() => alone.Volume.WriteAsync(0, data, IoFlags.None).AsTask());
+
+        Assert.Equal(StorageError.Io, again.Error);
+        Assert.Equal(StorageError.Io, read.Error);
+        Assert.Equal(StorageError.Io, write.Error);
+        AssertDetached(alone, ReplicaFlags.DiskFailed);
+
+        alone.Volume.AttachDisk();
+        await alone.Volume.FlushAsync();
+        Assert.Equal(data, await ReadAsync(alone.Volume, 0, 4096));
+        Assert.Equal(ReplicaDiskState.UpToDate, alone.Replica.DiskState);
+        Assert.Equal(ReplicaFlags.None, alone.Replica.Status.Flags);
     }
 
     [Fact]

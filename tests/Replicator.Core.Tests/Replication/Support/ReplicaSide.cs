@@ -22,7 +22,8 @@ internal sealed class ReplicaSide : IDisposable
 
     /// <param name="empty">The replica holds no meaningful data (a new or replaced disk), as the node creates one for a volume only the peer has.</param>
     /// <param name="earlierPromise">What the node promised its peer before this process started.</param>
-    public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
+    /// <param name="peerName">The peer's name; null for a node without a peer.</param>
+    public ReplicaSide(string name, string? peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
     {
         Name = name;
         Store = new ObservedBackingStore(new MemoryBackingStore(StoreCapacity));
