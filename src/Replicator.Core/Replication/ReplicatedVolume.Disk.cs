@@ -84,6 +84,83 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
+    /// <summary>
+    /// The change failed on this replica. A failed or full disk is detached; if the peer has the change,
+    /// the caller sends it again through the new owner (first marked here, while this replica's files may
+    /// still be written, so the mark travels with the next bitmap exchange). Any other failure, or one
+    /// the peer shares, goes to the client.
+    /// </summary>
+    private Ordered FailedHere(WriteOp op, BlockDeviceException failure, PeerOutcome peerOutcome)
+    {
+        if (IsDiskFault(failure))
+        {
+            try
+            {
+                Replica.MarkOutOfSync(op.Offset, op.Length);
+            }
+            catch (BlockDeviceException)
+            {
+                // The files failed too: the peer's flags and identifiers cover the range (see ReplicaStore.Detach).
+            }
+
+            OnLocalFault(failure);
+            if (peerOutcome == PeerOutcome.Applied)
+            {
+                return Ordered.LocalDiskDetached;
+            }
+
+            throw failure;
+        }
+
+        if (peerOutcome == PeerOutcome.Applied)
+        {
+            // The replicas now differ where the change failed here; the next resync from
+            // this node (the owner) makes the peer match this replica again.
+            Replica.MarkOutOfSync(op.Offset, op.Length);
+            Resync.Kick();
+        }
+
+        throw failure;
+    }
+
+    /// <summary>
+    /// The peer's disk is detached: this owner applies the change alone, marked first (durably) and under the
+    /// witness rule, like a change made without a peer; the peer reads it from here.
+    /// </summary>
+    private async ValueTask WriteForDisklessPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        var alone = await ClaimWritingAloneAsync(null, cancellationToken);
+        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        try
+        {
+            Replica.MarkOutOfSync(op.Offset, op.Length, alone);
+            await op.ApplyAsync(_local, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            // Neither replica has a disk now: nothing can take the change.
+            OnLocalFault(e);
+            throw;
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
+        }
+    }
+
+    /// <summary>Waits for the pairing that replaces <paramref name="session"/> (or ends it), bounded.</summary>
+    private async Task WaitSessionReplacedAsync(ReplicationSession session, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await session.Ended.WaitAsync(DetachWait, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': this node's disk is detached and the pairing that moves its writes to {PeerName} did not come within {DetachWait.TotalSeconds} s");
+        }
+    }
+
     /// <summary>The error for a request that needs this replica's disk while it is detached.</summary>
     private BlockDeviceException Detached(string doing)
     {
