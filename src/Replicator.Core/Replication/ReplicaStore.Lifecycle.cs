@@ -16,6 +16,11 @@ internal sealed partial class ReplicaStore
     /// </summary>
     public async ValueTask<Activity> BeginActivityAsync(long offset, long length, CancellationToken cancellationToken)
     {
+        if (IsDetached)
+        {
+            return new Activity(offset, length, Held: false);
+        }
+
         if (length == 0 || length > _activity.ExtentSize * (_activity.Slots / 2))
         {
             if (length > 0)
@@ -49,15 +54,10 @@ internal sealed partial class ReplicaStore
                     {
                         await PersistActivityAsync(begin.Sequence, cancellationToken);
                     }
-                    catch (IOException e)
+                    catch
                     {
                         // Begin counted this write in flight; it will not run, so its extents must be let go
                         // (or they could never be evicted, and a clean stop would keep them in the log).
-                        EndActivity(activity);
-                        throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
-                    }
-                    catch (OperationCanceledException)
-                    {
                         EndActivity(activity);
                         throw;
                     }
@@ -149,7 +149,7 @@ internal sealed partial class ReplicaStore
             {
                 _bitmap.Grow(volumeSize);
                 _mayMatch.Grow(volumeSize);
-                _bitmapFile.Grow(volumeSize);
+                PersistLocked(() => _bitmapFile.Grow(volumeSize), "out-of-sync bitmap");
             }
         }
     }
@@ -160,8 +160,11 @@ internal sealed partial class ReplicaStore
         lock (_lock)
         {
             _bitmap.MarkAll(ranges);
-            _bitmapFile.WriteAll(_bitmap);
-            _bitmapFile.Flush();
+            PersistLocked(() =>
+            {
+                _bitmapFile.WriteAll(_bitmap);
+                _bitmapFile.Flush();
+            }, "out-of-sync bitmap");
         }
     }
 
@@ -190,15 +193,23 @@ internal sealed partial class ReplicaStore
     {
         lock (_lock)
         {
-            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+            try
             {
-                // Durable at once: the peer may clear what it sent once the resync it starts has landed,
-                // and a power loss here must not forget that this side still lacks or holds those regions.
-                _bitmapFile.WriteWords(_changed);
-                _bitmapFile.Flush();
+                if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+                {
+                    // Durable at once: the peer may clear what it sent once the resync it starts has landed,
+                    // and a power loss here must not forget that this side still lacks or holds those regions.
+                    PersistLocked(() =>
+                    {
+                        _bitmapFile.WriteWords(_changed);
+                        _bitmapFile.Flush();
+                    }, "out-of-sync bitmap");
+                }
             }
-
-            _changed.Clear();
+            finally
+            {
+                _changed.Clear();
+            }
         }
     }
 
@@ -211,7 +222,7 @@ internal sealed partial class ReplicaStore
             WriteMetadataLocked(_metadata with
             {
                 Generation = _metadata.Generation.CompleteResyncAsSource(),
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.PeerDiskFailed),
             });
         }
     }
@@ -226,7 +237,7 @@ internal sealed partial class ReplicaStore
             {
                 Generation = _metadata.Generation.CompleteResyncAsTarget(source),
                 DiskState = ReplicaDiskState.UpToDate,
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.DiskFailed),
             });
         }
     }
@@ -254,6 +265,11 @@ internal sealed partial class ReplicaStore
         FlushAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
         lock (_lock)
         {
+            if (_detached)
+            {
+                return;
+            }
+
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
@@ -288,7 +304,7 @@ internal sealed partial class ReplicaStore
             bool mustFlush;
             lock (_lock)
             {
-                if (_activity.DurableSequence >= sequence)
+                if (_activity.DurableSequence >= sequence || _detached)
                 {
                     return;
                 }
@@ -304,7 +320,15 @@ internal sealed partial class ReplicaStore
                 await FlushAsync(cancellationToken);
             }
 
-            _activityFile.Write(snapshot);
+            try
+            {
+                _activityFile.Write(snapshot);
+            }
+            catch (IOException e) when (e is not BlockDeviceException)
+            {
+                throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
+            }
+
             lock (_lock)
             {
                 _activity.MarkDurable(snapshot.Sequence);
@@ -321,7 +345,7 @@ internal sealed partial class ReplicaStore
         if (_bitmap.DirtyRegions > 0)
         {
             _bitmap.ClearRegions(0, _bitmap.RegionCount, null);
-            _bitmapFile.WriteAll(_bitmap);
+            PersistLocked(() => _bitmapFile.WriteAll(_bitmap), "out-of-sync bitmap");
         }
 
         _mayMatch.ClearRegions(0, _mayMatch.RegionCount, null);

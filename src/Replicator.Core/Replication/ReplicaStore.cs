@@ -67,6 +67,7 @@ internal sealed partial class ReplicaStore : IDisposable
         _activityFile = activityFile;
         Crashed = crashed;
         _logger = logger;
+        _detached = metadata.DiskState == ReplicaDiskState.Diskless;
     }
 
     public ReplicaStatus Status
@@ -221,6 +222,15 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
+    /// <summary>Whether the bitmap marks any of the range (on an up-to-date replica: the peer may lack it).</summary>
+    public bool IsMarked(long offset, long length)
+    {
+        lock (_lock)
+        {
+            return length > 0 && _bitmap.IsDirty(offset, length);
+        }
+    }
+
     /// <summary>
     /// The generation this replica moves to when it acknowledges changes its peer lacks: its current
     /// one when it already writes alone, else a fresh one — the same value until it is committed
@@ -272,8 +282,14 @@ internal sealed partial class ReplicaStore : IDisposable
 
             if (_bitmap.Mark(offset, length, _changed) > 0)
             {
-                _bitmapFile.WriteWords(_changed);
-                _changed.Clear();
+                try
+                {
+                    PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+                }
+                finally
+                {
+                    _changed.Clear();
+                }
             }
 
             // Resync data sent for this range is older than this change: it must not clear the mark.
@@ -375,6 +391,7 @@ internal sealed partial class ReplicaStore : IDisposable
     /// Makes every write ended so far durable against power loss, data and bitmap marks alike (a client
     /// FLUSH, and before the activity log lets an extent go). A failure leaves the durable point where it was.
     /// </summary>
+    /// <exception cref="BlockDeviceException">The data or the bitmap could not be synced.</exception>
     public async ValueTask FlushAsync(CancellationToken cancellationToken)
     {
         long stamp;
@@ -384,17 +401,9 @@ internal sealed partial class ReplicaStore : IDisposable
         }
 
         await FlushData(cancellationToken);
-        try
-        {
-            _bitmapFile.Flush();
-        }
-        catch (IOException e)
-        {
-            throw BlockDeviceException.FromIOException(e, $"syncing the out-of-sync bitmap of volume {_metadata.VolumeId}");
-        }
-
         lock (_lock)
         {
+            PersistLocked(_bitmapFile.Flush, "out-of-sync bitmap");
             _durableStamp = Math.Max(_durableStamp, stamp);
         }
     }
@@ -421,8 +430,14 @@ internal sealed partial class ReplicaStore : IDisposable
         _mayMatch.ClearRegions(first, end - first, null);
         if (_bitmap.ClearRegions(first, end - first, _changed) > 0)
         {
-            _bitmapFile.WriteWords(_changed);
-            _changed.Clear();
+            try
+            {
+                PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+            }
+            finally
+            {
+                _changed.Clear();
+            }
         }
     }
 
@@ -435,7 +450,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
     private void WriteMetadataLocked(ReplicaMetadata metadata)
     {
-        ReplicaMetadataFile.Write(_files, Path.Combine(_directory, MetadataFileName), metadata);
+        PersistLocked(() => ReplicaMetadataFile.Write(_files, Path.Combine(_directory, MetadataFileName), metadata), "replica metadata");
         _metadata = metadata;
     }
 

@@ -12,16 +12,38 @@ internal sealed partial class ReplicatedVolume
     public async ValueTask ApplyFromPeerAsync(WriteOp op, CancellationToken cancellationToken, bool resync = false)
     {
         CheckRange(op.Offset, op.Length);
+        if (!DiskUsable)
+        {
+            // The owner marks the change for this replica, and stops sending once the pair is paired again.
+            throw Detached("apply a change to");
+        }
 
         // The activity log covers this replica's half of ordered changes too: if this node loses
         // power with a change acknowledged but not yet durable, the extent is resynced after its
         // restart. Resync data needs no entry: its region is in the source's bitmap until applied.
-        var activity = resync
-            ? new ReplicaStore.Activity(op.Offset, op.Length, Held: false)
-            : await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        ReplicaStore.Activity activity;
+        try
+        {
+            activity = resync
+                ? new ReplicaStore.Activity(op.Offset, op.Length, Held: false)
+                : await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
+
         try
         {
             await op.ApplyAsync(_local, cancellationToken);
+            Replica.NoteInSync(op.Offset, op.Length);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            // The disk failed or is full: it is detached, and the owner marks the change for it.
+            OnLocalFault(e);
+            throw;
         }
         catch (BlockDeviceException)
         {
@@ -35,25 +57,28 @@ internal sealed partial class ReplicatedVolume
         {
             Replica.EndActivity(activity);
         }
-
-        Replica.NoteInSync(op.Offset, op.Length);
     }
 
     /// <summary>
-    /// The resync source says this replica now holds everything. The resync data is made durable before
-    /// the metadata says so: a power loss after the new generation ids are on disk must not leave
-    /// stale blocks under ids that call this replica up to date.
+    /// The peer flushes: what this replica holds becomes durable. A detached disk answers with its error,
+    /// never with success: its contents no longer count, and the peer must not count them as a durable copy.
     /// </summary>
-    public async ValueTask CompleteResyncAsTargetAsync(GenerationIds source, CancellationToken cancellationToken)
+    public async ValueTask FlushForPeerAsync(CancellationToken cancellationToken)
     {
-        await Replica.FlushAsync(cancellationToken);
-        Replica.CompleteResyncAsTarget(source);
-        if (Session is { } session)
+        if (!DiskUsable)
         {
-            session.Role = SyncRole.None;
+            throw Detached("flush");
         }
 
-        _quorum.Release(this);
+        try
+        {
+            await Replica.FlushAsync(cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e, flushing: true);
+            throw;
+        }
     }
 
     /// <summary>Orders a change the peer forwarded: this node must be the owner.</summary>
@@ -62,7 +87,7 @@ internal sealed partial class ReplicatedVolume
         CheckRange(op.Offset, op.Length);
         await WaitForPairingAsync(cancellationToken);
         var session = Session;
-        if (session is not { LocalIsOwner: true } || !await WriteOrderedAsync(session, op, cancellationToken))
+        if (session is not { LocalIsOwner: true } || await WriteOrderedAsync(session, op, cancellationToken) != Ordered.Done)
         {
             throw new NotOwnerException($"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
         }
@@ -72,12 +97,20 @@ internal sealed partial class ReplicatedVolume
     public ValueTask ReadForPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         CheckRange(offset, destination.Length);
-        if (!Replica.IsUpToDate)
+        if (!Replica.IsUpToDate || !DiskUsable)
         {
             throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{Name}' on this node is not up to date; it cannot serve the peer's reads");
         }
 
-        return _local.ReadAsync(offset, destination, cancellationToken);
+        try
+        {
+            return _local.ReadAsync(offset, destination, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
     }
 
     /// <summary>
@@ -93,6 +126,24 @@ internal sealed partial class ReplicatedVolume
             throw new BlockDeviceException(StorageError.InvalidArgument, $"region size {regionSize} is outside 1 byte to 16 MiB");
         }
 
+        if (!DiskUsable)
+        {
+            throw Detached("compute checksums of");
+        }
+
+        try
+        {
+            return await LocalChecksumsAsync(offset, length, regionSize, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
+    }
+
+    private async ValueTask<ulong[]> LocalChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    {
         var count = (int)((length + regionSize - 1) / regionSize);
         var sums = new ulong[count];
         var allocation = await _local.GetAllocationAsync(offset, length, cancellationToken);

@@ -221,6 +221,16 @@ internal sealed partial class ResyncEngine
             while (!ct.IsCancellationRequested)
             {
                 await _resumed.Task.WaitAsync(ct);
+                if (!_volume.DiskUsable)
+                {
+                    // This replica's disk is detached: what it would send can no longer be vouched for. The
+                    // pairing that follows stops this engine; until then it sends nothing.
+                    await DrainAsync(inFlight);
+                    _running = false;
+                    await _kick.WaitAsync(ct);
+                    continue;
+                }
+
                 var run = replica.NextOutOfSyncRun(cursor, ChunkBytes);
                 if (run is null && inFlight.Count > 0)
                 {
@@ -245,6 +255,7 @@ internal sealed partial class ResyncEngine
                     {
                         // Completing clears every bit on both sides: no change may be in flight
                         // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        bool completed;
                         using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
                         {
                             if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
@@ -253,13 +264,15 @@ internal sealed partial class ResyncEngine
                             }
 
                             await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                            replica.CompleteResyncAsSource();
+                            completed = _volume.CompleteResyncAsSource();
                         }
 
-                        session.Role = SyncRole.None;
-                        _volume.Quorum.Release(_volume);
-                        Interlocked.Increment(ref _completed);
-                        LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        if (completed)
+                        {
+                            Interlocked.Increment(ref _completed);
+                            LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        }
+
                         sending = false;
                         _checksumPass = false;
                     }
@@ -359,6 +372,12 @@ internal sealed partial class ResyncEngine
         }
         catch (Exception e) when (e is PeerFailedException or BlockDeviceException)
         {
+            if (e is BlockDeviceException local && ReplicatedVolume.IsDiskFault(local))
+            {
+                // This replica's own disk failed under the resync: it is detached, and the volume pairs again without it.
+                _volume.OnLocalFault(local);
+            }
+
             LogRunFailed(_volume.Name, session.PeerName, offset, length, e.Message);
             var failures = Interlocked.Increment(ref _failuresInARow);
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures - 1, 6))), ct);
@@ -375,6 +394,11 @@ internal sealed partial class ResyncEngine
     private async Task SendRunAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
         using var order = await _volume.OrderRangeAsync(offset, length, ct);
+        if (!_volume.DiskUsable)
+        {
+            return;
+        }
+
         if (ChecksumFirst || _checksumPass || (session.CompareFirst && mayMatch))
         {
             var granularity = _volume.Replica.Granularity;

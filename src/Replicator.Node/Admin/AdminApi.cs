@@ -167,7 +167,7 @@ internal static partial class AdminApi
     {
         var session = volume.Session;
         var status = volume.Replica.Status;
-        var problem = volumes.PairingProblem(volume.Id);
+        var problem = ReplicationManager.PairingProblem(volume);
         var progress = volume.Resync.Progress;
         var connection = session is not null ? "connected" : problem is not null ? "unpaired" : "disconnected";
         return new ReplicaInfo(
@@ -186,7 +186,11 @@ internal static partial class AdminApi
                 CoveredBytes = volume.Resync.CoveredBytes,
                 ComparedBytes = volume.Resync.ComparedBytes,
             },
-            problem);
+            problem)
+        {
+            Detached = DiskAlerts.Detached(volume),
+            Alert = DiskAlerts.Describe(volume, volumes.LocalName),
+        };
     }
 
     private static string Hex(ulong value) => value.ToString("X16", System.Globalization.CultureInfo.InvariantCulture);

@@ -42,7 +42,14 @@ internal sealed record ReplicaInfo(
     long OutOfSyncBytes,
     GenerationInfo Generation,
     ResyncInfo Resync,
-    string? Problem);
+    string? Problem)
+{
+    /// <summary>Why this replica's disk is detached: <c>failed</c> (an I/O error) or <c>pool-full</c>; null while attached.</summary>
+    public string? Detached { get; init; }
+
+    /// <summary>What leaves the pair degraded though paired (a disk failed or a pool is full, on either node), for people; null when nothing does.</summary>
+    public string? Alert { get; init; }
+}
 
 internal sealed record GenerationInfo(string Current, string Bitmap, string[] History);
 

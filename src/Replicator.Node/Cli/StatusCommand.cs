@@ -115,13 +115,18 @@ internal static class StatusCommand
                     new Text(r?.Role ?? "-"),
                     new Text(r?.WritesOrderedBy ?? "-"),
                     new Text(r is null ? "-" : ByteSize.Format(r.OutOfSyncBytes)),
-                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Markup(r?.Problem is null ? r?.Resync.State ?? "-" : "[red]see below[/]"));
+                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Markup(r?.Problem is null && r?.Alert is null ? r?.Resync.State ?? "-" : "[red]see below[/]"));
             }
 
             rows.Add(table);
             foreach (var v in node.Volumes.Where(v => v.Replication?.Problem is not null))
             {
                 rows.Add(new Markup($"  [red]{Markup.Escape(v.Name)}[/]: {Markup.Escape(v.Replication!.Problem!)}"));
+            }
+
+            foreach (var v in node.Volumes.Where(v => v.Replication?.Alert is not null))
+            {
+                rows.Add(new Markup($"  [red]{Markup.Escape(v.Name)} degraded[/]: {Markup.Escape(v.Replication!.Alert!)}"));
             }
         }
 

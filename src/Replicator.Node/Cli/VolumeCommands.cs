@@ -12,7 +12,7 @@ using Replicator.Node.Roles;
 namespace Replicator.Node.Cli;
 
 /// <summary>
-/// <c>replicator volume create|list|show|resize|delete</c>. They talk to the node's admin API when the
+/// <c>replicator volume create|list|show|resize|delete|prefer|attach-disk</c>. They talk to the node's admin API when the
 /// node runs, and work on its directory directly when it does not (the pool lock keeps the two apart).
 /// </summary>
 internal static class VolumeCommands
@@ -26,6 +26,7 @@ internal static class VolumeCommands
         volume.Subcommands.Add(Resize());
         volume.Subcommands.Add(Delete());
         volume.Subcommands.Add(Prefer());
+        volume.Subcommands.Add(AttachDisk());
         return volume;
     }
 
@@ -129,6 +130,28 @@ internal static class VolumeCommands
             using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
             var info = await client.PutAsync<VolumeInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(name)!)}/preferred", new PreferredNodeRequest(parse.GetValue(node)), ct);
             Print(info, parse.GetValue(json), $"volume {info.Name} now prefers {info.PreferredNode}; writes are ordered by {info.Replication?.WritesOrderedBy ?? "-"}");
+        }));
+        return command;
+    }
+
+    private static Command AttachDisk()
+    {
+        var name = new Argument<string>("name") { Description = "Volume name" };
+        var json = CommonOptions.Json();
+        var command = new Command("attach-disk",
+            "Attach a volume's replica to its disk again on a node where it was detached (after an I/O error, once repaired; or a full pool, once space is freed); the peer resyncs it") { name, json };
+        var target = AdminTarget.AddTo(command);
+        command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
+        {
+            using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
+            var info = await client.PostAsync<ReplicaInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(name)!)}/attach-disk", null, ct);
+            if (parse.GetValue(json))
+            {
+                CommonOptions.PrintJson(info);
+                return;
+            }
+
+            Console.WriteLine($"{parse.GetValue(name)}: disk attached, {info.DiskState}; it resyncs from its peer");
         }));
         return command;
     }

@@ -30,6 +30,10 @@ internal sealed class NodeTelemetry : BackgroundService
         meter.CreateObservableGauge("replicator.resync.rate", () => PerVolume(v => (long)v.Resync.Progress.BytesPerSecond), "By/s", "Current resync rate from this node, by volume");
         meter.CreateObservableGauge("replicator.replication.lag", () => volumes.PeerRoundTrip?.TotalSeconds ?? 0, "s",
             "Replication lag: the last round trip to the peer (what a write waits for beyond the local disk)");
+        meter.CreateObservableGauge("replicator.replica.disk_detached", DetachedDisks, null,
+            "1 while this node's replica of the volume has its disk detached, by volume and reason (failed: an I/O error; pool-full)");
+        meter.CreateObservableGauge("replicator.replication.degraded", () => PerVolume(v => v.HasPeer && !IsRedundant(v) ? 1 : 0), null,
+            "1 while the volume is not held by both replicas (not paired, a disk detached, a replica behind), by volume");
         meter.CreateObservableGauge("replicator.peer.connected", () => volumes.Link is null ? 0 : 1, null, "1 while connected to the peer");
         meter.CreateObservableCounter("replicator.peer.connects", () => (long)volumes.Connects, "{connection}", "Connections made to the peer");
         meter.CreateObservableCounter("replicator.peer.disconnects", () => (long)volumes.Disconnects, "{connection}", "Connections to the peer lost");
@@ -70,4 +74,13 @@ internal sealed class NodeTelemetry : BackgroundService
 
     private IEnumerable<Measurement<long>> PerVolume(Func<Core.Replication.ReplicatedVolume, long> value) =>
         _volumes.Volumes.Select(v => new Measurement<long>(value(v), new KeyValuePair<string, object?>("volume", v.Name)));
+
+    private IEnumerable<Measurement<long>> DetachedDisks() =>
+        _volumes.Volumes.SelectMany(v => new[] { "failed", "pool-full" }.Select(reason => new Measurement<long>(
+            Admin.DiskAlerts.Detached(v) == reason ? 1 : 0,
+            new KeyValuePair<string, object?>("volume", v.Name), new KeyValuePair<string, object?>("reason", reason))));
+
+    /// <summary>Both replicas hold the volume: paired, both disks in use, this one up to date and nothing out of sync.</summary>
+    private static bool IsRedundant(Core.Replication.ReplicatedVolume volume) =>
+        volume.Session is { LocalHasDisk: true, PeerHasDisk: true } && volume.DiskUsable && volume.Replica.IsUpToDate && volume.Replica.OutOfSyncBytes == 0;
 }

@@ -43,6 +43,10 @@ internal sealed partial class ReplicationManager
         {
             await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
         }
+        catch (PairingRejectedException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
+        }
     }
 
     private async ValueTask DispatchAsync(PeerIncomingRequest request, CancellationToken ct)
@@ -115,6 +119,9 @@ internal sealed partial class ReplicationManager
             case Envelope.BodyOneofCase.DiscardReplica:
                 HandleDiscardReplica(header.DiscardReplica);
                 break;
+            case Envelope.BodyOneofCase.VolumeRepair:
+                HandleVolumeRepair(header.VolumeRepair, ct);
+                break;
             case Envelope.BodyOneofCase.VolumeResize:
                 HandlePeerResize(header.VolumeResize);
                 break;
@@ -147,7 +154,7 @@ internal sealed partial class ReplicationManager
             return;
         }
 
-        await RequireVolume(volumeId).Replica.FlushAsync(ct);
+        await RequireVolume(volumeId).FlushForPeerAsync(ct);
     }
 
     private async ValueTask ServeReadAsync(PeerIncomingRequest request, ReadRequest read, CancellationToken ct)

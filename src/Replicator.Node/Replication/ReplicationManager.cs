@@ -140,7 +140,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
             : origin == ReplicaOrigin.CreatedHere
                 ? ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
                 : ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
-        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart);
+        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { RepairRequested = OnRepairRequested };
         lock (_lock)
         {
             _volumes[local.Id] = volume;

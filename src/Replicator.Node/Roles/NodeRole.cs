@@ -75,6 +75,9 @@ internal static class NodeRole
             builder.Services.AddHostedService<PeerLink>();
         }
 
+        builder.Services.AddHostedService(sp => new PoolSpaceWatch(sp.GetRequiredService<NodeStorage>(), sp.GetRequiredService<ReplicationManager>(),
+            sp.GetRequiredService<ILogger<PoolSpaceWatch>>()));
+
         builder.Services.AddHostedService(sp => new NbdHostedService(
             sp.GetRequiredService<VolumeExports>(),
             NbdHostedService.Endpoints(config, directory),

@@ -12,6 +12,7 @@ internal sealed class NodeStorage : IDisposable
 {
     public NodeStorage(string directory, NodeConfig config, ILogger<NodeStorage> logger)
     {
+        PoolDirectory = Path.Combine(directory, "pool");
         Pool = OpenPool(Files, directory, config, logger);
     }
 
@@ -19,6 +20,9 @@ internal sealed class NodeStorage : IDisposable
     public IFileSystem Files { get; } = PhysicalFileSystem.Instance;
 
     public StoragePool Pool { get; }
+
+    /// <summary>Where the pool's files live (its file system is the one that can fill up).</summary>
+    public string PoolDirectory { get; }
 
     /// <summary>Opens the pool of the node in <paramref name="directory"/>, creating it as configured on first use.</summary>
     public static StoragePool OpenPool(IFileSystem files, string directory, NodeConfig config, ILogger logger)

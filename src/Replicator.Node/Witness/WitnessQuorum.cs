@@ -126,7 +126,8 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     }
 
     /// <summary>
-    /// Each second: renews every held lease while its volume is unpaired, and checks the unpaired
+    /// Each second: renews every held lease while its volume writes without its peer (unpaired, or paired with
+    /// a peer whose disk is detached), and checks the unpaired
     /// volumes this node does not hold: when the witness says the other node wrote alone as a newer
     /// data set, this replica is outdated and stops serving reads, which would be stale.
     /// </summary>
@@ -137,7 +138,7 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         {
             foreach (var lease in _leases.Values)
             {
-                if (lease.Volume.Session is not null)
+                if (!lease.Volume.WritesWithoutPeer)
                 {
                     continue;
                 }

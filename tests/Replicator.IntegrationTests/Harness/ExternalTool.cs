@@ -16,6 +16,12 @@ public static class ExternalTool
         ["nbdkit"] = "nbdkit",
         ["ip"] = "iproute2",
         ["nbdsh"] = "python3-libnbd",
+        ["mkfs.ext4"] = "e2fsprogs",
+        ["fallocate"] = "util-linux",
+        ["mount"] = "mount",
+        ["umount"] = "mount",
+        ["fiu-run"] = "fiu-utils",
+        ["fiu-ctrl"] = "fiu-utils",
     };
 
     /// <summary>The program's full path; fails the test, naming the Debian package, when it is not installed.</summary>

@@ -49,15 +49,24 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
     /// <summary>Path of the built replicator assembly that tests run.</summary>
     public static string AssemblyPath => Path.Combine(AppContext.BaseDirectory, "replicator.dll");
 
-    public static ReplicatorProcess Start(IEnumerable<string> arguments, string logPath)
+    /// <param name="wrapper">A program (and its arguments) that runs the replicator, such as <c>fiu-run -x</c>; it must exec it, keeping the pid.</param>
+    public static ReplicatorProcess Start(IEnumerable<string> arguments, string logPath, IReadOnlyList<string>? wrapper = null)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(wrapper is null ? DotnetHost() : wrapper[0])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
         };
+        if (wrapper is not null)
+        {
+            foreach (var argument in wrapper.Skip(1).Append(DotnetHost()))
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+
         start.ArgumentList.Add(AssemblyPath);
         foreach (var argument in arguments)
         {
@@ -66,7 +75,7 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
 
         start.Environment["DOTNET_gcServer"] = "0";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var result = new ReplicatorProcess(process, logPath, "replicator " + string.Join(' ', start.ArgumentList.Skip(1)));
+        var result = new ReplicatorProcess(process, logPath, "replicator " + string.Join(' ', start.ArgumentList.SkipWhile(a => a != AssemblyPath).Skip(1)));
         process.OutputDataReceived += (_, e) => result.Append(e.Data);
         process.ErrorDataReceived += (_, e) => result.Append(e.Data);
         process.Start();

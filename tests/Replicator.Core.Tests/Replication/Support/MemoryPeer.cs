@@ -132,7 +132,7 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     }
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) =>
-        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), t => remote.Replica.FlushAsync(t), cancellationToken);
+        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), t => remote.Volume.FlushForPeerAsync(t), cancellationToken);
 
     public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {

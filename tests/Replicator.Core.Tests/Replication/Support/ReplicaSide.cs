@@ -23,7 +23,8 @@ internal sealed class ReplicaSide : IDisposable
 
     /// <param name="empty">The replica holds no meaningful data (a new or replaced disk), as the node creates one for a volume only the peer has.</param>
     /// <param name="earlierPromise">What the node promised its peer before this process started.</param>
-    public ReplicaSide(string name, string peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
+    /// <param name="peerName">The peer's name; null for a node without a peer.</param>
+    public ReplicaSide(string name, string? peerName, Guid volumeId, long size, bool empty = false, PeerReadLease? earlierPromise = null)
     {
         Name = name;
         Pool = StoragePool.Create(Files, PoolDirectory, new PoolOptions { FileCapacity = StoreCapacity, ExtentSize = UnitSize }, NullLogger.Instance);
@@ -58,6 +59,9 @@ internal sealed class ReplicaSide : IDisposable
     /// <summary>The pool's data file, read and written around the pool (to corrupt it, or look for data).</summary>
     public IStorageFile PoolData { get; }
 
+    /// <summary>Injects errors into the pool's data file.</summary>
+    public PoolDataFaults PoolDisk => new(Files, PoolData.Path);
+
     public StoragePool Pool { get; }
 
     public ThinVolume Thin { get; }
@@ -75,7 +79,7 @@ internal sealed class ReplicaSide : IDisposable
     public CallLog Received => _received;
 
     /// <summary>This side's session with the peer while paired.</summary>
-    public ReplicationSession? Session { get; set; }
+    public ReplicationSession? Session => Volume.Session;
 
     public void Note(PeerRequest request) => _received.Add(request);
 
@@ -125,6 +129,7 @@ internal sealed class ReplicaSide : IDisposable
         }
 
         _disposed = true;
+        Files.ClearFaults();
         Volume.Dispose();
         Pool.Dispose();
         PoolData.Dispose();
@@ -134,12 +139,20 @@ internal sealed class ReplicaSide : IDisposable
 /// <summary>A quorum the test switches: by default a node may write alone; refusing, it answers as a lost witness vote would.</summary>
 internal sealed class TestQuorum : IWriteQuorum
 {
+    private int _claims;
+
     public bool Refuses { get; set; }
 
-    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken) =>
-        Refuses
+    /// <summary>How often this node asked to write alone.</summary>
+    public int Claims => Volatile.Read(ref _claims);
+
+    public ValueTask EnsureMayWriteAloneAsync(ReplicatedVolume volume, GenerationIds writingAs, CancellationToken cancellationToken)
+    {
+        Interlocked.Increment(ref _claims);
+        return Refuses
             ? throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{volume.Name}': this node does not hold the witness's vote")
             : ValueTask.CompletedTask;
+    }
 
     public ValueTask EnsureMayServeAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) =>
         Refuses
@@ -151,4 +164,37 @@ internal sealed class TestQuorum : IWriteQuorum
     }
 
     public string Describe() => Refuses ? "test: refuses" : "test: allows";
+}
+
+/// <summary>The calls of the pool's data file, for injecting faults into them.</summary>
+internal enum StoreCall
+{
+    Read,
+
+    /// <summary>Writes and discards.</summary>
+    Write,
+    Flush,
+}
+
+/// <summary>
+/// Fails calls on one side's pool data file as a failing disk (EIO) or a full file system (ENOSPC)
+/// would, through the side's <see cref="FaultFileSystem"/> (an <see cref="IOException"/> whose
+/// HResult is the errno; a failed fsync forgets the unsynced pages, as Linux does).
+/// </summary>
+internal sealed class PoolDataFaults(FaultFileSystem files, string path)
+{
+    public const int EIO = Errno.EIO;
+    public const int ENOSPC = Errno.ENOSPC;
+
+    /// <summary>Fails the next <paramref name="count"/> calls of <paramref name="call"/> (<see cref="int.MaxValue"/>: until <see cref="Heal"/>).</summary>
+    public void Fail(StoreCall call, int errno, int count = 1) =>
+        files.FailNext(call switch
+        {
+            StoreCall.Read => IoOperation.Read,
+            StoreCall.Write => IoOperation.Write,
+            _ => IoOperation.Flush,
+        }, errno, p => p == path, count);
+
+    /// <summary>The disk works again (an admin repaired it, or space was freed).</summary>
+    public void Heal() => files.ClearFaults();
 }
