@@ -351,12 +351,7 @@ internal sealed partial class ReplicationManager
     private async Task StartAsync(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
     {
         var outOfSync = volume.Replica.OutOfSyncBytes > 0;
-        var localOwner = decision.Outcome switch
-        {
-            SyncOutcome.BecomeSource => true,
-            SyncOutcome.BecomeTarget => false,
-            _ => preferred == LocalName,
-        };
+        var localOwner = LocalOwns(decision, preferred);
         var role = !outOfSync && decision.Outcome == SyncOutcome.NoSync ? SyncRole.None : localOwner ? SyncRole.Source : SyncRole.Target;
         if (role == SyncRole.Target)
         {
@@ -369,6 +364,14 @@ internal sealed partial class ReplicationManager
         };
         await volume.AttachAsync(pairing, session, context.PeerId);
     }
+
+    /// <summary>Whether this node orders a volume paired by <paramref name="decision"/>: the resync source does, else the preferred node.</summary>
+    private bool LocalOwns(SyncDecision decision, string preferred) => decision.Outcome switch
+    {
+        SyncOutcome.BecomeSource => true,
+        SyncOutcome.BecomeTarget => false,
+        _ => preferred == LocalName,
+    };
 
     private static IEnumerable<(long Offset, long Length)> AllocatedRanges(ReplicatedVolume volume)
     {

@@ -1,11 +1,13 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using Replicator.Core.Devices;
 using Replicator.Core.Replication;
 using Replicator.Node.Configuration;
+using Replicator.Node.Hosting;
+using Replicator.Node.Security;
+using Replicator.Protocol.Security;
 
 namespace Replicator.Node.Witness;
 
@@ -14,7 +16,8 @@ namespace Replicator.Node.Witness;
 /// node holds the witness's vote for it. The vote is a lease, renewed every second while the
 /// volume is unpaired; the node counts it valid only until a margin before the witness would let
 /// it go (timed from when the request was sent), so another node can never take over while this
-/// one still writes. Without the witness's answer, no write alone.
+/// one still writes. Without the witness's answer, no write alone. The node talks to the witness over
+/// mutual TLS with its own certificate, which is what the witness goes by: it moves no other node's vote.
 /// </summary>
 internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 {
@@ -25,19 +28,25 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     private readonly string _node;
     private readonly ILogger _logger;
     private readonly ConcurrentDictionary<Guid, Lease> _leases = new();
+    private readonly LogThrottle _refusals = new(1, TimeSpan.FromSeconds(30));
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _renewals;
 
     private readonly Func<IReadOnlyList<ReplicatedVolume>>? _volumes;
 
-    public WitnessQuorum(NodeConfig config, string token, ILogger<WitnessQuorum> logger, Func<IReadOnlyList<ReplicatedVolume>>? volumes = null)
+    public WitnessQuorum(NodeConfig config, NodeSecurity security, ILogger<WitnessQuorum> logger, Func<IReadOnlyList<ReplicatedVolume>>? volumes = null)
     {
         _volumes = volumes;
         Address = config.Witness!.Address;
         _node = config.Name;
         _logger = logger;
-        _http = new HttpClient { BaseAddress = new Uri($"http://{Address}"), Timeout = RequestTimeout };
-        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        _http = ClusterHttps.CreateClient(new Uri($"https://{Address}"), security.Credentials, security.Trust, IdentityRole.Witness, RequestTimeout, reason =>
+        {
+            if (_refusals.TryEnter(out _))
+            {
+                LogWitnessRefused(Address, reason);
+            }
+        });
         _renewals = Task.Run(() => RenewLoopAsync(_stop.Token));
     }
 
@@ -97,6 +106,13 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         {
             using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}",
                 new VoteRequest(_node, Hex(volume.Replica.Generation.Current), Hex(writingAs.Current)), NodeConfig.JsonOptions, ct);
+            if (response.StatusCode == System.Net.HttpStatusCode.Forbidden)
+            {
+                LogForbidden(volume.Name, await response.Content.ReadAsStringAsync(ct));
+                _leases.TryRemove(volume.Id, out _);
+                return null;
+            }
+
             var answer = await response.Content.ReadFromJsonAsync<VoteAnswer>(NodeConfig.JsonOptions, ct);
             if (answer is { Granted: true })
             {
@@ -209,6 +225,12 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: node {Holder} writes alone with the witness's vote; this replica is outdated and serves no reads until it resyncs")]
     private partial void LogOutdated(string volume, string holder);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Volume {Volume}: the witness refused this node's request: {Problem}")]
+    private partial void LogForbidden(string volume, string problem);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The witness at {Address} is not trusted: {Reason}; writes alone are refused")]
+    private partial void LogWitnessRefused(string address, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: releasing the witness vote failed ({Reason}); it expires on its own")]
     private partial void LogReleaseFailed(string volume, string reason);
