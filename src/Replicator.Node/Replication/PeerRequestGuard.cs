@@ -127,7 +127,7 @@ internal static class PeerRequestGuard
             return $"its volume '{volume.Name}' ({volume.VolumeId}) has a name this node cannot use";
         }
 
-        if (SizeProblem((long)Math.Min(volume.Size, long.MaxValue), sizeProblem) is { } problem)
+        if (SizeProblem(volume.Size, sizeProblem) is { } problem)
         {
             return $"its volume '{volume.Name}' ({volume.VolumeId}): {problem}";
         }
@@ -226,7 +226,7 @@ internal static class PeerRequestGuard
             return missing;
         }
 
-        return SizeProblem((long)Math.Min(request.Size, long.MaxValue), pairing.VolumeSizeProblem) is { } problem
+        return SizeProblem(request.Size, pairing.VolumeSizeProblem) is { } problem
             ? Invalid($"{pairing.PeerName} asks to grow volume {request.VolumeId}: {problem}")
             : null;
     }
@@ -251,14 +251,19 @@ internal static class PeerRequestGuard
             ? null
             : Invalid($"'{node}' is not a node of this pair ({pairing.LocalName} and {pairing.PeerName})");
 
-    private static string? SizeProblem(long size, Func<long, string?> sizeProblem)
+    private static string? SizeProblem(ulong size, Func<long, string?> sizeProblem)
     {
-        if (size <= 0 || size % VolumeNames.SizeAlignment != 0)
+        if (size > long.MaxValue)
+        {
+            return sizeProblem(long.MaxValue) ?? $"a volume of {size} bytes is larger than any volume can be";
+        }
+
+        if (size == 0 || size % VolumeNames.SizeAlignment != 0)
         {
             return $"a volume size of {size} bytes is not a positive multiple of {VolumeNames.SizeAlignment} bytes";
         }
 
-        return sizeProblem(size);
+        return sizeProblem((long)size);
     }
 
     private static PeerRefusal? Existing(string volumeId, IPairingView pairing, out VolumePairingState state)
