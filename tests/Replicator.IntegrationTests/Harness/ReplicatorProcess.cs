@@ -51,22 +51,42 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
 
     public static ReplicatorProcess Start(IEnumerable<string> arguments, string logPath)
     {
-        var start = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+        var start = new ProcessStartInfo(DotnetHost());
         start.ArgumentList.Add(AssemblyPath);
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
 
+        return Launch(start, logPath, "replicator " + string.Join(' ', start.ArgumentList.Skip(1)));
+    }
+
+    /// <summary>
+    /// Runs a shell script that ends by exec'ing <c>$REPLICATOR</c> (the start scripts of
+    /// <c>scripts/pair-hosts.sh</c>): the process is then the replicator itself, ended by its pid like any other.
+    /// </summary>
+    public static ReplicatorProcess StartScript(string script, IEnumerable<string> arguments, string logPath)
+    {
+        var start = new ProcessStartInfo("bash");
+        start.ArgumentList.Add(script);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["REPLICATOR"] = $"{DotnetHost()} {AssemblyPath}";
+        return Launch(start, logPath, $"{script} {string.Join(' ', arguments)}");
+    }
+
+    private static ReplicatorProcess Launch(ProcessStartInfo start, string logPath, string description)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.RedirectStandardInput = true;
+        start.UseShellExecute = false;
         start.Environment["DOTNET_gcServer"] = "0";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var result = new ReplicatorProcess(process, logPath, "replicator " + string.Join(' ', start.ArgumentList.Skip(1)));
+        var result = new ReplicatorProcess(process, logPath, description);
         process.OutputDataReceived += (_, e) => result.Append(e.Data);
         process.ErrorDataReceived += (_, e) => result.Append(e.Data);
         process.Start();
