@@ -165,7 +165,19 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
 
     private async Task CheckStandingAsync(CancellationToken ct)
     {
-        var unpaired = (_volumes?.Invoke() ?? []).Where(v => v.Session is null && v.Replica.IsUpToDate && !_leases.ContainsKey(v.Id)).ToList();
+        IReadOnlyList<ReplicatedVolume> volumes;
+        try
+        {
+            volumes = _volumes?.Invoke() ?? [];
+        }
+        catch (ObjectDisposedException)
+        {
+            // The node is stopping: its services are disposed (the volumes' owner before this one,
+            // which it depends on) while this round runs. Nothing left to check.
+            return;
+        }
+
+        var unpaired = volumes.Where(v => v.Session is null && v.Replica.IsUpToDate && !_leases.ContainsKey(v.Id)).ToList();
         if (unpaired.Count == 0)
         {
             return;
