@@ -171,6 +171,13 @@ internal sealed partial class PeerLink : BackgroundService
             {
                 return;
             }
+            catch (SocketException e)
+            {
+                // Out of file descriptors, say: the listener stays, and tries again in a moment.
+                Refused($"accepting a connection failed: {e.Message} ({e.SocketErrorCode})");
+                await DelayAsync(MinBackoff, ct);
+                continue;
+            }
 
             if (!_handshakeSlots.Wait(0))
             {
@@ -262,6 +269,13 @@ internal sealed partial class PeerLink : BackgroundService
         }
         catch (OperationCanceledException)
         {
+            return null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // One connection, whatever it did, never stops the link: it is refused like any other.
+            Refused($"the handshake failed unexpectedly: {e.GetType().Name}: {e.Message}");
+            socket.Dispose();
             return null;
         }
     }

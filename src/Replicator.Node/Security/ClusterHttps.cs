@@ -49,14 +49,14 @@ internal static class ClusterHttps
     /// A client of a cluster member's HTTPS API at <paramref name="baseAddress"/>: presents the holder's
     /// certificate (the current one at each new connection) and trusts the server only if
     /// <paramref name="trust"/> accepts its certificate for <paramref name="serverRole"/>; a refused
-    /// server is reported to <paramref name="onRefused"/>. Connections are made anew every minute, so a
-    /// revocation or a renewal reaches a long-lived client too.
+    /// server is reported to <paramref name="onRefused"/>. Connections are made anew every five minutes,
+    /// so a revocation or a renewal reaches a long-lived client too.
     /// </summary>
     public static HttpClient CreateClient(Uri baseAddress, TlsDirectory credentials, ClusterTrust trust, IdentityRole serverRole, TimeSpan timeout, Action<string>? onRefused = null)
     {
         var handler = new SocketsHttpHandler
         {
-            PooledConnectionLifetime = TimeSpan.FromMinutes(1),
+            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
             ConnectTimeout = timeout,
             SslOptions = new SslClientAuthenticationOptions
             {

@@ -24,6 +24,9 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan Margin = TimeSpan.FromSeconds(1);
 
+    /// <summary>How often an idle node touches the witness, so an authenticated connection is always ready.</summary>
+    private const int KeepWarmTicks = 5;
+
     private readonly HttpClient _http;
     private readonly string _node;
     private readonly ILogger _logger;
@@ -144,11 +147,19 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     /// volumes this node does not hold: when the witness says the other node wrote alone as a newer
     /// data set, this replica is outdated and stops serving reads, which would be stale.
     /// </summary>
+    /// <remarks>
+    /// Every <see cref="KeepWarmTicks"/> seconds without anything else to ask, it reads the votes anyway:
+    /// the connection to the witness is a mutual TLS session, and keeping one open means the claim
+    /// made when the peer is lost costs one request, not a TLS handshake on a loaded host, within the
+    /// <see cref="RequestTimeout"/> a write alone waits for.
+    /// </remarks>
     private async Task RenewLoopAsync(CancellationToken ct)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+        var idle = 0;
         while (await WaitAsync(timer, ct))
         {
+            var asked = false;
             foreach (var lease in _leases.Values)
             {
                 if (lease.Volume.Session is not null)
@@ -157,13 +168,21 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
                 }
 
                 await RequestAsync(lease.Volume, lease.Volume.Replica.Generation, ct);
+                asked = true;
             }
 
-            await CheckStandingAsync(ct);
+            asked |= await CheckStandingAsync(ct);
+            idle = asked ? 0 : idle + 1;
+            if (idle >= KeepWarmTicks)
+            {
+                idle = 0;
+                await ReadVotesAsync(ct);
+            }
         }
     }
 
-    private async Task CheckStandingAsync(CancellationToken ct)
+    /// <summary>Checks the standing of the unpaired volumes this node holds no vote for; whether it asked the witness.</summary>
+    private async Task<bool> CheckStandingAsync(CancellationToken ct)
     {
         IReadOnlyList<ReplicatedVolume> volumes;
         try
@@ -174,24 +193,16 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
         {
             // The node is stopping: its services are disposed (the volumes' owner before this one,
             // which it depends on) while this round runs. Nothing left to check.
-            return;
+            return false;
         }
 
         var unpaired = volumes.Where(v => v.Session is null && v.Replica.IsUpToDate && !_leases.ContainsKey(v.Id)).ToList();
         if (unpaired.Count == 0)
         {
-            return;
+            return false;
         }
 
-        List<VoteInfo>? votes;
-        try
-        {
-            votes = await _http.GetFromJsonAsync<List<VoteInfo>>("/api/v1/votes", NodeConfig.JsonOptions, ct);
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
-        {
-            return;
-        }
+        var votes = await ReadVotesAsync(ct);
 
         foreach (var volume in unpaired)
         {
@@ -202,6 +213,21 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
             {
                 LogOutdated(volume.Name, vote.Holder);
             }
+        }
+
+        return true;
+    }
+
+    /// <summary>The witness's votes; null when it cannot be asked now.</summary>
+    private async Task<List<VoteInfo>?> ReadVotesAsync(CancellationToken ct)
+    {
+        try
+        {
+            return await _http.GetFromJsonAsync<List<VoteInfo>>("/api/v1/votes", NodeConfig.JsonOptions, ct);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
+        {
+            return null;
         }
     }
 

@@ -135,6 +135,10 @@ internal static partial class PeerSecureHandshake
         {
             throw RefusedAfterTls(address, exception);
         }
+        catch (Exception exception) when (exception is (IOException or System.Net.Sockets.SocketException or ObjectDisposedException) and not PeerHandshakeException)
+        {
+            throw new PeerHandshakeException(PeerHandshakeFailure.ConnectionLost, $"The connection {(dialed ? "to" : "from")} {address} failed during the handshake: {Describe(exception)}", exception);
+        }
         finally
         {
             if (!handedOver)
@@ -177,7 +181,7 @@ internal static partial class PeerSecureHandshake
             throw new PeerHandshakeException(PeerHandshakeFailure.TimedOut,
                 $"Connection {(dialed ? "to" : "from")} {address} did not complete a TLS handshake within {timeout.TotalSeconds:0.###} s: it is not a Replicator node, or it is hung.");
         }
-        catch (Exception e) when (e is AuthenticationException or IOException)
+        catch (Exception e) when (e is AuthenticationException or IOException or System.Net.Sockets.SocketException)
         {
             if (verdict is { Trusted: false } refused)
             {

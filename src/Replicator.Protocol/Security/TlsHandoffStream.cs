@@ -62,7 +62,37 @@ internal sealed class TlsHandoffStream : Stream
     /// <summary>The socket goes to raw use: from now on this stream neither reads from nor writes to it.</summary>
     public void Detach() => _detached = true;
 
+    /// <exception cref="IOException">The socket failed (reset, say), as <see cref="NetworkStream"/> reports it.</exception>
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            return await ReadCoreAsync(buffer, cancellationToken);
+        }
+        catch (SocketException exception)
+        {
+            throw new IOException($"Receiving from the socket failed: {exception.Message}", exception);
+        }
+    }
+
+    /// <exception cref="IOException">The socket failed (reset, say), as <see cref="NetworkStream"/> reports it.</exception>
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            while (!_detached && !buffer.IsEmpty)
+            {
+                var sent = await _socket.SendAsync(buffer, SocketFlags.None, cancellationToken);
+                buffer = buffer[sent..];
+            }
+        }
+        catch (SocketException exception)
+        {
+            throw new IOException($"Sending to the socket failed: {exception.Message}", exception);
+        }
+    }
+
+    private async ValueTask<int> ReadCoreAsync(Memory<byte> buffer, CancellationToken cancellationToken)
     {
         if (_detached || buffer.IsEmpty)
         {
@@ -90,15 +120,6 @@ internal sealed class TlsHandoffStream : Stream
         var received = await _socket.ReceiveAsync(_limiting ? buffer[..Math.Min(buffer.Length, _bodyLeft)] : buffer, SocketFlags.None, cancellationToken);
         _bodyLeft = Math.Max(0, _bodyLeft - received);
         return received;
-    }
-
-    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
-    {
-        while (!_detached && !buffer.IsEmpty)
-        {
-            var sent = await _socket.SendAsync(buffer, SocketFlags.None, cancellationToken);
-            buffer = buffer[sent..];
-        }
     }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>

@@ -163,6 +163,24 @@ public sealed class PeerSecureHandshakeTests : IDisposable
     }
 
     [Fact]
+    public async Task A_connection_reset_in_the_middle_of_the_tls_handshake_is_a_handshake_failure_not_a_crash()
+    {
+        await using var listener = PeerListener.Start(new IPEndPoint(IPAddress.Loopback, 0));
+        var accepting = listener.AcceptAsync().AsTask();
+        var stranger = await PeerTransport.ConnectAsync(listener.LocalEndPoint, Timeout);
+        var accepted = await accepting.WaitAsync(TestTimeouts.Wait);
+        var refusing = RunAsync(accepted, dialed: false, SecurityOfB(false), HelloOf("node-b", PeerFrameSamples.NodeB));
+
+        // The start of a TLS record (a handshake record of 512 bytes), then a reset (SO_LINGER 0).
+        await stranger.SendAsync(new byte[] { 0x16, 0x03, 0x01, 0x02, 0x00, 0x01 });
+        stranger.LingerState = new LingerOption(true, 0);
+        stranger.Close();
+
+        var error = await Assert.ThrowsAsync<PeerHandshakeException>(() => refusing.WaitAsync(TestTimeouts.Wait));
+        Assert.Equal(PeerHandshakeFailure.NotAuthenticated, error.Failure);
+    }
+
+    [Fact]
     public async Task A_connection_that_sends_nothing_times_out()
     {
         var (error, elapsed) = await StrangerAsync([], TimeSpan.FromMilliseconds(500));
