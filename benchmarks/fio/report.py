@@ -111,9 +111,11 @@ def main(results, out):
           f"each round's ratio (range in brackets). Ratios compare MiB/s within the same round.")
     print()
     # Each layered target against the one it adds to: the pair against the single node (what
-    # replication costs), the proxy and each gateway target against the pair attached directly (what
-    # one more NBD hop costs, and what the gateway costs).
-    below = {t: b for t, b in (("pair", "node"), ("proxy", "pair"), ("gateway", "pair"), ("gateway-tcp", "pair")) if t in names and b in names}
+    # replication costs), the encrypted pair against the pair (what peer encryption costs), the proxy
+    # and each gateway target against the pair attached directly (what one more NBD hop costs, and
+    # what the gateway costs).
+    below = {t: b for t, b in (("pair", "node"), ("pair-tls", "pair"), ("proxy", "pair"), ("gateway", "pair"), ("gateway-tcp", "pair"))
+             if t in names and b in names}
     pair_column = bool(below)
     header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" vs layer below: MiB/s; mean lat |" if pair_column else "")
     print(header)

@@ -39,12 +39,20 @@ internal static partial class AdminApi
         }
 
         var state = volumes.Link;
+        var security = volumes.Security;
+        var protection = state is null ? null : security.Link;
         return info with
         {
             Peer = new PeerInfo(peer, state is not null, state?.Address, state?.Since, volumes.Connects)
             {
                 ReadLeaseHeld = state?.ReadLease.IsHeld == true,
                 ReadLeaseMs = state?.ReadLeaseAsked.TotalMilliseconds,
+                Encrypted = protection?.Encrypted,
+                PeerCertificateSerial = protection?.PeerCertificateSerial,
+                RefusedConnections = security.RefusedConnections,
+                RefusedRequests = security.RefusedRequests,
+                LastRefusedConnection = security.LastRefusedConnection is { } connection ? $"{connection.At:u}: {connection.Reason}" : null,
+                LastRefusedRequest = security.LastRefusedRequest is { } request ? $"{request.At:u}: {request.Reason}" : null,
             },
             Quorum = volumes.Quorum.Describe(),
         };

@@ -22,7 +22,18 @@ internal static class NodeCommands
         var admin = new Option<string?>("--admin-listen") { Description = "Admin HTTP address:port (default 127.0.0.1 with a free port, kept)" };
         var poolSize = new Option<string?>("--pool-size") { Description = "Capacity of the storage pool at first start (sparse file; default 64G)" };
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
-        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize, parentPid };
+        var peerName = new Option<string?>("--peer-name") { Description = "The peer node's name (with --peer-id and one of --peer-address or --peer-listen: writes node.json's peer section)" };
+        var peerId = new Option<Guid?>("--peer-id") { Description = "The peer node's id, as its certificate carries it ('replicator cert show' prints it)" };
+        var peerAddress = new Option<string?>("--peer-address") { Description = "Dial the peer at address:port" };
+        var peerListen = new Option<string?>("--peer-listen") { Description = "Accept the peer on address:port" };
+        var peerAdmin = new Option<string?>("--peer-admin") { Description = "The peer's admin API (http://address:port), to show the whole pair" };
+        var encryption = new Option<string?>("--peer-encryption") { Description = "auto (encrypted unless the peer address is loopback), tls, or off (loopback, or with --dedicated-link)" };
+        var dedicated = new Option<bool>("--dedicated-link") { Description = "The peer address is a dedicated back-to-back cable: allows --peer-encryption off on it" };
+        var witness = new Option<string?>("--witness") { Description = "The witness's address:port" };
+        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM; at the first start, a certificate in DIR/tls (replicator cert issue node) says who the node is")
+        {
+            dir, name, nbd, admin, poolSize, parentPid, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
+        };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             long? pool = null;
@@ -38,6 +49,19 @@ internal static class NodeCommands
                 AdminListen = parse.GetValue(admin),
                 PoolSize = pool,
                 ParentPid = parse.GetValue(parentPid),
+                Peer = parse.GetValue(peerName) is { } peer
+                    ? new Configuration.PeerConfig
+                    {
+                        Name = peer,
+                        NodeId = parse.GetValue(peerId),
+                        Address = parse.GetValue(peerAddress),
+                        Listen = parse.GetValue(peerListen),
+                        Admin = parse.GetValue(peerAdmin),
+                        Encryption = parse.GetValue(encryption) ?? Configuration.PeerConfig.EncryptionAuto,
+                        DedicatedLink = parse.GetValue(dedicated),
+                    }
+                    : null,
+                Witness = parse.GetValue(witness) is { } address ? new Configuration.WitnessConfig { Address = address } : null,
             }, ct);
         }));
         return command;

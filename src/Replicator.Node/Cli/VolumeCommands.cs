@@ -44,7 +44,11 @@ internal static class VolumeCommands
             var info = await WithNodeAsync(parse, target, ct,
                 client => client.PostAsync<VolumeInfo>("/volumes",
                     new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) { PreferredNode = parse.GetValue(preferred) }, ct),
-                storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes))));
+                storage => AdminApi.ToInfo(Guard(() =>
+                {
+                    storage.Config.RequireVolumeSize(bytes);
+                    return storage.Pool.CreateVolume(parse.GetValue(name)!, bytes);
+                })));
             Print(info, parse.GetValue(json), $"created volume {info.Name} ({ByteSize.Format(info.SizeBytes)}, id {info.Id})");
         }));
         return command;
@@ -110,7 +114,11 @@ internal static class VolumeCommands
                 storage =>
                 {
                     var volume = storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName);
-                    Guard(() => storage.Pool.ResizeVolume(volume, bytes));
+                    Guard(() =>
+                    {
+                        storage.Config.RequireVolumeSize(bytes);
+                        storage.Pool.ResizeVolume(volume, bytes);
+                    });
                     return AdminApi.ToInfo(volume);
                 });
             Print(info, parse.GetValue(json), $"volume {info.Name} is now {ByteSize.Format(info.SizeBytes)}");
@@ -249,6 +257,8 @@ internal static class VolumeCommands
         }
 
         public StoragePool Pool { get; }
+
+        public NodeConfig Config => _config;
 
         public static OfflineStorage Open(string dir)
         {

@@ -37,6 +37,11 @@ internal sealed class NodeTelemetry : BackgroundService
         meter.CreateObservableGauge("replicator.peer.connected", () => volumes.Link is null ? 0 : 1, null, "1 while connected to the peer");
         meter.CreateObservableCounter("replicator.peer.connects", () => (long)volumes.Connects, "{connection}", "Connections made to the peer");
         meter.CreateObservableCounter("replicator.peer.disconnects", () => (long)volumes.Disconnects, "{connection}", "Connections to the peer lost");
+        meter.CreateObservableGauge("replicator.peer.encrypted", () => volumes.Security.Link is { Encrypted: true } ? 1 : 0, null, "1 while the peer link up now is encrypted (it is authenticated either way)");
+        meter.CreateObservableCounter("replicator.peer.connections.refused", () => volumes.Security.RefusedConnections, "{connection}",
+            "Connections to the peer port refused before they authenticated (wrong or no certificate, not TLS, too slow, too many at once)");
+        meter.CreateObservableCounter("replicator.peer.requests.refused", () => volumes.Security.RefusedRequests, "{request}",
+            "Requests of the authenticated peer refused because they did not fit the pairing");
     }
 
     public NodeMetrics Metrics { get; }

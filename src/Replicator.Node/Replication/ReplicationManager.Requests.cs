@@ -6,7 +6,10 @@ using Replicator.Protocol.Peer.Messages;
 
 namespace Replicator.Node.Replication;
 
-/// <summary>The peer's requests: one method per kind, each answered with a reply whose status says what happened.</summary>
+/// <summary>
+/// The peer's requests: each is first checked against the pairing (<see cref="PeerRequestGuard"/>), then
+/// served by one method per kind and answered with a reply whose status says what happened.
+/// </summary>
 internal sealed partial class ReplicationManager
 {
     public async ValueTask HandleAsync(PeerIncomingRequest request, CancellationToken cancellationToken)
@@ -52,6 +55,11 @@ internal sealed partial class ReplicationManager
     private async ValueTask DispatchAsync(PeerIncomingRequest request, CancellationToken ct)
     {
         var header = request.Header;
+        if (!await AdmitAsync(request, PeerRequestGuard.Check(header, ViewOf(request.Connection), PeerWire.DefaultMaxPayloadLength)))
+        {
+            return;
+        }
+
         switch (header.BodyCase)
         {
             case Envelope.BodyOneofCase.Write:
@@ -81,6 +89,11 @@ internal sealed partial class ReplicationManager
                 // The source may finish before this side has attached its pairing: complete after it.
                 var completed = RequireVolume(header.ResyncComplete.VolumeId);
                 await completed.WaitForPairingAsync(ct);
+                if (!await AdmitAsync(request, PeerRequestGuard.CheckResyncSource(header.ResyncComplete.VolumeId, ViewOf(request.Connection))))
+                {
+                    return;
+                }
+
                 await completed.CompleteResyncAsTargetAsync(PeerMessages.FromProto(header.ResyncComplete.Generation), ct);
                 break;
             case Envelope.BodyOneofCase.VolumeConnect:

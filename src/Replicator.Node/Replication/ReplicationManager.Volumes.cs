@@ -21,6 +21,7 @@ internal sealed partial class ReplicationManager
             throw new ArgumentException($"'{preferredNode}' is not a node of this pair (it has {LocalName}{(PeerName is null ? "" : " and " + PeerName)})");
         }
 
+        _config.RequireVolumeSize(size);
         var local = _pool.CreateVolume(name, size);
         var volume = Register(local, ReplicaOrigin.CreatedHere);
         var settings = new VolumeSettings(preferredNode);
@@ -68,6 +69,7 @@ internal sealed partial class ReplicationManager
 
     public async Task ResizeVolumeAsync(ReplicatedVolume volume, long size, CancellationToken ct)
     {
+        _config.RequireVolumeSize(size);
         _pool.ResizeVolume(volume.Local, size);
         volume.Replica.Grow(size);
         if (CurrentConnection() is { } connection)

@@ -110,7 +110,9 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
                 DiskState = PeerMessages.ToProto(status.Disk),
             };
         });
-        return PeerHandshake.CreateHello(new PeerIdentity(_config.ClusterId, _config.NodeId, _config.Name), volumes);
+        var hello = PeerHandshake.CreateHello(new PeerIdentity(_config.ClusterId, _config.NodeId, _config.Name), volumes);
+        hello.ReceiveWindow = (ulong)(_config.Peer?.ReceiveWindowBytes ?? PeerConnectionOptions.DefaultReceiveWindow);
+        return hello;
     }
 
     public void Dispose()

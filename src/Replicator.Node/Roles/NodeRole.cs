@@ -9,8 +9,10 @@ using Replicator.Core.Replication;
 using Replicator.Node.Hosting;
 using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
+using Replicator.Node.Security;
 using Replicator.Node.Storage;
 using Replicator.Node.Witness;
+using Replicator.Protocol.Security;
 
 namespace Replicator.Node.Roles;
 
@@ -27,6 +29,12 @@ internal sealed record NodeRunSettings(string Directory)
 
     /// <summary>Stop when this process is gone (set by cluster up, so its nodes never outlive it).</summary>
     public int? ParentPid { get; init; }
+
+    /// <summary>The peer section to write into node.json (replacing the one there), as given on the command line.</summary>
+    public PeerConfig? Peer { get; init; }
+
+    /// <summary>The witness to write into node.json.</summary>
+    public WitnessConfig? Witness { get; init; }
 }
 
 /// <summary>
@@ -43,6 +51,7 @@ internal static class NodeRole
         PhysicalFileSystem.Instance.CreateDirectory(directory);
         var config = LoadConfig(directory, settings);
         var token = AdminToken.LoadOrCreate(config.TokenPath(directory));
+        var security = NodeSecurity.Load(config, directory);
 
         // The content root is the install directory, never the data directory: configuration
         // reload would otherwise watch the pool files and wake on every write.
@@ -55,10 +64,15 @@ internal static class NodeRole
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(new NodeIdentity(config, directory));
+        if (security is not null)
+        {
+            builder.Services.AddSingleton(security);
+        }
+
         builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
         if (config.Witness is not null)
         {
-            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, token, sp.GetRequiredService<ILogger<WitnessQuorum>>(),
+            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, security!, sp.GetRequiredService<ILogger<WitnessQuorum>>(),
                 () => sp.GetRequiredService<ReplicationManager>().Volumes));
         }
         else
@@ -89,7 +103,7 @@ internal static class NodeRole
             document.Info = new() { Title = "Replicator node admin API", Version = "v1", Description = "Every request needs 'Authorization: Bearer <token>'." };
             return Task.CompletedTask;
         }));
-        builder.Services.AddSingleton(sp => new ClusterViewBuilder(config, token, sp.GetRequiredService<NodeIdentity>(), sp.GetRequiredService<NodeStorage>(),
+        builder.Services.AddSingleton(sp => new ClusterViewBuilder(config, token, security, sp.GetRequiredService<NodeIdentity>(), sp.GetRequiredService<NodeStorage>(),
             sp.GetRequiredService<ReplicationManager>(), sp.GetRequiredService<VolumeExports>()));
         if (settings.ParentPid is { } parent)
         {
@@ -132,22 +146,49 @@ internal static class NodeRole
     private static NodeConfig LoadConfig(string directory, NodeRunSettings s)
     {
         var existing = NodeConfig.TryLoad(directory);
-        var config = existing ?? new NodeConfig
-        {
-            Name = s.Name ?? "node",
-            NodeId = Guid.NewGuid(),
-            ClusterId = Guid.NewGuid(),
-        };
-
+        var config = existing ?? NewConfig(directory, s);
         config = config with
         {
             Name = s.Name ?? config.Name,
             NbdListen = s.NbdListen ?? config.NbdListen,
             AdminListen = s.AdminListen ?? config.AdminListen,
             PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
+            Peer = s.Peer ?? config.Peer,
+            Witness = s.Witness ?? config.Witness,
         };
         config.Save(directory);
         return config;
+    }
+
+    /// <summary>
+    /// A first start. With a certificate already in <c>DIR/tls</c> (the bundle an admin issued for this
+    /// node and copied here), the node is who the certificate says: its name, id and cluster; otherwise
+    /// a new node of a new cluster.
+    /// </summary>
+    private static NodeConfig NewConfig(string directory, NodeRunSettings s)
+    {
+        var bundle = new TlsDirectory(new TlsConfig().DirectoryPath(directory));
+        if (!bundle.Exists)
+        {
+            return new NodeConfig { Name = s.Name ?? "node", NodeId = Guid.NewGuid(), ClusterId = Guid.NewGuid() };
+        }
+
+        ClusterIdentity identity;
+        try
+        {
+            identity = bundle.Load().Identity;
+        }
+        catch (TlsSetupException e)
+        {
+            throw new ConfigurationException($"{bundle.Path} holds a certificate this node cannot use: {e.Message}");
+        }
+
+        if (identity.Role != IdentityRole.Node || (s.Name is { } name && name != identity.Name))
+        {
+            throw new ConfigurationException($"{bundle.CertificatePath} is the certificate of the {identity}, not of node '{s.Name ?? identity.Name}'");
+        }
+
+        return new NodeConfig { Name = identity.Name, NodeId = identity.Id, ClusterId = identity.ClusterId };
     }
 
     /// <summary>A port asked for as 0 is chosen at the first start and kept from then on.</summary>

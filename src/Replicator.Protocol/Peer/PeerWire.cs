@@ -11,7 +11,8 @@ internal static class PeerWire
     /// Major version of the peer protocol this build speaks. Nodes of different major versions
     /// refuse each other; bump it when a peer of the previous version could misread a message.
     /// </summary>
-    public const uint ProtocolMajor = 2;
+    /// <remarks>3: the link is a mutual TLS session before the first frame (and stays one unless both nodes let encryption go).</remarks>
+    public const uint ProtocolMajor = 3;
 
     /// <summary>Minor version: compatible additions (new messages, new fields).</summary>
     public const uint ProtocolMinor = 0;
