@@ -198,8 +198,8 @@ internal sealed class NbdServer : IAsyncDisposable
         if (Interlocked.Increment(ref _open) > _options.MaxConnections)
         {
             Interlocked.Decrement(ref _open);
-            stream.Dispose();
             Refuse(name);
+            stream.Dispose();
             return;
         }
 
