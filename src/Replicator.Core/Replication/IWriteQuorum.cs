@@ -25,6 +25,13 @@ internal interface IWriteQuorum
     /// <summary>The volume is paired and in sync again: a vote held for it is no longer needed.</summary>
     void Release(ReplicatedVolume volume);
 
+    /// <summary>
+    /// <paramref name="volume"/> was just created here while the peer could not take its replica: no other node
+    /// holds data of it, so its fresh data set is recorded as the pair's, and this node may write it alone until
+    /// the peer has it. A failure is logged; writes alone are then refused until the pair was in sync once.
+    /// </summary>
+    Task RecordCreatedAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken);
+
     /// <summary>How this node decides, for status output.</summary>
     string Describe();
 }
@@ -41,6 +48,8 @@ internal sealed class NoWitnessQuorum : IWriteQuorum
     public void Release(ReplicatedVolume volume)
     {
     }
+
+    public Task RecordCreatedAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => Task.CompletedTask;
 
     public string Describe() => "no witness: each node keeps writing when it loses its peer (a split brain is possible, and is detected on reconnect)";
 }

@@ -30,7 +30,7 @@ internal readonly record struct ResyncProgress(
 /// the same range lock that orders foreground writes, so resync data never overwrites a newer
 /// write. Bits are cleared only once the peer has the data durably: a run the peer confirmed is
 /// noted as sent, and its bits clear after the next flush of the peer (at the end of each pass
-/// over the bitmap, and every <see cref="FlushEveryBytes"/>), so a kill -9 or a power loss of
+/// over the bitmap, and every <see cref="FlushEveryBytes"/> or <see cref="FlushEveryInterval"/>), so a kill -9 or a power loss of
 /// either side resumes from what the bitmap still says. The target makes the data durable again
 /// before it takes the source's generation ids at the end.
 /// </summary>
@@ -57,6 +57,12 @@ internal sealed partial class ResyncEngine
     /// makes the resync send again, traded against an fsync of the target's pool.
     /// </summary>
     public const long FlushEveryBytes = 256L << 20;
+
+    /// <summary>
+    /// The longest a confirmed run waits for the target's flush within a pass, so a slow (rate-limited or
+    /// yielding) resync still clears its bits as it goes: its progress shows, and a kill resends little.
+    /// </summary>
+    public static readonly TimeSpan FlushEveryInterval = TimeSpan.FromSeconds(1);
 
     private readonly ReplicatedVolume _volume;
     private readonly ILogger _logger;
@@ -210,6 +216,7 @@ internal sealed partial class ResyncEngine
         var cursor = 0L;
         var inFlight = new List<Task>(RunsInFlight);
         var sinceFlush = 0L;
+        var lastFlush = TimeSpan.Zero;
         var sending = session.Role == SyncRole.Source;
         if (sending)
         {
@@ -245,6 +252,7 @@ internal sealed partial class ResyncEngine
                     // End of a pass: what it sent becomes durable on the target before the next pass looks again.
                     await FlushSentAsync(session, ct);
                     sinceFlush = 0;
+                    lastFlush = clock.Elapsed;
                     cursor = 0;
                     continue;
                 }
@@ -304,11 +312,12 @@ internal sealed partial class ResyncEngine
                 cursor = offset + length;
                 windowBytes += length;
                 sinceFlush += length;
-                if (sinceFlush >= FlushEveryBytes)
+                if (sinceFlush >= FlushEveryBytes || clock.Elapsed - lastFlush >= FlushEveryInterval)
                 {
                     await DrainAsync(inFlight);
                     await FlushSentAsync(session, ct);
                     sinceFlush = 0;
+                    lastFlush = clock.Elapsed;
                 }
 
                 await ThrottleAsync(clock.Elapsed - started, length, ct);

@@ -35,6 +35,10 @@ internal sealed partial class ReplicationManager
         {
             await PairCreatedVolumeAsync(volume, ct);
         }
+        else
+        {
+            await _quorum.RecordCreatedAloneAsync(volume, ct);
+        }
 
         return volume;
     }

@@ -77,18 +77,19 @@ internal static partial class WitnessRole
         api.MapGet("/votes", (WitnessBook book) => book.Votes.Select(v => new VoteInfo(v.Key, v.Value.Holder!, v.Value.Generation.ToString("X16", CultureInfo.InvariantCulture), v.Value.ExpiresAt)).ToList());
         api.MapPost("/votes/{volume:guid}", async (Guid volume, VoteRequest? request, HttpContext http, WitnessBook book) =>
         {
+            // Who asks is decided first: a stranger learns nothing, not even what a valid request looks like.
+            var (node, refusal) = WitnessAccess.VoterOf(await CallerAsync(http, trust), request?.Node, "claim or renew");
+            if (node is null)
+            {
+                LogRefusedVote(logger, "claim", volume, refusal!);
+                return Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: refusal);
+            }
+
             var bitmap = 0UL;
             if (!TryHex(request?.Current, out var current) || !TryHex(request?.WritingAs, out var writingAs)
                 || (request!.Bitmap is not null && !TryHex(request.Bitmap, out bitmap)))
             {
                 return Results.Problem(statusCode: 400, title: "Bad request", detail: "A vote request names the node's current, writingAs and (optional) bitmap generation ids (16 hex digits).");
-            }
-
-            var (node, refusal) = WitnessAccess.VoterOf(await CallerAsync(http, trust), request.Node, "claim or renew");
-            if (node is null)
-            {
-                LogRefusedVote(logger, "claim", volume, refusal!);
-                return Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: refusal);
             }
 
             var answer = book.Request(volume, node, current, bitmap, writingAs, DateTimeOffset.UtcNow);
@@ -101,16 +102,16 @@ internal static partial class WitnessRole
         });
         api.MapPost("/votes/{volume:guid}/release", async (Guid volume, ReleaseRequest? request, HttpContext http, WitnessBook book) =>
         {
-            if (!TryHex(request?.Generation, out var generation))
-            {
-                return Results.Problem(statusCode: 400, title: "Bad request", detail: "A release names the generation id the node's pair is in sync at (16 hex digits).");
-            }
-
-            var (node, refusal) = WitnessAccess.VoterOf(await CallerAsync(http, trust), request!.Node, "release");
+            var (node, refusal) = WitnessAccess.VoterOf(await CallerAsync(http, trust), request?.Node, "release");
             if (node is null)
             {
                 LogRefusedVote(logger, "release", volume, refusal!);
                 return Results.Problem(statusCode: StatusCodes.Status403Forbidden, title: "Forbidden", detail: refusal);
+            }
+
+            if (!TryHex(request?.Generation, out var generation))
+            {
+                return Results.Problem(statusCode: 400, title: "Bad request", detail: "A release names the generation id the node's pair is in sync at (16 hex digits).");
             }
 
             if (book.Release(volume, node, generation, DateTimeOffset.UtcNow))

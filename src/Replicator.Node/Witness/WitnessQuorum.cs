@@ -104,15 +104,26 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     }
 
     /// <summary>The volume is paired and in sync again: give the vote back (in the background).</summary>
-    public void Release(ReplicatedVolume volume) => _ = ReleaseAsync(volume);
+    public void Release(ReplicatedVolume volume) => _ = ReleaseAsync(volume, CancellationToken.None);
 
-    private async Task ReleaseAsync(ReplicatedVolume volume)
+    /// <summary>
+    /// The witness has no record of a volume created a moment ago, and would refuse a node that holds only the
+    /// created-together data set (it cannot tell a new volume from a lost ledger): recording that data set as
+    /// the pair's, as a release does, tells it. Safe because the volume's id is new: no other node holds data of it.
+    /// </summary>
+    public Task RecordCreatedAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => ReleaseAsync(volume, cancellationToken);
+
+    private async Task ReleaseAsync(ReplicatedVolume volume, CancellationToken ct)
     {
         _leases.TryRemove(volume.Id, out _);
         try
         {
             using var response = await _http.PostAsJsonAsync($"/api/v1/votes/{volume.Id}/release",
-                new ReleaseRequest(_node, Hex(volume.Replica.Generation.Current)), NodeConfig.JsonOptions);
+                new ReleaseRequest(_node, Hex(volume.Replica.Generation.Current)), NodeConfig.JsonOptions, ct);
+            if (!response.IsSuccessStatusCode)
+            {
+                LogReleaseFailed(volume.Name, $"{(int)response.StatusCode} {await response.Content.ReadAsStringAsync(ct)}");
+            }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
         {
@@ -298,6 +309,6 @@ internal sealed partial class WitnessQuorum : IWriteQuorum, IDisposable
     [LoggerMessage(Level = LogLevel.Error, Message = "The witness at {Address} is not trusted: {Reason}; writes alone are refused")]
     private partial void LogWitnessRefused(string address, string reason);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: releasing the witness vote failed ({Reason}); it expires on its own")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume}: the witness did not take the release of its vote ({Reason}); a vote expires on its own, and a volume created while its peer was away is written alone only once the witness has it")]
     private partial void LogReleaseFailed(string volume, string reason);
 }

@@ -36,7 +36,7 @@ public sealed class WitnessAuthenticationTests
         Assert.Equal(HttpStatusCode.Forbidden, claim.StatusCode);
 
         // Released "as itself", b gives back nothing: it holds nothing.
-        Assert.Equal(HttpStatusCode.NoContent, (await asB.PostAsJsonAsync($"/api/v1/votes/{id}/release", new { })).StatusCode);
+        Assert.Equal(HttpStatusCode.NoContent, (await asB.PostAsJsonAsync($"/api/v1/votes/{id}/release", new { generation = "0000000000000001" })).StatusCode);
 
         var byAdmin = await admin.PostAsJsonAsync($"/api/v1/votes/{id}/release", new { node = "a" });
         Assert.Equal(HttpStatusCode.Forbidden, byAdmin.StatusCode);

@@ -350,8 +350,8 @@ public class NbdHandshakeTests
         var options = new NbdServerOptions { HandshakeTimeout = TimeSpan.FromMilliseconds(200) };
         await using var harness = NbdSessionHarness.Serving(new MemoryBlockDevice(Size), options);
         await harness.Client.OpenAsync();
-        await harness.Client.OptionAsync(NbdWire.OptList);
 
+        // No option sent after the greeting: waiting for the reply of one could outlast the 200 ms on a busy host.
         Assert.True(await harness.Client.ServerClosedAsync());
         Assert.Equal(NbdConnectionEndReason.HandshakeTimeout, await harness.EndedAsync());
     }

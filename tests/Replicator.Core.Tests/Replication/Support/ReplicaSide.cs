@@ -163,6 +163,8 @@ internal sealed class TestQuorum : IWriteQuorum
     {
     }
 
+    public Task RecordCreatedAloneAsync(ReplicatedVolume volume, CancellationToken cancellationToken) => Task.CompletedTask;
+
     public string Describe() => Refuses ? "test: refuses" : "test: allows";
 }
 
