@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
 using Replicator.Core.Metadata;
 using Replicator.Core.Storage;
 using Replicator.Core.Volumes;
@@ -16,6 +17,10 @@ namespace Replicator.Core.Pool;
 /// under the lock, moves data without it, then unpins. An extent unmapped (trim, delete) while
 /// pinned is not reused until the last pin goes, so a slow write can never land in an extent that
 /// another volume has since been given.</para>
+/// <para><b>Block checksums</b> (unless the pool was made without them, a measurement option):
+/// every data file has a checksum file beside it (<see cref="BlockChecksumStore"/>); the volume's data
+/// path stores and checks them (see <see cref="ThinVolume"/>), <see cref="Guard"/> orders the few
+/// accesses that need it. Freeing an extent clears its checksums with its data.</para>
 /// <para><b>Crash safety.</b> A new mapping is appended to the journal (one pwrite, so it survives a
 /// kill -9) before the data is written and before any write to that unit is acknowledged. A freed
 /// extent is punched (reads as zeros) and then quarantined until a flush has made both the punch and
@@ -33,6 +38,7 @@ public sealed partial class StoragePool : IDisposable
     private readonly Lock _flushLock = new();
     private readonly PoolMetadataStore _meta;
     private readonly List<IBackingStore> _stores;
+    private readonly List<BlockChecksumStore>? _checksums;
     private readonly Dictionary<uint, ThinVolume> _volumes = [];
     private readonly Dictionary<long, int> _pins = [];
     private readonly HashSet<long> _unusable = [];
@@ -42,10 +48,11 @@ public sealed partial class StoragePool : IDisposable
     private long _cursor;
     private bool _disposed;
 
-    internal StoragePool(PoolMetadataStore meta, IEnumerable<IBackingStore> stores, ILogger logger)
+    internal StoragePool(PoolMetadataStore meta, IEnumerable<IBackingStore> stores, IEnumerable<BlockChecksumStore>? checksums, ILogger logger)
     {
         _meta = meta;
         _stores = stores.ToList();
+        _checksums = checksums?.ToList();
         _logger = logger;
         var state = meta.State;
         if (_stores.Count != state.FileCapacities.Count)
@@ -59,6 +66,11 @@ public sealed partial class StoragePool : IDisposable
             {
                 throw new InvalidDataException($"pool file {i} holds {_stores[i].Length} bytes, the metadata says {state.FileCapacities[i]}");
             }
+
+            if (_checksums is not null && (_checksums.Count != _stores.Count || _checksums[i].DataCapacity != _stores[i].Length))
+            {
+                throw new InvalidDataException($"pool file {i} has no block checksum file of its size");
+            }
         }
 
         foreach (var volume in state.Volumes)
@@ -70,6 +82,12 @@ public sealed partial class StoragePool : IDisposable
     }
 
     public int ExtentSize => _meta.State.ExtentSize;
+
+    /// <summary>Whether every block is stored with its checksum (off only in a pool made for a reference measurement).</summary>
+    public bool BlockChecksums => _checksums is not null;
+
+    /// <summary>Orders block writes against the confirmation and repair of damaged blocks (see <see cref="BlockGuard"/>).</summary>
+    internal BlockGuard Guard { get; } = new();
 
     public IReadOnlyCollection<ThinVolume> Volumes
     {
@@ -205,11 +223,13 @@ public sealed partial class StoragePool : IDisposable
                 releasable = _quarantine.Count;
             }
 
+            // Data, then checksums, then the journal: a mapping is durable only with what it maps.
             foreach (var store in _stores)
             {
                 store.Flush();
             }
 
+            _checksums?.ForEach(c => c.Flush());
             lock (_lock)
             {
                 _meta.Flush();
@@ -238,6 +258,7 @@ public sealed partial class StoragePool : IDisposable
                 store.Flush();
             }
 
+            _checksums?.ForEach(c => c.Flush());
             _meta.Flush();
             _meta.Checkpoint();
             _meta.Dispose();
@@ -245,6 +266,9 @@ public sealed partial class StoragePool : IDisposable
             {
                 store.Dispose();
             }
+
+            _checksums?.ForEach(c => c.Dispose());
+            Guard.Dispose();
 
             _lockFile?.Dispose();
         }
@@ -285,6 +309,7 @@ public sealed partial class StoragePool : IDisposable
                 var inStore = (_stores[store].Length - offset) / ExtentSize;
                 var run = Math.Min(count - (extent - first), inStore);
                 _stores[store].Discard(offset, run * ExtentSize);
+                _checksums?[store].Clear(offset >> BlockChecksum.BlockShift, (run * ExtentSize) >> BlockChecksum.BlockShift);
                 extent += run;
             }
         }
@@ -293,6 +318,8 @@ public sealed partial class StoragePool : IDisposable
         {
             store.Flush();
         }
+
+        _checksums?.ForEach(c => c.Flush());
     }
 }
 

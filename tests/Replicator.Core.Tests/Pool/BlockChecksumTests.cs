@@ -1,0 +1,374 @@
+using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
+using Replicator.Core.Pool;
+using Replicator.Core.Storage;
+using Replicator.Core.Volumes;
+
+namespace Replicator.Core.Tests.Pool;
+
+/// <summary>Blocks stored with their checksums: what a read finds when the disk returns wrong data, partial blocks, freeing, reopening.</summary>
+public sealed class BlockChecksumTests : IDisposable
+{
+    private const int Unit = 64 * 1024;
+    private const int Block = BlockChecksum.BlockSize;
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task A_byte_flipped_in_the_pool_file_fails_the_read_of_its_block_only()
+    {
+        var poolDir = Path.Combine(_dir.Path, "pool");
+        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
+        var volume = pool.CreateVolume("v", 16L * Unit);
+        var data = ThinVolumeTests.Pattern(4 * Unit, seed: 5);
+        await volume.WriteAsync(Unit, data, IoFlags.Fua);
+
+        var fileOffset = FileOffsetOf(pool, volume, Unit + (5 * Block) + 77);
+        FlipByte(Path.Combine(poolDir, "data-000.img"), fileOffset);
+
+        var e = await Assert.ThrowsAsync<CorruptBlockException>(async () => await volume.ReadAsync(Unit, new byte[4 * Unit]));
+        Assert.Equal(Unit + (5 * Block), e.Offset);
+        Assert.Equal(BlockStatus.Bad, e.Status);
+
+        var back = new byte[4 * Unit];
+        var damaged = new List<DamagedBlock>();
+        volume.ReadBlocks(Unit, back, default, damaged);
+        Assert.Equal([new DamagedBlock(Unit + (5 * Block), BlockStatus.Bad)], damaged);
+        Assert.Equal(data.AsSpan(0, 5 * Block).ToArray(), back.AsSpan(0, 5 * Block).ToArray());
+        Assert.Equal(data.AsSpan(6 * Block).ToArray(), back.AsSpan(6 * Block).ToArray());
+
+        // A read that does not touch the block is not disturbed, even one ending just before it.
+        await volume.ReadAsync(Unit + (5 * Block) - 100, new byte[100]);
+        await volume.ReadAsync(Unit + (6 * Block), new byte[3 * Unit]);
+        await Assert.ThrowsAsync<CorruptBlockException>(async () => await volume.ReadAsync(Unit + (5 * Block) + 4000, new byte[10]));
+    }
+
+    [Fact]
+    public async Task An_unwritten_block_must_read_as_zeros_and_a_stray_write_into_it_is_caught()
+    {
+        var poolDir = Path.Combine(_dir.Path, "pool");
+        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
+        var volume = pool.CreateVolume("v", 16L * Unit);
+        await volume.WriteAsync(0, ThinVolumeTests.Pattern(Block, 1), IoFlags.Fua);
+
+        var rest = new byte[Unit - Block];
+        await volume.ReadAsync(Block, rest);
+        Assert.True(rest.AsSpan().IndexOfAnyExcept((byte)0) < 0);
+
+        // A misdirected write lands in a block of the unit that was never written.
+        FlipByte(Path.Combine(poolDir, "data-000.img"), FileOffsetOf(pool, volume, (3 * Block) + 1));
+        var e = await Assert.ThrowsAsync<CorruptBlockException>(async () => await volume.ReadAsync(0, new byte[Unit]));
+        Assert.Equal(3 * Block, e.Offset);
+    }
+
+    [Theory]
+    [InlineData(0, 512)]
+    [InlineData(512, 512)]
+    [InlineData(4000, 200)]
+    [InlineData(Block - 1, 2)]
+    [InlineData(100, (3 * Block) + 50)]
+    [InlineData(Unit - 300, 600)]
+    public async Task Writes_of_part_of_a_block_merge_into_it_and_keep_its_checksum(long offset, int length)
+    {
+        using var pool = NewMemoryPool(out _, out var sums);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        var model = ThinVolumeTests.Pattern(4 * Unit, seed: 9);
+        await volume.WriteAsync(0, model, IoFlags.None);
+        var piece = ThinVolumeTests.Pattern(length, seed: 10);
+        await volume.WriteAsync(offset, piece, IoFlags.None);
+        piece.CopyTo(model.AsSpan((int)offset));
+
+        var back = new byte[4 * Unit];
+        var damaged = new List<DamagedBlock>();
+        volume.ReadBlocks(0, back, default, damaged);
+        Assert.Empty(damaged);
+        Assert.Equal(model, back);
+        for (var b = 0; b < 4 * Unit / Block; b++)
+        {
+            Assert.Equal(BlockChecksum.Of(model.AsSpan(b * Block, Block)), StoredChecksum(sums, pool, volume, (long)b * Block));
+        }
+    }
+
+    [Fact]
+    public async Task A_write_of_part_of_a_damaged_block_is_refused_and_changes_nothing()
+    {
+        using var pool = NewMemoryPool(out var data, out _);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        await volume.WriteAsync(0, ThinVolumeTests.Pattern(Unit, 2), IoFlags.None);
+        var offset = FileOffsetOf(pool, volume, (2 * Block) + 10);
+        var one = new byte[1];
+        data.Read(offset, one);
+        data.Write(offset, [(byte)~one[0]]);
+
+        var e = await Assert.ThrowsAsync<CorruptBlockException>(async () => await volume.WriteAsync((2 * Block) + 100, new byte[] { 1, 2, 3 }, IoFlags.None));
+        Assert.Equal(2 * Block, e.Offset);
+        var after = new byte[1];
+        data.Read(offset, after);
+        Assert.Equal((byte)~one[0], after[0]);
+        var block = new byte[Block];
+        data.Read(FileOffsetOf(pool, volume, 2 * Block), block);
+        Assert.Equal(ThinVolumeTests.Pattern(Unit, 2).AsSpan((2 * Block) + 100, 3).ToArray(), block.AsSpan(100, 3).ToArray());
+
+        // A whole-block write replaces it, with a checksum that matches again.
+        await volume.WriteAsync(2 * Block, new byte[Block].Select(_ => (byte)7).ToArray(), IoFlags.None);
+        await volume.ReadAsync(0, new byte[Unit]);
+    }
+
+    [Fact]
+    public async Task Trimmed_and_zeroed_blocks_read_as_zeros_with_their_checksums_cleared_and_freed_extents_come_back_clean()
+    {
+        using var pool = NewMemoryPool(out _, out var sums);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        var model = ThinVolumeTests.Pattern(3 * Unit, 4);
+        await volume.WriteAsync(0, model, IoFlags.None);
+
+        // Part of unit 0 (ragged at both ends), the whole of unit 1, a ragged piece of unit 2.
+        await volume.TrimAsync(1000, Unit + Unit - 1000 + 5000, IoFlags.None);
+        model.AsSpan(1000, Unit + Unit - 1000 + 5000).Clear();
+        await volume.WriteZeroesAsync((2 * Unit) + 8192, 3 * Block, IoFlags.NoHole);
+        model.AsSpan((2 * Unit) + 8192, 3 * Block).Clear();
+
+        var back = new byte[3 * Unit];
+        var damaged = new List<DamagedBlock>();
+        volume.ReadBlocks(0, back, default, damaged);
+        Assert.Empty(damaged);
+        Assert.Equal(model, back);
+        Assert.Equal(BlockChecksum.Unwritten, StoredChecksum(sums, pool, volume, 2 * Block));
+        Assert.Equal(BlockChecksum.Of(model.AsSpan(0, Block)), StoredChecksum(sums, pool, volume, 0));
+
+        // Unit 1's extent was freed: whatever gets it next reads zeros that pass their checks.
+        pool.Flush();
+        var other = pool.CreateVolume("w", 8L * Unit);
+        await other.WriteAsync(0, new byte[] { 1 }, IoFlags.None);
+        for (var u = 0; u < 8; u++)
+        {
+            await other.WriteAsync((long)u * Unit, new byte[] { 9 }, IoFlags.None);
+        }
+
+        var all = new byte[8 * Unit];
+        damaged.Clear();
+        other.ReadBlocks(0, all, default, damaged);
+        Assert.Empty(damaged);
+    }
+
+    [Fact]
+    public async Task Block_aligned_reads_hand_out_the_checksum_of_every_block_holes_included()
+    {
+        using var pool = NewMemoryPool(out _, out _);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        var data = ThinVolumeTests.Pattern(2 * Block, 6);
+        await volume.WriteAsync(Unit - Block, data, IoFlags.None);
+
+        var back = new byte[4 * Block];
+        var sums = new byte[4 * BlockChecksum.Size];
+        volume.ReadBlocks(Unit - (2 * Block), back, sums, null);
+        Assert.Equal(BlockChecksum.Zeros, BlockChecksum.Get(sums, 0));
+        Assert.Equal(BlockChecksum.Of(data.AsSpan(0, Block)), BlockChecksum.Get(sums, 1));
+        Assert.Equal(BlockChecksum.Of(data.AsSpan(Block)), BlockChecksum.Get(sums, 2));
+        Assert.Equal(BlockChecksum.Zeros, BlockChecksum.Get(sums, 3));
+    }
+
+    [Fact]
+    public async Task Checksums_given_with_a_write_are_stored_as_they_are()
+    {
+        using var pool = NewMemoryPool(out _, out var store);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        var data = ThinVolumeTests.Pattern(2 * Block, 8);
+        var sums = new byte[2 * BlockChecksum.Size];
+        BlockChecksum.Compute(data, sums);
+        await volume.WriteAsync(Block, data, sums, IoFlags.None);
+        Assert.Equal(BlockChecksum.Get(sums, 1), StoredChecksum(store, pool, volume, 2 * Block));
+        await Assert.ThrowsAsync<ArgumentException>(async () => await volume.WriteAsync(100, data, sums, IoFlags.None));
+    }
+
+    [Fact]
+    public async Task A_damaged_block_is_repaired_from_a_verified_copy_only_while_it_is_still_damaged()
+    {
+        using var pool = NewMemoryPool(out var data, out _);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        var good = ThinVolumeTests.Pattern(Block, 3);
+        await volume.WriteAsync(Block, good, IoFlags.None);
+        var offset = FileOffsetOf(pool, volume, Block + 5);
+        data.Write(offset, [0xEE]);
+        await Assert.ThrowsAsync<CorruptBlockException>(async () => await volume.ReadAsync(Block, new byte[Block]));
+
+        Assert.Throws<ArgumentException>(() => volume.RepairBlock(Block, good, BlockChecksum.Of(good) ^ 1));
+        Assert.True(volume.RepairBlock(Block, good, BlockChecksum.Of(good)));
+        var back = new byte[Block];
+        await volume.ReadAsync(Block, back);
+        Assert.Equal(good, back);
+
+        // Intact now (or rewritten by a newer write): an older copy must not go over it.
+        var older = ThinVolumeTests.Pattern(Block, 4);
+        Assert.False(volume.RepairBlock(Block, older, BlockChecksum.Of(older)));
+        await volume.ReadAsync(Block, back);
+        Assert.Equal(good, back);
+
+        // A block that is not mapped (trimmed since) stays a hole.
+        Assert.False(volume.RepairBlock(5L * Unit, older, BlockChecksum.Of(older)));
+        Assert.Equal(0, (await volume.GetAllocationAsync(5L * Unit, Unit)).Count(a => a.State == AllocationState.Data));
+    }
+
+    [Fact]
+    public async Task Reads_racing_writes_of_the_same_blocks_never_report_damage_and_partial_writes_lose_no_bytes()
+    {
+        using var pool = NewMemoryPool(out _, out _);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        await volume.WriteAsync(0, new byte[Unit], IoFlags.None);
+        var stop = DateTime.UtcNow + TimeSpan.FromSeconds(2);
+        var falseAlarms = 0;
+        var reads = 0;
+
+        // One writer per 512-byte slice of block 0 (disjoint bytes of one block: each is a read-modify-write),
+        // one writer of whole blocks 1..3 in turn, and readers of the whole unit all the while.
+        var writers = Enumerable.Range(0, 4).Select(slice => Task.Run(async () =>
+        {
+            for (byte round = 1; DateTime.UtcNow < stop; round++)
+            {
+                await volume.WriteAsync(slice * 512, Enumerable.Repeat(round, 512).ToArray(), IoFlags.None);
+            }
+        })).Append(Task.Run(async () =>
+        {
+            for (var round = 1; DateTime.UtcNow < stop; round++)
+            {
+                await volume.WriteAsync((1 + (round % 3)) * Block, ThinVolumeTests.Pattern(Block, round), IoFlags.None);
+            }
+        })).ToArray();
+        var readers = Enumerable.Range(0, 3).Select(_ => Task.Run(() =>
+        {
+            var buffer = new byte[Unit];
+            var damaged = new List<DamagedBlock>();
+            while (DateTime.UtcNow < stop)
+            {
+                damaged.Clear();
+                volume.ReadBlocks(0, buffer, default, damaged);
+                Interlocked.Add(ref falseAlarms, damaged.Count);
+                Interlocked.Increment(ref reads);
+            }
+        })).ToArray();
+        await Task.WhenAll(writers.Concat(readers));
+
+        Assert.Equal(0, falseAlarms);
+        Assert.True(reads > 10, $"only {reads} reads ran");
+        var block = new byte[Block];
+        await volume.ReadAsync(0, block);
+        for (var slice = 0; slice < 4; slice++)
+        {
+            var piece = block.AsSpan(slice * 512, 512);
+            Assert.True(piece[0] != 0 && piece.IndexOfAnyExcept(piece[0]) < 0, $"slice {slice} of block 0 lost bytes to another slice's write");
+        }
+    }
+
+    [Fact]
+    public async Task The_checksums_persist_and_a_pool_opened_without_them_or_from_before_them_computes_them_from_its_data()
+    {
+        var poolDir = Path.Combine(_dir.Path, "pool");
+        var data = ThinVolumeTests.Pattern(2 * Unit, 12);
+        using (var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
+        {
+            await pool.CreateVolume("v", 8L * Unit).WriteAsync(Block, data, IoFlags.None);
+        }
+
+        using (var pool = StoragePool.OpenOnDisk(poolDir, NullLogger.Instance, blockChecksums: false))
+        {
+            Assert.False(pool.BlockChecksums);
+            Assert.False(File.Exists(Path.Combine(poolDir, "data-000.sums")));
+            Assert.True(File.Exists(Path.Combine(poolDir, "NO-BLOCK-CHECKSUMS")));
+
+            // Written without checksums: only a recomputation can vouch for these afterwards.
+            await pool.Find("v")!.WriteAsync(Unit * 4, data, IoFlags.None);
+        }
+
+        using (var pool = StoragePool.OpenOnDisk(poolDir, NullLogger.Instance))
+        {
+            Assert.True(pool.BlockChecksums);
+            Assert.False(File.Exists(Path.Combine(poolDir, "NO-BLOCK-CHECKSUMS")));
+            var volume = pool.Find("v")!;
+            var back = new byte[8 * Unit];
+            var damaged = new List<DamagedBlock>();
+            volume.ReadBlocks(0, back, default, damaged);
+            Assert.Empty(damaged);
+            Assert.Equal(data, back.AsSpan(Block, 2 * Unit).ToArray());
+            Assert.Equal(data, back.AsSpan(4 * Unit, 2 * Unit).ToArray());
+
+            FlipByte(Path.Combine(poolDir, "data-000.img"), FileOffsetOf(pool, volume, 4 * Unit));
+            Assert.Throws<CorruptBlockException>(() => volume.ReadAsync(4 * Unit, new byte[Block]).GetAwaiter().GetResult());
+        }
+
+        File.WriteAllBytes(Path.Combine(poolDir, "data-000.sums"), new byte[BlockChecksumStore.FileLength(64L * Unit)]);
+        var e = Assert.Throws<InvalidDataException>(() => StoragePool.OpenOnDisk(poolDir, NullLogger.Instance));
+        Assert.Contains("header is damaged", e.Message);
+    }
+
+    [Fact]
+    public async Task After_a_crash_blocks_whose_write_may_not_have_been_durable_are_marked_unverified_or_settled_never_reported()
+    {
+        using var pool = NewMemoryPool(out var data, out var sums);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        await volume.WriteAsync(0, ThinVolumeTests.Pattern(2 * Unit, 1), IoFlags.None);
+
+        // As a power loss leaves them: block 1's new data reached the disk without its checksum, block 17's checksum without its data.
+        data.Write(FileOffsetOf(pool, volume, Block), ThinVolumeTests.Pattern(Block, 2));
+        var slot = new byte[BlockChecksum.Size];
+        BlockChecksum.Set(slot, 0, BlockChecksum.Of(ThinVolumeTests.Pattern(Block, 3)));
+        sums.Write(BlockChecksumStore.HeaderBytes + ((FileOffsetOf(pool, volume, 17 * Block) / Block) * BlockChecksum.Size), slot);
+
+        var recheck = volume.RecheckAfterCrash([(0, Unit)], settle: false);
+        Assert.Equal(Unit / Block, recheck.CheckedBlocks);
+        Assert.Equal(1, recheck.Unverified);
+        var damaged = new List<DamagedBlock>();
+        volume.ReadBlocks(0, new byte[2 * Unit], default, damaged);
+        Assert.Equal([new DamagedBlock(Block, BlockStatus.Unverified), new DamagedBlock(17 * Block, BlockStatus.Bad)], damaged);
+
+        Assert.True(volume.SettleBlock(Block));
+        Assert.Equal(1, volume.RecheckAfterCrash([(Unit, Unit)], settle: true).Settled);
+        damaged.Clear();
+        volume.ReadBlocks(0, new byte[2 * Unit], default, damaged);
+        Assert.Empty(damaged);
+    }
+
+    [Fact]
+    public async Task A_pool_without_checksums_reads_what_it_holds()
+    {
+        var poolDir = Path.Combine(_dir.Path, "off");
+        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit, BlockChecksums = false }, NullLogger.Instance);
+        Assert.False(pool.BlockChecksums);
+        var volume = pool.CreateVolume("v", 8L * Unit);
+        await volume.WriteAsync(100, ThinVolumeTests.Pattern(Block, 1), IoFlags.Fua);
+        FlipByte(Path.Combine(poolDir, "data-000.img"), FileOffsetOf(pool, volume, 200));
+        await volume.ReadAsync(0, new byte[Unit]);
+        Assert.False(File.Exists(Path.Combine(poolDir, "data-000.sums")));
+    }
+
+    internal static long FileOffsetOf(StoragePool pool, ThinVolume volume, long volumeOffset)
+    {
+        Assert.True(volume.State.Map.TryGet(volumeOffset / pool.ExtentSize, out var extent));
+        return pool.Locate(extent).Offset + (volumeOffset % pool.ExtentSize);
+    }
+
+    internal static void FlipByte(string path, long offset)
+    {
+        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
+        var one = new byte[1];
+        RandomAccess.Read(handle, one, offset);
+        one[0] ^= 0x40;
+        RandomAccess.Write(handle, one, offset);
+    }
+
+    private static ulong StoredChecksum(IBackingStore sums, StoragePool pool, ThinVolume volume, long volumeOffset)
+    {
+        var slot = new byte[BlockChecksum.Size];
+        sums.Read(BlockChecksumStore.HeaderBytes + ((FileOffsetOf(pool, volume, volumeOffset) / Block) * BlockChecksum.Size), slot);
+        return BlockChecksum.Get(slot, 0);
+    }
+
+    private StoragePool NewMemoryPool(out MemoryBackingStore data, out MemoryBackingStore sums)
+    {
+        data = new MemoryBackingStore(64L * Unit);
+        sums = new MemoryBackingStore(BlockChecksumStore.FileLength(data.Length));
+        return StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_dir.Path, Guid.NewGuid().ToString("N"))).FullName,
+            [data], Unit, NullLogger.Instance, [sums]);
+    }
+}
