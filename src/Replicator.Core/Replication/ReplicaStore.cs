@@ -78,6 +78,9 @@ internal sealed partial class ReplicaStore : IDisposable
     /// <summary>The node found this replica's activity log non-empty at start: it died with writes possibly in flight.</summary>
     public bool Crashed { get; }
 
+    /// <summary>After a crash, the volume ranges of the activity log's extents: every write that may not have been durable lies in them.</summary>
+    public IReadOnlyList<(long Offset, long Length)> CrashRanges { get; private init; } = [];
+
     public Guid PeerNodeId
     {
         get
@@ -150,6 +153,7 @@ internal sealed partial class ReplicaStore : IDisposable
         var crashed = loaded.Extents.Count > 0;
         var activity = ActivityLog.Restore(loaded, metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var mayMatch = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
+        var crashRanges = new List<(long, long)>();
         if (crashed)
         {
             var recovered = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
@@ -159,6 +163,7 @@ internal sealed partial class ReplicaStore : IDisposable
                 if (offset < volumeSize)
                 {
                     recovered.Mark(offset, Math.Min(length, volumeSize - offset), null);
+                    crashRanges.Add((offset, Math.Min(length, volumeSize - offset)));
                 }
             }
 
@@ -170,7 +175,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
         metadata = metadata.AfterRestart(out _);
         ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger);
+        return new ReplicaStore(directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger) { CrashRanges = crashRanges };
     }
 
     /// <summary>Whether this replica lacks data in the range (it is not up to date there) and must read it from the peer.</summary>
@@ -179,6 +184,15 @@ internal sealed partial class ReplicaStore : IDisposable
         lock (_lock)
         {
             return _metadata.DiskState != ReplicaDiskState.UpToDate && length > 0 && _bitmap.IsDirty(offset, length);
+        }
+    }
+
+    /// <summary>Whether the range may differ between the replicas (its regions are marked): the peer's copy of it is not known to be current.</summary>
+    public bool MayDiffer(long offset, long length)
+    {
+        lock (_lock)
+        {
+            return length > 0 && _bitmap.IsDirty(offset, length);
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
@@ -10,9 +11,27 @@ internal sealed partial class ReplicatedVolume
     {
         CheckRange(op.Offset, op.Length);
         NoteForeground();
+        op = WithChecksums(op, out var rented);
+        try
+        {
+            await ExecuteWithChecksumsAsync(op, cancellationToken);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private async ValueTask ExecuteWithChecksumsAsync(WriteOp op, CancellationToken cancellationToken)
+    {
         if (!HasPeer)
         {
-            await op.ApplyAsync(_local, cancellationToken);
+            // Overlapping writes never run at once on a replica (see ThinVolume): alone, the order is taken here.
+            using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
+            await ApplyLocalAsync(op, cancellationToken);
             return;
         }
 
@@ -86,7 +105,7 @@ internal sealed partial class ReplicatedVolume
             BlockDeviceException? localFailure = null;
             try
             {
-                await op.ApplyAsync(_local, CancellationToken.None);
+                await ApplyLocalAsync(op, CancellationToken.None);
             }
             catch (BlockDeviceException e)
             {
@@ -153,7 +172,7 @@ internal sealed partial class ReplicatedVolume
         try
         {
             Replica.MarkOutOfSync(op.Offset, op.Length, alone);
-            await op.ApplyAsync(_local, cancellationToken);
+            await ApplyLocalAsync(op, cancellationToken);
         }
         finally
         {

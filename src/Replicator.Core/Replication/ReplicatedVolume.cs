@@ -109,7 +109,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
             return ReadOnceLeasedAsync(session, offset, destination, cancellationToken);
         }
 
-        return _local.ReadAsync(offset, destination, cancellationToken);
+        return ReadLocalAsync(offset, destination, IntegrityPath.Read, cancellationToken);
     }
 
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, IoFlags flags, CancellationToken cancellationToken = default) =>
@@ -230,7 +230,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     private async ValueTask ReadAloneAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         await _quorum.EnsureMayServeAloneAsync(this, cancellationToken);
-        await _local.ReadAsync(offset, destination, cancellationToken);
+        await ReadLocalAsync(offset, destination, IntegrityPath.Read, cancellationToken);
     }
 
     /// <summary>
@@ -263,7 +263,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
             $"volume '{Name}' on this node lacks data at [{offset}, +{destination.Length}) until its resync completes, and its peer {PeerName} is not connected");
         try
         {
-            await session.Peer.ReadAsync(offset, destination, cancellationToken);
+            await session.Peer.ReadAsync(offset, destination, default, cancellationToken);
         }
         catch (PeerUnavailableException e)
         {

@@ -137,7 +137,12 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
             : origin == ReplicaOrigin.CreatedHere
                 ? ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
                 : ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
-        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart);
+        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { LocalName = LocalName };
+        if (store.Crashed)
+        {
+            volume.RecheckAfterCrash();
+        }
+
         lock (_lock)
         {
             _volumes[local.Id] = volume;

@@ -26,13 +26,14 @@ internal sealed class ReplicaSide : IDisposable
     {
         Name = name;
         Store = new ObservedBackingStore(new MemoryBackingStore(StoreCapacity));
-        Pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_directory.Path, "pool")).FullName, [Store], UnitSize, NullLogger.Instance);
+        Checksums = new MemoryBackingStore(BlockChecksumStore.FileLength(StoreCapacity));
+        Pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_directory.Path, "pool")).FullName, [Store], UnitSize, NullLogger.Instance, [Checksums]);
         Thin = Pool.CreateVolume("vol0", size, volumeId);
         Replica = ReplicaStore.Create(Path.Combine(_directory.Path, "replica"), volumeId, size,
             empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
             empty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.UpToDate,
             ReplicaFlags.None, NullLogger.Instance);
-        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance, earlierPromise);
+        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance, earlierPromise) { LocalName = name };
     }
 
     public string Name { get; }
@@ -40,6 +41,9 @@ internal sealed class ReplicaSide : IDisposable
     public Guid NodeId { get; } = Guid.NewGuid();
 
     public ObservedBackingStore Store { get; }
+
+    /// <summary>The block checksums of <see cref="Store"/>.</summary>
+    public MemoryBackingStore Checksums { get; }
 
     public StoragePool Pool { get; }
 
@@ -83,21 +87,20 @@ internal sealed class ReplicaSide : IDisposable
         return buffer;
     }
 
-    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the backing store (found by its first bytes).</summary>
-    public async Task<long> StoreOffsetOfUnitAsync(long unit)
-    {
-        var head = await ReadLocalAsync(unit * UnitSize, 64);
-        var candidate = new byte[head.Length];
-        for (var offset = 0L; offset < Store.Length; offset += UnitSize)
-        {
-            Store.Read(offset, candidate);
-            if (candidate.AsSpan().SequenceEqual(head))
-            {
-                return offset;
-            }
-        }
+    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the backing store, as the pool maps it.</summary>
+    public long StoreOffsetOfUnit(long unit) =>
+        Thin.State.Map.TryGet(unit, out var extent)
+            ? Pool.Locate(extent).Offset
+            : throw new InvalidOperationException($"unit {unit} of {Name} is not mapped (write to it first)");
 
-        throw new InvalidOperationException($"unit {unit} of {Name} is not in its store (write distinct data to it first)");
+    /// <summary>Flips one byte of this replica's data in its backing store, under the volume and its checksums, as a failing disk would.</summary>
+    public void Corrupt(long volumeOffset)
+    {
+        var at = StoreOffsetOfUnit(volumeOffset / UnitSize) + (volumeOffset % UnitSize);
+        var value = new byte[1];
+        Store.Inner.Read(at, value);
+        value[0] ^= 0xFF;
+        Store.Inner.Write(at, value);
     }
 
     public void Dispose()
