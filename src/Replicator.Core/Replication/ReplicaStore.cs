@@ -105,10 +105,13 @@ internal sealed partial class ReplicaStore : IDisposable
 
     public int Granularity => _bitmap.Granularity;
 
+    /// <summary>The directory of this replica's files (<c>replicas/&lt;volume id&gt;/</c>).</summary>
+    public string Directory => _directory;
+
     /// <summary>Creates the replica files for a volume that has none yet.</summary>
     public static ReplicaStore Create(string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
     {
-        Directory.CreateDirectory(directory);
+        System.IO.Directory.CreateDirectory(directory);
         var metadata = ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags };
         var bitmapFile = BitmapFile.Create(Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
         ActivityLogFile.Create(Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);

@@ -52,6 +52,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         HasPeer = peerName is not null;
         _logger = logger;
         Resync = new ResyncEngine(this, logger);
+        Scrub = new ScrubEngine(this, Path.Combine(replica.Directory, ScrubStateFile.FileName), logger);
     }
 
     /// <summary>Whether this node has a peer at all; a single node serves its volumes without replication.</summary>
@@ -75,6 +76,8 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public string PeerName { get; }
 
     public ResyncEngine Resync { get; }
+
+    public ScrubEngine Scrub { get; }
 
     public ReplicationSession? Session => Volatile.Read(ref _session);
 
@@ -219,6 +222,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     /// <summary>A clean stop: empties the activity log so the next start has nothing to recover.</summary>
     public void Dispose()
     {
+        Scrub.StopAsync().GetAwaiter().GetResult();
         Replica.CloseCleanly();
         Replica.Dispose();
     }

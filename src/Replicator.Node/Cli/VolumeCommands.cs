@@ -232,8 +232,9 @@ internal static class VolumeCommands
             try
             {
                 return new OfflineStorage(dir, config, StoragePool.ExistsOnDisk(poolDir)
-                    ? StoragePool.OpenOnDisk(poolDir, NullLogger.Instance)
-                    : StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, NullLogger.Instance));
+                    ? StoragePool.OpenOnDisk(poolDir, NullLogger.Instance, config.BlockChecksums)
+                    : StoragePool.CreateOnDisk(poolDir,
+                        new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize, BlockChecksums = config.BlockChecksums }, NullLogger.Instance));
             }
             catch (IOException e)
             {

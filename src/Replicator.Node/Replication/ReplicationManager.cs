@@ -143,6 +143,13 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
             volume.RecheckAfterCrash();
         }
 
+        if (local.BlockChecksums)
+        {
+            volume.Scrub.Interval = _config.Scrub.Interval;
+            volume.Scrub.RateLimit = _config.Scrub.RateLimitBytes;
+            volume.Scrub.Start();
+        }
+
         lock (_lock)
         {
             _volumes[local.Id] = volume;

@@ -14,11 +14,12 @@ internal sealed class NodeStorage : IDisposable
         var poolDirectory = Path.Combine(directory, "pool");
         if (StoragePool.ExistsOnDisk(poolDirectory))
         {
-            Pool = StoragePool.OpenOnDisk(poolDirectory, logger);
+            Pool = StoragePool.OpenOnDisk(poolDirectory, logger, config.BlockChecksums);
         }
         else
         {
-            Pool = StoragePool.CreateOnDisk(poolDirectory, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, logger);
+            Pool = StoragePool.CreateOnDisk(poolDirectory,
+                new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize, BlockChecksums = config.BlockChecksums }, logger);
             logger.LogInformation("Created a {Capacity} storage pool in {Directory}", Core.ByteSize.Format(config.PoolFileCapacity), poolDirectory);
         }
     }
