@@ -19,6 +19,7 @@ public sealed class PoolMetadataStore : IDisposable
     private readonly string _directory;
     private MetadataJournal _journal;
     private ulong _generation;
+    private long _markedLength;
 
     private PoolMetadataStore(string directory, PoolState state, MetadataJournal journal, ulong generation)
     {
@@ -103,8 +104,19 @@ public sealed class PoolMetadataStore : IDisposable
 
     public void Commit(in JournalRecord record) => Commit([record]);
 
-    /// <summary>Makes every committed record durable (fsync).</summary>
-    public void Flush() => _journal.Flush();
+    /// <summary>
+    /// Makes every committed record durable (fsync), then, when that synced new records, appends a mark saying how
+    /// far the journal is synced (see <see cref="MetadataJournal"/>): it reaches the disk with the next flush.
+    /// </summary>
+    public void Flush()
+    {
+        _journal.Flush();
+        if (_journal.Length > _markedLength)
+        {
+            Commit(JournalRecord.SyncMark(_journal.Length));
+            _markedLength = _journal.Length;
+        }
+    }
 
     /// <summary>Writes a snapshot of the current state and continues in a new, empty journal file.</summary>
     public void Checkpoint()
@@ -117,6 +129,7 @@ public sealed class PoolMetadataStore : IDisposable
         File.Delete(JournalPath(_directory, _generation));
         _journal = journal;
         _generation = next;
+        _markedLength = 0;
     }
 
     public void Dispose() => _journal.Dispose();

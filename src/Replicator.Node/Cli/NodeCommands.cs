@@ -4,14 +4,52 @@ using Replicator.Node.Roles;
 
 namespace Replicator.Node.Cli;
 
-/// <summary><c>replicator node run</c>.</summary>
+/// <summary><c>replicator node run</c> and <c>replicator node rebuild</c>.</summary>
 internal static class NodeCommands
 {
     public static Command Build()
     {
-        var node = new Command("node", "Run a storage node");
+        var node = new Command("node", "Run a storage node, or rebuild one whose storage is damaged");
         node.Subcommands.Add(Run());
+        node.Subcommands.Add(Rebuild());
         return node;
+    }
+
+    private static Command Rebuild()
+    {
+        var dir = CommonOptions.Dir(required: true, "The stopped node's data directory");
+        var yes = new Option<bool>("--yes") { Description = "Confirm: this node's copy of every volume is set aside and taken again from its peer" };
+        var command = new Command("rebuild",
+            "Set a stopped node's damaged pool and replica files aside (nothing is deleted) so that it starts empty and takes every volume back from its peer by a full resync")
+            { dir, yes };
+        command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
+        {
+            var directory = parse.GetValue(dir)!.FullName;
+            var config = Configuration.NodeConfig.TryLoad(directory)
+                ?? throw new CliException(ExitCodes.Usage, $"{directory} is not a node directory (no {Configuration.NodeConfig.FileName})");
+            if (!parse.GetValue(yes))
+            {
+                throw new CliException(ExitCodes.Usage,
+                    $"rebuilding sets node {config.Name}'s pool and replica files aside; every volume then comes back from {config.Peer?.Name ?? "its peer"} " +
+                    "by a full resync, and until it has, this node serves none of them. Repeat with --yes to go ahead.");
+            }
+
+            string aside;
+            try
+            {
+                aside = Storage.NodeRebuild.Run(directory, config, DateTimeOffset.UtcNow);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new CliException(ExitCodes.Failed, e.Message);
+            }
+
+            Console.WriteLine($"node {config.Name}: the pool and replica files are set aside in {aside} (delete them once the volumes are back).");
+            Console.WriteLine($"Start the node ('replicator node run --dir {directory}'): it takes every volume from {config.Peer!.Name} by a full resync; " +
+                "'replicator status' shows the progress and 'replicator verify VOLUME' checks the result.");
+            return Task.FromResult(ExitCodes.Ok);
+        }));
+        return command;
     }
 
     private static Command Run()

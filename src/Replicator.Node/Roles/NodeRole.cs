@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 using Replicator.Node.Hosting;
 using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
@@ -99,6 +100,15 @@ internal static class NodeRole
         {
             // Open the pool and the replicas before anything listens, so damage fails the start with a clear message.
             app.Services.GetRequiredService<VolumeExports>();
+        }
+        catch (StorageDamagedException e)
+        {
+            logger.LogCritical(
+                "Cannot open the storage of node {Name} in {Directory}: {Message}. Recover by bringing this replica back from its peer{Peer}: " +
+                "'replicator node rebuild --dir {Directory} --yes' sets the damaged files aside, then 'replicator node run --dir {Directory}' " +
+                "starts the node empty and every volume comes back by a full resync (see docs/recovery.md)",
+                config.Name, directory, e.Message, config.Peer is { } peer ? $" {peer.Name}" : " (this node has none: restore it from a backup)", directory, directory);
+            return Cli.ExitCodes.Failed;
         }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {

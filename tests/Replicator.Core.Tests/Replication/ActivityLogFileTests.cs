@@ -1,4 +1,5 @@
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Tests.Replication;
 
@@ -160,7 +161,7 @@ public class ActivityLogFileTests
             Damage(path, offset);
         }
 
-        var error = Assert.Throws<InvalidDataException>(() => ActivityLogFile.Open(path, out _));
+        var error = Assert.Throws<StorageDamagedException>(() => ActivityLogFile.Open(path, out _));
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
     }
 

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using Replicator.Core.Hashing;
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Tests.Replication;
 
@@ -62,12 +63,12 @@ public class ReplicaMetadataFileTests
         for (var length = 0; length < bytes.Length; length++)
         {
             File.WriteAllBytes(path, bytes.AsSpan(0, length).ToArray());
-            var error = Assert.Throws<InvalidDataException>(() => ReplicaMetadataFile.Read(path));
+            var error = Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(path));
             Assert.Contains(path, error.Message, StringComparison.Ordinal);
         }
 
         File.WriteAllBytes(path, [.. bytes, 0]);
-        Assert.Throws<InvalidDataException>(() => ReplicaMetadataFile.Read(path));
+        Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(path));
     }
 
     [Theory]
