@@ -87,8 +87,14 @@ internal static class BlockChecksum
     {
         if (stored == Unwritten)
         {
-            computed = Zeros;
-            return block.ContainsAnyExcept((byte)0) ? BlockStatus.Bad : BlockStatus.Good;
+            if (!block.ContainsAnyExcept((byte)0))
+            {
+                computed = Zeros;
+                return BlockStatus.Good;
+            }
+
+            computed = Of(block);
+            return BlockStatus.Bad;
         }
 
         computed = Of(block);

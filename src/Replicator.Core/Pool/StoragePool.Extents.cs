@@ -301,6 +301,12 @@ public sealed partial class StoragePool
         _checksums![store].Write((offset + within) >> BlockChecksum.BlockShift, slots);
     }
 
+    /// <summary>
+    /// Writes the checksums held in memory to their files (the page cache: a kill -9 keeps them; see
+    /// <see cref="BlockChecksumStore"/>), without syncing.
+    /// </summary>
+    internal void WriteBackChecksums() => _checksums?.ForEach(c => c.WriteBack());
+
     /// <summary>Marks whole blocks unwritten: their data was just punched and reads as zeros.</summary>
     internal void ClearChecksums(long extent, long within, long length)
     {

@@ -105,6 +105,12 @@ internal sealed partial class ReplicaStore : IDisposable
 
     public int Granularity => _bitmap.Granularity;
 
+    /// <summary>
+    /// Runs before every write of the activity log that may drop extents from it: whatever must reach the page cache
+    /// before an extent stops being named there (the volume's block checksums) goes now.
+    /// </summary>
+    public Action? BeforeActivityLogWrite { get; set; }
+
     /// <summary>The directory of this replica's files (<c>replicas/&lt;volume id&gt;/</c>).</summary>
     public string Directory => _directory;
 

@@ -22,6 +22,11 @@ internal sealed partial class ReplicatedVolume
         try
         {
             await ApplyLocalAsync(op, cancellationToken);
+            if (resync)
+            {
+                // No activity log covers resync data: its checksums reach the page cache with it.
+                _local.WriteBackChecksums();
+            }
         }
         catch (BlockDeviceException)
         {

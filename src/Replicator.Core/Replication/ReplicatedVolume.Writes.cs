@@ -29,9 +29,28 @@ internal sealed partial class ReplicatedVolume
     {
         if (!HasPeer)
         {
-            // Overlapping writes never run at once on a replica (see ThinVolume): alone, the order is taken here.
+            // Overlapping writes never run at once on a replica (see ThinVolume): alone, the order is taken here. The
+            // activity log names where a crash may leave a write not durable (or its checksums not written back), so
+            // the check at the next start covers it.
             using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
-            await ApplyLocalAsync(op, cancellationToken);
+            if (op.Length > Replica.ActivityLogReach)
+            {
+                // Too long for the log (a trim or zero of gigabytes): made durable before it is acknowledged instead.
+                await ApplyLocalAsync(op, cancellationToken);
+                await _local.FlushAsync(cancellationToken);
+                return;
+            }
+
+            var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+            try
+            {
+                await ApplyLocalAsync(op, cancellationToken);
+            }
+            finally
+            {
+                Replica.EndActivity(activity);
+            }
+
             return;
         }
 

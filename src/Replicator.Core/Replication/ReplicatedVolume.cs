@@ -53,6 +53,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         _logger = logger;
         Resync = new ResyncEngine(this, logger);
         Scrub = new ScrubEngine(this, Path.Combine(replica.Directory, ScrubStateFile.FileName), logger);
+        replica.BeforeActivityLogWrite = local.WriteBackChecksums;
     }
 
     /// <summary>Whether this node has a peer at all; a single node serves its volumes without replication.</summary>
@@ -223,6 +224,16 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public void Dispose()
     {
         Scrub.StopAsync().GetAwaiter().GetResult();
+
+        // Everything written is durable, checksums included, before the activity log stops naming it.
+        try
+        {
+            _local.FlushAsync().GetAwaiter().GetResult();
+        }
+        catch (BlockDeviceException e) when (e.Error == StorageError.Shutdown)
+        {
+        }
+
         Replica.CloseCleanly();
         Replica.Dispose();
     }

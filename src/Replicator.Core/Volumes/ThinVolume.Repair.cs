@@ -43,6 +43,7 @@ public sealed partial class ThinVolume
                 _pool.WriteData(extent[0], within, data);
                 BlockChecksum.Set(slot, 0, checksum);
                 _pool.WriteChecksums(extent[0], within, slot);
+                _pool.WriteBackChecksums();
                 return true;
             }
         }
@@ -83,6 +84,7 @@ public sealed partial class ThinVolume
 
                 BlockChecksum.Set(slot, 0, BlockChecksum.Of(block));
                 _pool.WriteChecksums(extent[0], within, slot);
+                _pool.WriteBackChecksums();
                 return true;
             }
         }
@@ -161,6 +163,12 @@ public sealed partial class ThinVolume
         _pool.Flush();
         return new CrashRecheck(checkedBlocks, unverified, settled);
     }
+
+    /// <summary>
+    /// Writes the checksums held in memory to their files without syncing, so a kill -9 keeps them: before an extent
+    /// may leave the activity log, and after writes no activity log covers (resync data).
+    /// </summary>
+    internal void WriteBackChecksums() => _pool.WriteBackChecksums();
 
     /// <summary>Pins the extent holding the 4 KiB block at <paramref name="blockOffset"/> into <paramref name="extent"/>; false when it is not mapped (or the pool keeps no checksums).</summary>
     private bool PinBlock(long blockOffset, Span<long> extent)

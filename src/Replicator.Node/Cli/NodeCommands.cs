@@ -60,7 +60,11 @@ internal static class NodeCommands
         var admin = new Option<string?>("--admin-listen") { Description = "Admin HTTP address:port (default 127.0.0.1 with a free port, kept)" };
         var poolSize = new Option<string?>("--pool-size") { Description = "Capacity of the storage pool at first start (sparse file; default 64G)" };
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
-        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize, parentPid };
+        var checksums = new Option<bool?>("--block-checksums")
+        {
+            Description = "Store and check a checksum with every 4 KiB block (default true, kept in node.json); false only to measure what they cost",
+        };
+        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize, parentPid, checksums };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             long? pool = null;
@@ -76,6 +80,7 @@ internal static class NodeCommands
                 AdminListen = parse.GetValue(admin),
                 PoolSize = pool,
                 ParentPid = parse.GetValue(parentPid),
+                BlockChecksums = parse.GetValue(checksums),
             }, ct);
         }));
         return command;

@@ -27,6 +27,9 @@ internal sealed record NodeRunSettings(string Directory)
 
     /// <summary>Stop when this process is gone (set by cluster up, so its nodes never outlive it).</summary>
     public int? ParentPid { get; init; }
+
+    /// <summary>Block checksums on or off (a measurement option); kept in node.json.</summary>
+    public bool? BlockChecksums { get; init; }
 }
 
 /// <summary>
@@ -151,6 +154,7 @@ internal static class NodeRole
             NbdListen = s.NbdListen ?? config.NbdListen,
             AdminListen = s.AdminListen ?? config.AdminListen,
             PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
+            BlockChecksums = s.BlockChecksums ?? config.BlockChecksums,
         };
         config.Save(directory);
         return config;

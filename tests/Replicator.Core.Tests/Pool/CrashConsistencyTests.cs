@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Microsoft.Extensions.Logging.Abstractions;
 using Replicator.Core.Devices;
 using Replicator.Core.Hashing;
@@ -26,16 +25,14 @@ public sealed class CrashConsistencyTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public async Task Flushed_blocks_survive_a_power_loss_with_their_checksums_and_the_rest_are_old_new_or_unverified_never_damaged()
     {
-        var clock = Stopwatch.StartNew();
-        var crashes = 0;
+        const int crashes = 60;
         long unverified = 0;
-        for (var seed = 0; crashes < 300 && clock.Elapsed < TimeSpan.FromSeconds(6); seed++, crashes++)
+        for (var seed = 0; seed < crashes; seed++)
         {
             unverified += await CrashOnceAsync(new Random(seed), seed);
         }
 
         output.WriteLine($"{crashes} power losses, {unverified} blocks left unverified by torn or half-made writes");
-        Assert.True(crashes >= 50, $"only {crashes} crashes ran");
         Assert.True(unverified > 0, "no power loss tore a write: the test did not exercise the check at start");
     }
 
