@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the tests need (Debian packages for the real NBD clients, fault injection and the
-# headless browser that checks the status page), then runs every test in the solution. Exits
+# Installs what the tests need (Debian packages for the real NBD clients, fault injection (iproute2 for
+# link cuts, libfiu's fiu-run for I/O errors in a running node), the small loop-mounted file systems
+# that fill up for real, and the headless browser that checks the status page), then runs every test in the solution. Exits
 # non-zero when anything fails.
 set -euo pipefail
 cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
@@ -12,6 +13,8 @@ declare -A needs=(
   [nbdsh]=python3-libnbd
   [fio]=fio [nbdkit]=nbdkit [ip]=iproute2
   [chromium]=chromium
+  [mkfs.ext4]=e2fsprogs [fallocate]=util-linux [mount]=mount
+  [fiu-run]=fiu-utils [fiu-ctrl]=fiu-utils
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -113,9 +113,10 @@ def main(results, out):
     print()
     # Each layered target against the one it adds to: the node against the same node without block
     # checksums (what they cost), the pair against the single node (what replication costs), the
-    # proxy and each gateway target against the pair attached directly (what one more NBD hop costs,
-    # and what the gateway costs).
-    below = {t: b for t, b in (("node", "node-nosums"), ("pair", "node"), ("proxy", "pair"), ("gateway", "pair"), ("gateway-tcp", "pair"))
+    # encrypted pair against the pair (what peer encryption costs), the proxy and each gateway target
+    # against the pair attached directly (what one more NBD hop costs, and what the gateway costs).
+    below = {t: b for t, b in (("node", "node-nosums"), ("pair", "node"), ("pair-tls", "pair"), ("proxy", "pair"),
+                               ("gateway", "pair"), ("gateway-tcp", "pair"))
              if t in names and b in names}
     pair_column = bool(below)
     header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" vs layer below: MiB/s; mean lat |" if pair_column else "")

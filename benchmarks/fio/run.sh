@@ -19,14 +19,17 @@
 #   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw
 #                      kbench-lat scrub resync (default: all; scrub and resync need the pair and
 #                      run last, resync after scrub)
-#   --targets LIST     subset of: nbdkit node-nosums node pair proxy gateway gateway-tcp (default:
-#                      all but gateway-tcp); the ratio columns need nbdkit, node-nosums for the
-#                      node's (a node whose pool keeps no block checksums: what they cost), the
-#                      node for the pair's, the pair for the proxy's and the gateways' (they sit in
-#                      front of the pair's node a, so they need the pair): gateway attaches through its Unix socket,
-#                      as a host does by default, gateway-tcp through its loopback TCP export;
-#                      proxy is nbdkit's NBD proxy (its nbd plugin, C) in the gateway's place, a
-#                      reference for what one more NBD hop costs on this machine
+#   --targets LIST     subset of: nbdkit node-nosums node pair pair-tls proxy gateway gateway-tcp
+#                      (default: all but pair-tls and gateway-tcp); the ratio columns need nbdkit,
+#                      node-nosums for the node's (a node whose pool keeps no block checksums: what
+#                      they cost), the node for the pair's, the pair for pair-tls's, the proxy's
+#                      and the gateways' (they sit in front of the pair's node a, so they need the
+#                      pair): gateway attaches through its Unix socket, as a host does by default,
+#                      gateway-tcp through its loopback TCP export; proxy is nbdkit's NBD proxy (its
+#                      nbd plugin, C) in the gateway's place, a reference for what one more NBD hop
+#                      costs on this machine; pair-tls is a second pair whose peer link is
+#                      encrypted (TLS 1.3) where the pair's, on loopback, is authenticated only:
+#                      its ratio to the pair is what peer encryption costs
 #   --resync-size SIZE what the resync workload makes node b miss (default 2G; the pair's volume
 #                      is at least this big)
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
@@ -55,6 +58,7 @@ target_label() {
     node-nosums) echo "replicator node, block checksums off (reference)" ;;
     node) echo "replicator node" ;;
     pair) echo "replicated pair (a → b)" ;;
+    pair-tls) echo "replicated pair, peer link encrypted (a → b, TLS 1.3)" ;;
     proxy) echo "nbdkit NBD proxy → pair (reference hop)" ;;
     gateway) echo "gateway (Unix socket) → pair" ;;
     gateway-tcp) echo "gateway (TCP) → pair" ;;
@@ -279,6 +283,37 @@ print(a["nbd"], a["nbdSocket"], a["admin"], m["adminTokenFile"], a["pid"], b["pi
   pair_monitor "$dir/startup.timeline" --until connected --timeout 60
   TARGET_URI="$PAIR_NBD/vol0"
   TARGET_PIDS="$PAIR_A_PID $PAIR_B_PID"
+}
+
+# The pair again, in a cluster of its own whose nodes ask for an encrypted peer link (peer.encryption
+# "tls" in both node.json): the pair target's link, on loopback, is mutually authenticated but not
+# encrypted (the default there), so the ratio of this target to the pair is what encryption costs.
+start_pair-tls() {
+  local dir="$work/pair-tls" admin token a_pid b_pid
+  mkdir -p "$dir"
+  "$root/replicator" cluster init --dir "$dir/cluster" --pool-size 8G >/dev/null
+  for node in a b; do
+    python3 -c '
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+config["peer"]["encryption"] = "tls"
+json.dump(config, open(path, "w"), indent=2)' "$dir/cluster/$node/node.json"
+  done
+  "$root/replicator" cluster up --dir "$dir/cluster" --volume-size "$1" --pool-size 8G >"$dir/cluster.log" 2>&1 &
+  track_pid $!
+  wait_for_text "$dir/cluster.log" "Press Ctrl-C" 120 $!
+  read -r TARGET_URI admin token a_pid b_pid < <(python3 -c '
+import json, sys
+m = json.load(open(sys.argv[1]))
+a, b = (next(n for n in m["nodes"] if n["name"] == name) for name in ("a", "b"))
+print(a["nbd"] + "/vol0", a["admin"], m["adminTokenFile"], a["pid"], b["pid"])' "$dir/cluster/cluster.json")
+  python3 "$root/benchmarks/fio/pair_monitor.py" "$admin" "$token" vol0 "$dir/startup.timeline" --until connected --timeout 60
+  if ! grep -q "encrypted (TLS 1.3)" "$dir/cluster/a/node.log"; then
+    echo "the pair-tls target's peer link is not encrypted; see $dir/cluster/a/node.log" >&2
+    return 1
+  fi
+  TARGET_PIDS="$a_pid $b_pid"
 }
 
 # nbdkit's nbd plugin, a C NBD proxy built on libnbd, where the gateway sits: fio → nbdkit (Unix

@@ -29,6 +29,21 @@ public class BlockDeviceException : IOException
     }
 
     public StorageError Error { get; }
+
+    /// <summary>
+    /// What a client is told of an I/O error of the storage below: a full file system (ENOSPC, the
+    /// <see cref="IOException.HResult"/> .NET gives it) is <see cref="StorageError.NoSpace"/>, anything else
+    /// <see cref="StorageError.Io"/>. <paramref name="doing"/> completes "… while {doing}".
+    /// </summary>
+    public static BlockDeviceException FromIOException(IOException error, string doing)
+    {
+        ArgumentNullException.ThrowIfNull(error);
+        return error as BlockDeviceException ?? (error.HResult == ENOSPC
+            ? new BlockDeviceException(StorageError.NoSpace, $"the file system is full while {doing}: {error.Message}", error)
+            : new BlockDeviceException(StorageError.Io, $"I/O error while {doing}: {error.Message}", error));
+    }
+
+    private const int ENOSPC = 28;
 }
 
 /// <summary>

@@ -1,4 +1,3 @@
-using Microsoft.Win32.SafeHandles;
 using Replicator.Core.Storage;
 
 namespace Replicator.Core.Metadata;
@@ -25,51 +24,51 @@ namespace Replicator.Core.Metadata;
 /// </remarks>
 public sealed class MetadataJournal : IDisposable
 {
-    private readonly SafeFileHandle _handle;
+    private readonly IStorageFile _file;
     private byte[] _buffer = new byte[4096];
 
-    private MetadataJournal(string path, SafeFileHandle handle, long length, ulong nextSequence)
+    private MetadataJournal(IStorageFile file, long length, ulong nextSequence)
     {
-        Path = path;
-        _handle = handle;
+        _file = file;
         Length = length;
         NextSequence = nextSequence;
     }
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
     /// <summary>Bytes of valid records in the file.</summary>
     public long Length { get; private set; }
 
     public ulong NextSequence { get; private set; }
 
-    public static MetadataJournal Create(string path, ulong nextSequence)
-    {
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
-        return new MetadataJournal(path, handle, 0, nextSequence);
-    }
+    /// <summary>
+    /// The file can no longer be trusted: an fsync of it failed (Linux then forgets the pages it did not
+    /// write, so a later fsync succeeds without them and replay would stop at the hole), or a failed
+    /// append could not be cut off. Its owner replaces it with a checkpoint before relying on it.
+    /// </summary>
+    public bool Damaged { get; private set; }
+
+    /// <summary>Creates an empty journal file; its name is durable once the caller syncs the directory.</summary>
+    public static MetadataJournal Create(IFileSystem files, string path, ulong nextSequence) =>
+        new(files.OpenFile(path, FileOpenMode.CreateNew), 0, nextSequence);
 
     /// <summary>
     /// Reads every intact record of the file in order, hands those after <paramref name="afterSequence"/>
     /// to <paramref name="apply"/>, cuts off a torn tail, and returns the journal ready to append.
     /// </summary>
-    public static MetadataJournal Replay(string path, ulong afterSequence, Action<JournalRecord> apply, out JournalReplayResult result)
+    public static MetadataJournal Replay(IFileSystem files, string path, ulong afterSequence, Action<JournalRecord> apply, out JournalReplayResult result)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var file = files.OpenFile(path, FileOpenMode.Open);
         try
         {
-            var bytes = new byte[RandomAccess.GetLength(handle)];
-            var read = 0;
-            while (read < bytes.Length)
+            var length = file.Length;
+            if (length > Array.MaxLength)
             {
-                var n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
-                if (n == 0)
-                {
-                    break;
-                }
-
-                read += n;
+                throw new InvalidDataException($"journal {path} is {length} bytes, more than a journal ever holds");
             }
+
+            var bytes = new byte[length];
+            var read = file.Read(0, bytes);
 
             var position = 0;
             var expected = afterSequence + 1;
@@ -85,7 +84,7 @@ public sealed class MetadataJournal : IDisposable
 
                 if (sequence > afterSequence && sequence != expected)
                 {
-                    throw Damaged(path, position, $"the record at byte {position} is intact but has sequence {sequence} where {expected} was due");
+                    throw DamageAt(path, position, $"the record at byte {position} is intact but has sequence {sequence} where {expected} was due");
                 }
 
                 if (sequence > afterSequence)
@@ -113,16 +112,16 @@ public sealed class MetadataJournal : IDisposable
             if (dropped > 0)
             {
                 // The tail was never acknowledged as a whole; cut it so new records follow intact ones.
-                RandomAccess.SetLength(handle, position);
-                RandomAccess.FlushToDisk(handle);
+                file.SetLength(position);
+                file.Flush();
             }
 
             result = new JournalReplayResult(applied, dropped, dropped > 0 ? problem ?? "unreadable tail" : null);
-            return new MetadataJournal(path, handle, position, expected);
+            return new MetadataJournal(file, position, expected);
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -148,15 +147,47 @@ public sealed class MetadataJournal : IDisposable
             written += JournalCodec.Encode(record, sequence++, _buffer.AsSpan(written));
         }
 
-        RandomAccess.Write(_handle, _buffer.AsSpan(0, written), Length);
+        try
+        {
+            _file.Write(Length, _buffer.AsSpan(0, written));
+        }
+        catch (IOException)
+        {
+            // Part of the batch may be in the file now. The next batch reuses its sequence numbers at this
+            // offset; shorter, it could leave a whole stale record after it, which replay would apply.
+            // Cut the part off, durably.
+            try
+            {
+                _file.SetLength(Length);
+                _file.Flush();
+            }
+            catch (IOException)
+            {
+                Damaged = true;
+            }
+
+            throw;
+        }
+
         Length += written;
         NextSequence = sequence;
         return sequence - 1;
     }
 
-    public void Flush() => RandomAccess.FlushToDisk(_handle);
+    public void Flush()
+    {
+        try
+        {
+            _file.Flush();
+        }
+        catch (IOException)
+        {
+            Damaged = true;
+            throw;
+        }
+    }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose() => _file.Dispose();
 
     /// <summary>
     /// Throws <see cref="StorageDamagedException"/> unless the bad bytes at <paramref name="bad"/> are a torn tail, with no
@@ -168,12 +199,12 @@ public sealed class MetadataJournal : IDisposable
         {
             if (JournalCodec.TryDecode(bytes[at..], out _, out var sequence, out _, out _))
             {
-                throw Damaged(path, bad, $"the record at byte {bad} is bad ({problem}), but an intact record (sequence {sequence}) follows at byte {at}: that is not a torn tail");
+                throw DamageAt(path, bad, $"the record at byte {bad} is bad ({problem}), but an intact record (sequence {sequence}) follows at byte {at}: that is not a torn tail");
             }
         }
     }
 
-    private static StorageDamagedException Damaged(string path, long at, string what) =>
+    private static StorageDamagedException DamageAt(string path, long at, string what) =>
         new($"the pool's metadata journal {path} is damaged at byte {at}: {what}. The pool was not opened and nothing in it was changed");
 }
 

@@ -10,19 +10,31 @@ namespace Replicator.Core.Metadata;
 /// <see cref="State"/>; a checkpoint writes a new snapshot and starts the next journal file, so
 /// replay after a crash reads one snapshot and a bounded amount of journal.
 /// </summary>
-/// <remarks>Not thread-safe: the pool serializes calls under its metadata lock.</remarks>
+/// <remarks>
+/// <para>Not thread-safe: the pool serializes calls under its metadata lock.</para>
+/// <para><b>When the disk fails.</b> A journal whose fsync failed is never trusted again: Linux forgets
+/// the pages that fsync did not write, so a later fsync would succeed without them and replay would
+/// stop at the hole they leave, dropping every record after it. The next flush (this one, and each
+/// one after until it works) writes everything again instead, as a new snapshot and an empty journal
+/// (<see cref="Checkpoint"/>), and only then reports the records durable.</para>
+/// </remarks>
 public sealed class PoolMetadataStore : IDisposable
 {
     public const string SnapshotFileName = "pool.meta";
-    private const string JournalPrefix = "journal.";
+    public const string JournalPrefix = "journal.";
 
+    private readonly IFileSystem _files;
     private readonly string _directory;
     private MetadataJournal _journal;
     private ulong _generation;
     private long _markedLength;
 
-    private PoolMetadataStore(string directory, PoolState state, MetadataJournal journal, ulong generation)
+    /// <summary>A checkpoint got as far as the rename of its snapshot and failed: until one succeeds, nothing is known durable.</summary>
+    private bool _mustCheckpoint;
+
+    private PoolMetadataStore(IFileSystem files, string directory, PoolState state, MetadataJournal journal, ulong generation)
     {
+        _files = files;
         _directory = directory;
         State = state;
         _journal = journal;
@@ -34,12 +46,12 @@ public sealed class PoolMetadataStore : IDisposable
     /// <summary>Bytes in the current journal file; the pool checkpoints when this grows large.</summary>
     public long JournalLength => _journal.Length;
 
-    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, SnapshotFileName));
+    public static bool Exists(IFileSystem files, string directory) => files.FileExists(Path.Combine(directory, SnapshotFileName));
 
     /// <summary>Creates the metadata of a new, empty pool with one file of <paramref name="firstFileCapacity"/> bytes.</summary>
-    public static PoolMetadataStore Create(string directory, int extentSize, long firstFileCapacity)
+    public static PoolMetadataStore Create(IFileSystem files, string directory, int extentSize, long firstFileCapacity)
     {
-        if (Exists(directory))
+        if (Exists(files, directory))
         {
             throw new IOException($"a pool already exists in {directory}");
         }
@@ -47,16 +59,27 @@ public sealed class PoolMetadataStore : IDisposable
         var state = new PoolState(extentSize);
         state.Apply(JournalRecord.PoolFileAdded(firstFileCapacity));
         const ulong generation = 1;
-        var journal = MetadataJournal.Create(JournalPath(directory, generation), 1);
-        Posix.WriteFileAtomically(Path.Combine(directory, SnapshotFileName), PoolSnapshot.Serialize(state, generation));
-        return new PoolMetadataStore(directory, state, journal, generation);
+        var journal = MetadataJournal.Create(files, JournalPath(directory, generation), 1);
+        try
+        {
+            // The snapshot's directory sync makes the journal's name durable too, before the pool exists.
+            files.WriteAtomically(Path.Combine(directory, SnapshotFileName), PoolSnapshot.Serialize(state, generation));
+        }
+        catch
+        {
+            journal.Dispose();
+            files.DeleteFile(JournalPath(directory, generation));
+            throw;
+        }
+
+        return new PoolMetadataStore(files, directory, state, journal, generation);
     }
 
     /// <summary>Loads the snapshot and replays the journal files after it, dropping a torn tail.</summary>
-    public static PoolMetadataStore Open(string directory, ILogger logger)
+    public static PoolMetadataStore Open(IFileSystem files, string directory, ILogger logger)
     {
-        var state = PoolSnapshot.Deserialize(File.ReadAllBytes(Path.Combine(directory, SnapshotFileName)), out var generation);
-        var journals = Directory.EnumerateFiles(directory, JournalPrefix + "*")
+        var state = PoolSnapshot.Deserialize(files.ReadAllBytes(Path.Combine(directory, SnapshotFileName)), out var generation);
+        var journals = files.ListFiles(directory, JournalPrefix)
             .Select(path => (Path: path, Generation: ParseGeneration(path)))
             .Where(j => j.Generation >= generation)
             .OrderBy(j => j.Generation)
@@ -71,7 +94,7 @@ public sealed class PoolMetadataStore : IDisposable
         foreach (var (path, gen) in journals)
         {
             journal?.Dispose();
-            journal = MetadataJournal.Replay(path, state.LastSequence, r =>
+            journal = MetadataJournal.Replay(files, path, state.LastSequence, r =>
             {
                 state.Apply(r);
                 state.LastSequence++;
@@ -84,15 +107,20 @@ public sealed class PoolMetadataStore : IDisposable
             }
         }
 
-        return new PoolMetadataStore(directory, state, journal!, generation);
+        return new PoolMetadataStore(files, directory, state, journal!, generation);
     }
 
-    /// <summary>Appends the records durably enough to survive a process kill, then applies them.</summary>
+    /// <summary>Appends the records durably enough to survive a process kill, then applies them. When it throws, nothing changed.</summary>
     public void Commit(ReadOnlySpan<JournalRecord> records)
     {
         if (records.IsEmpty)
         {
             return;
+        }
+
+        if (_journal.Damaged)
+        {
+            Checkpoint();
         }
 
         State.LastSequence = _journal.Append(records);
@@ -105,34 +133,101 @@ public sealed class PoolMetadataStore : IDisposable
     public void Commit(in JournalRecord record) => Commit([record]);
 
     /// <summary>
-    /// Makes every committed record durable (fsync), then, when that synced new records, appends a mark saying how
-    /// far the journal is synced (see <see cref="MetadataJournal"/>): it reaches the disk with the next flush.
+    /// Makes every committed record durable: an fsync of the journal, or a checkpoint when the journal cannot be trusted.
+    /// When the fsync synced new records, a mark saying how far the journal is synced follows them (see
+    /// <see cref="MetadataJournal"/>): it reaches the disk with the next flush.
     /// </summary>
     public void Flush()
     {
-        _journal.Flush();
-        if (_journal.Length > _markedLength)
+        if (!_mustCheckpoint && !_journal.Damaged)
+        {
+            try
+            {
+                _journal.Flush();
+            }
+            catch (IOException)
+            {
+                // Damaged now: rewrite everything, as a checkpoint; if that fails too, its error is the one to report.
+                Checkpoint();
+                return;
+            }
+
+            MarkSynced();
+            return;
+        }
+
+        Checkpoint();
+    }
+
+    /// <summary>
+    /// Writes a snapshot of the current state and continues in a new, empty journal file. Crash-safe at
+    /// every step: replay reads the snapshot and every journal from its generation on, so the new
+    /// journal's name is made durable before the snapshot that names it, and records go to the new
+    /// journal from the moment the snapshot's rename may have happened. When it throws before that,
+    /// nothing changed; after it, the next flush checkpoints again.
+    /// </summary>
+    public void Checkpoint()
+    {
+        var next = _generation + 1;
+        var nextPath = JournalPath(_directory, next);
+        var snapshotPath = Path.Combine(_directory, SnapshotFileName);
+
+        // A journal of this generation can only be left by an attempt that failed before it was used.
+        _files.DeleteFile(nextPath);
+        var journal = MetadataJournal.Create(_files, nextPath, State.LastSequence + 1);
+        try
+        {
+            _files.SyncDirectory(_directory);
+            _files.WriteTemporary(snapshotPath, PoolSnapshot.Serialize(State, next));
+        }
+        catch
+        {
+            journal.Dispose();
+            throw;
+        }
+
+        _journal.Dispose();
+        _journal = journal;
+        _generation = next;
+        _markedLength = 0;
+        _mustCheckpoint = true;
+        _files.ReplaceWithTemporary(snapshotPath);
+        _mustCheckpoint = false;
+
+        // The snapshot covers every record before the new journal: older journals are never read again,
+        // so one that cannot be deleted now is only garbage, deleted by a later checkpoint.
+        try
+        {
+            foreach (var path in _files.ListFiles(_directory, JournalPrefix).Where(p => ParseGeneration(p) < next))
+            {
+                _files.DeleteFile(path);
+            }
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    public void Dispose() => _journal.Dispose();
+
+    /// <summary>Appends the sync mark after records the last fsync made durable, when there are new ones.</summary>
+    private void MarkSynced()
+    {
+        if (_journal.Length <= _markedLength)
+        {
+            return;
+        }
+
+        try
         {
             Commit(JournalRecord.SyncMark(_journal.Length));
             _markedLength = _journal.Length;
         }
+        catch (IOException)
+        {
+            // The records are durable already; the mark only lets a replay tell damage from a torn tail. The next flush appends it.
+        }
     }
-
-    /// <summary>Writes a snapshot of the current state and continues in a new, empty journal file.</summary>
-    public void Checkpoint()
-    {
-        var next = _generation + 1;
-        var journal = MetadataJournal.Create(JournalPath(_directory, next), State.LastSequence + 1);
-        Posix.SyncDirectory(_directory);
-        Posix.WriteFileAtomically(Path.Combine(_directory, SnapshotFileName), PoolSnapshot.Serialize(State, next));
-        _journal.Dispose();
-        File.Delete(JournalPath(_directory, _generation));
-        _journal = journal;
-        _generation = next;
-        _markedLength = 0;
-    }
-
-    public void Dispose() => _journal.Dispose();
 
     private static string JournalPath(string directory, ulong generation) =>
         Path.Combine(directory, JournalPrefix + generation.ToString("D6", CultureInfo.InvariantCulture));

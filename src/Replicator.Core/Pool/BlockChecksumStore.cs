@@ -43,7 +43,7 @@ internal sealed class BlockChecksumStore : IDisposable
     private const int HeaderLength = 28;
     private static ReadOnlySpan<byte> Magic => "RPLSUMS\0"u8;
 
-    private readonly IBackingStore _store;
+    private readonly IStorageFile _store;
     private readonly Lock _lock = new();
     private readonly Lock _writeBack = new();
     private readonly Dictionary<long, DirtyPage> _dirty = [];
@@ -51,7 +51,7 @@ internal sealed class BlockChecksumStore : IDisposable
     /// <summary>Counts pages leaving memory: a page read from the file is current only if none left since it was found missing.</summary>
     private long _departures;
 
-    private BlockChecksumStore(IBackingStore store, long dataCapacity)
+    private BlockChecksumStore(IStorageFile store, long dataCapacity)
     {
         _store = store;
         DataCapacity = dataCapacity;
@@ -76,7 +76,7 @@ internal sealed class BlockChecksumStore : IDisposable
     public static long FileLength(long dataCapacity) => HeaderBytes + (dataCapacity >> BlockChecksum.BlockShift) * BlockChecksum.Size;
 
     /// <summary>Writes the header into a new, empty store (every slot unwritten) and makes it durable.</summary>
-    public static BlockChecksumStore Initialize(IBackingStore store, long dataCapacity)
+    public static BlockChecksumStore Initialize(IStorageFile store, long dataCapacity)
     {
         CheckGeometry(store, dataCapacity);
         Span<byte> header = stackalloc byte[HeaderLength];
@@ -92,7 +92,7 @@ internal sealed class BlockChecksumStore : IDisposable
 
     /// <summary>Opens the checksums of a data file of <paramref name="dataCapacity"/> bytes.</summary>
     /// <exception cref="InvalidDataException">The header is damaged or describes another data file.</exception>
-    public static BlockChecksumStore Load(IBackingStore store, long dataCapacity, string name)
+    public static BlockChecksumStore Load(IStorageFile store, long dataCapacity, string name)
     {
         Span<byte> header = stackalloc byte[HeaderLength];
         store.Read(0, header);
@@ -248,7 +248,9 @@ internal sealed class BlockChecksumStore : IDisposable
                     version = dirty.Version;
                 }
 
-                _store.Write(SlotOffset(page * SlotsPerPage), copy);
+                // The last page of a small file may reach past the slots: the file keeps its length.
+                var offset = SlotOffset(page * SlotsPerPage);
+                _store.Write(offset, copy.AsSpan(0, (int)Math.Min(PageBytes, FileLength(DataCapacity) - offset)));
                 lock (_lock)
                 {
                     // A page written again meanwhile stays in memory for the next write-back.
@@ -288,7 +290,7 @@ internal sealed class BlockChecksumStore : IDisposable
         }
     }
 
-    private static void CheckGeometry(IBackingStore store, long dataCapacity)
+    private static void CheckGeometry(IStorageFile store, long dataCapacity)
     {
         if (dataCapacity <= 0 || (dataCapacity & (BlockChecksum.BlockSize - 1)) != 0 || store.Length != FileLength(dataCapacity))
         {

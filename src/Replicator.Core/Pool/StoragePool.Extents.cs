@@ -38,11 +38,24 @@ public sealed partial class StoragePool
             lock (_lock)
             {
                 ThrowIfDisposed();
-                if (TryPinForWriteLocked(volume, firstUnit, extents, out var hasQuarantine))
+                bool pinned, hasQuarantine;
+                try
+                {
+                    pinned = TryPinForWriteLocked(volume, firstUnit, extents, out hasQuarantine);
+                }
+                catch
+                {
+                    // Nothing is pinned yet: the caller's Unpin must not release extents the lookup only found.
+                    extents.Fill(NoExtent);
+                    throw;
+                }
+
+                if (pinned)
                 {
                     return;
                 }
 
+                extents.Fill(NoExtent);
                 if (attempt > 0 || !hasQuarantine)
                 {
                     throw new BlockDeviceException(StorageError.NoSpace,
@@ -118,8 +131,8 @@ public sealed partial class StoragePool
         DiscardAndQuarantine(discard);
     }
 
-    /// <summary>The store and byte offset an extent lives at.</summary>
-    internal (int Store, long Offset) Locate(long extent)
+    /// <summary>The data file and byte offset an extent lives at.</summary>
+    internal (int File, long Offset) Locate(long extent)
     {
         var capacities = _meta.State.FileCapacities;
         var offset = extent * ExtentSize;
@@ -136,15 +149,15 @@ public sealed partial class StoragePool
         throw new ArgumentOutOfRangeException(nameof(extent), extent, "extent is outside the pool");
     }
 
-    /// <summary>Extents from <paramref name="first"/> that are consecutive in the same store (at most <paramref name="max"/>).</summary>
+    /// <summary>Extents from <paramref name="first"/> that are consecutive in the same data file.</summary>
     internal int ContiguousRun(ReadOnlySpan<long> extents, int first)
     {
-        var (store, _) = Locate(extents[first]);
+        var (file, _) = Locate(extents[first]);
         var n = 1;
         while (first + n < extents.Length
             && extents[first + n] == extents[first] + n
             && extents[first + n] != NoExtent
-            && Locate(extents[first + n]).Store == store)
+            && Locate(extents[first + n]).File == file)
         {
             n++;
         }
@@ -154,14 +167,19 @@ public sealed partial class StoragePool
 
     internal void ReadData(long extent, long within, Span<byte> destination)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Read(offset + within, destination);
+        var (file, offset) = Locate(extent);
+        var read = _data[file].Read(offset + within, destination);
+        if (read < destination.Length)
+        {
+            // Past the end of a file that was cut behind the pool's back: what is missing reads as zeros.
+            destination[read..].Clear();
+        }
     }
 
     internal void WriteData(long extent, long within, ReadOnlySpan<byte> source)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Write(offset + within, source);
+        var (file, offset) = Locate(extent);
+        _data[file].Write(offset + within, source);
     }
 
     private bool TryPinForWriteLocked(VolumeState volume, long firstUnit, Span<long> extents, out bool hasQuarantine)
@@ -267,9 +285,9 @@ public sealed partial class StoragePool
     {
         foreach (var extent in extents)
         {
-            var (store, offset) = Locate(extent);
-            _stores[store].Discard(offset, ExtentSize);
-            _checksums?[store].Clear(offset >> BlockChecksum.BlockShift, ExtentSize >> BlockChecksum.BlockShift);
+            var (file, offset) = Locate(extent);
+            _data[file].Discard(offset, ExtentSize);
+            _checksums?[file].Clear(offset >> BlockChecksum.BlockShift, ExtentSize >> BlockChecksum.BlockShift);
         }
 
         lock (_lock)
@@ -281,8 +299,8 @@ public sealed partial class StoragePool
     /// <summary>Makes a byte range inside one extent read as zeros (a punched hole where the file system allows).</summary>
     internal void ZeroData(long extent, long within, long length)
     {
-        var (store, offset) = Locate(extent);
-        _stores[store].Discard(offset + within, length);
+        var (file, offset) = Locate(extent);
+        _data[file].Discard(offset + within, length);
     }
 
     /// <summary>The pool-wide number of the block at <paramref name="within"/> in an extent (the key of <see cref="Guard"/>).</summary>

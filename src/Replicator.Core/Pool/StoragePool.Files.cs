@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Hashing;
 using Replicator.Core.Metadata;
@@ -34,50 +35,71 @@ public sealed partial class StoragePool
 
     /// <summary>Present while the pool keeps no block checksums (see <see cref="PoolOptions.BlockChecksums"/>).</summary>
     private const string NoChecksumsFileName = "NO-BLOCK-CHECKSUMS";
-    private FileStream? _lockFile;
+
+    private const string NoChecksumsText =
+        "This pool keeps no block checksums: it was made, or last opened, with \"blockChecksums\": false in node.json, an option for\n" +
+        "measuring what checksums cost. Reads cannot tell a bad block from a good one. Opened with checksums on, the pool\n" +
+        "computes them from its data first.\n";
 
     /// <summary>True when <paramref name="directory"/> holds a pool.</summary>
-    public static bool ExistsOnDisk(string directory) => PoolMetadataStore.Exists(directory);
+    public static bool Exists(IFileSystem files, string directory) => PoolMetadataStore.Exists(files, directory);
 
-    /// <summary>Creates a new pool in <paramref name="directory"/> (created if missing).</summary>
-    public static StoragePool CreateOnDisk(string directory, PoolOptions options, ILogger logger)
+    /// <summary>
+    /// Creates a new pool in <paramref name="directory"/> (created if missing). The snapshot is written
+    /// last and is what makes the pool exist (<see cref="Exists"/>): data files and journals without it
+    /// are left from a creation a crash cut short, and are replaced.
+    /// </summary>
+    /// <exception cref="IOException">A pool already exists there, or is in use.</exception>
+    public static StoragePool Create(IFileSystem files, string directory, PoolOptions options, ILogger logger)
     {
+        ArgumentNullException.ThrowIfNull(files);
         if (options.FileCapacity <= 0 || options.FileCapacity % options.ExtentSize != 0)
         {
             throw new ArgumentException($"pool size {options.FileCapacity} must be a positive multiple of the extent size {options.ExtentSize}");
         }
 
-        Directory.CreateDirectory(directory);
-        var lockFile = TakeLock(directory);
+        files.CreateDirectory(directory);
+        var lockFile = TakeLock(files, directory);
         try
         {
-            var store = FileBackingStore.Create(DataFilePath(directory, 0), options.FileCapacity);
+            if (Exists(files, directory))
+            {
+                throw new IOException($"a pool already exists in {directory}");
+            }
+
+            foreach (var leftover in files.ListFiles(directory, "data-").Concat(files.ListFiles(directory, PoolMetadataStore.JournalPrefix)))
+            {
+                files.DeleteFile(leftover);
+            }
+
+            files.DeleteFile(Path.Combine(directory, NoChecksumsFileName));
+            var data = CreateDataFile(files, directory, 0, options.FileCapacity);
             PoolMetadataStore meta;
             BlockChecksumStore? checksums = null;
             try
             {
                 if (options.BlockChecksums)
                 {
-                    checksums = CreateChecksumFile(directory, 0, options.FileCapacity);
+                    checksums = CreateChecksumFile(files, directory, 0, options.FileCapacity);
                 }
                 else
                 {
-                    File.WriteAllText(Path.Combine(directory, NoChecksumsFileName), NoChecksumsText);
+                    files.WriteAtomically(Path.Combine(directory, NoChecksumsFileName), Encoding.UTF8.GetBytes(NoChecksumsText));
                 }
 
-                Posix.SyncDirectory(directory);
-                meta = PoolMetadataStore.Create(directory, options.ExtentSize, options.FileCapacity);
+                files.SyncDirectory(directory);
+                meta = PoolMetadataStore.Create(files, directory, options.ExtentSize, options.FileCapacity);
             }
             catch
             {
-                store.Dispose();
+                data.Dispose();
                 checksums?.Dispose();
-                File.Delete(DataFilePath(directory, 0));
-                File.Delete(ChecksumFilePath(directory, 0));
+                files.DeleteFile(DataFilePath(directory, 0));
+                files.DeleteFile(ChecksumFilePath(directory, 0));
                 throw;
             }
 
-            return new StoragePool(meta, [store], checksums is null ? null : [checksums], logger) { _lockFile = lockFile };
+            return new StoragePool(files, directory, meta, [data], checksums is null ? null : [checksums], lockFile, logger);
         }
         catch
         {
@@ -91,49 +113,50 @@ public sealed partial class StoragePool
     /// a pool kept without checksums (or made before them) gets them first, computed from its data; without
     /// it a pool's checksum files are removed (see <see cref="PoolOptions.BlockChecksums"/>).
     /// </summary>
-    public static StoragePool OpenOnDisk(string directory, ILogger logger, bool blockChecksums = true)
+    public static StoragePool Open(IFileSystem files, string directory, ILogger logger, bool blockChecksums = true)
     {
-        var lockFile = TakeLock(directory);
-        var stores = new List<IBackingStore>();
+        ArgumentNullException.ThrowIfNull(files);
+        var lockFile = TakeLock(files, directory);
+        var data = new List<IStorageFile>();
         var checksums = new List<BlockChecksumStore>();
         PoolMetadataStore? meta = null;
         try
         {
-            meta = PoolMetadataStore.Open(directory, logger);
+            meta = PoolMetadataStore.Open(files, directory, logger);
             var capacities = meta.State.FileCapacities;
             for (var i = 0; i < capacities.Count; i++)
             {
-                stores.Add(FileBackingStore.Open(DataFilePath(directory, i), capacities[i]));
+                data.Add(OpenDataFile(files, DataFilePath(directory, i), capacities[i]));
             }
 
             // A file created by an AddFile whose record never reached the journal is not part of the pool.
-            File.Delete(DataFilePath(directory, capacities.Count));
-            File.Delete(ChecksumFilePath(directory, capacities.Count));
+            files.DeleteFile(DataFilePath(directory, capacities.Count));
+            files.DeleteFile(ChecksumFilePath(directory, capacities.Count));
             var marker = Path.Combine(directory, NoChecksumsFileName);
             if (!blockChecksums)
             {
-                TurnChecksumsOff(directory, capacities.Count, marker, logger);
-                return new StoragePool(meta, stores, null, logger) { _lockFile = lockFile };
+                TurnChecksumsOff(files, directory, capacities.Count, marker, logger);
+                return new StoragePool(files, directory, meta, data, null, lockFile, logger);
             }
 
             for (var i = 0; i < capacities.Count; i++)
             {
-                checksums.Add(File.Exists(ChecksumFilePath(directory, i))
-                    ? BlockChecksumStore.Load(FileBackingStore.Open(ChecksumFilePath(directory, i), BlockChecksumStore.FileLength(capacities[i])), capacities[i], ChecksumFilePath(directory, i))
-                    : ComputeChecksumFile(directory, i, meta.State, stores[i], logger));
+                checksums.Add(files.FileExists(ChecksumFilePath(directory, i))
+                    ? OpenChecksumFile(files, ChecksumFilePath(directory, i), capacities[i])
+                    : ComputeChecksumFile(files, directory, i, meta.State, data[i], logger));
             }
 
-            if (File.Exists(marker))
+            if (files.FileExists(marker))
             {
-                File.Delete(marker);
-                Posix.SyncDirectory(directory);
+                files.DeleteFile(marker);
+                files.SyncDirectory(directory);
             }
 
-            return new StoragePool(meta, stores, checksums, logger) { _lockFile = lockFile };
+            return new StoragePool(files, directory, meta, data, checksums, lockFile, logger);
         }
         catch
         {
-            stores.ForEach(s => s.Dispose());
+            data.ForEach(s => s.Dispose());
             checksums.ForEach(c => c.Dispose());
             meta?.Dispose();
             lockFile.Dispose();
@@ -141,31 +164,8 @@ public sealed partial class StoragePool
         }
     }
 
-    /// <summary>
-    /// Opens a pool whose metadata is in <paramref name="metadataDirectory"/> over the given stores (tests, benchmarks).
-    /// <paramref name="checksums"/> holds one store per data store, of <see cref="BlockChecksumStore.FileLength"/>, for
-    /// a pool with block checksums: a new one when the pool is new, the same ones again to reopen it.
-    /// </summary>
-    internal static StoragePool OpenWithStores(string metadataDirectory, IReadOnlyList<IBackingStore> stores, int extentSize, ILogger logger,
-        IReadOnlyList<IBackingStore>? checksums = null)
-    {
-        var exists = PoolMetadataStore.Exists(metadataDirectory);
-        var meta = exists
-            ? PoolMetadataStore.Open(metadataDirectory, logger)
-            : PoolMetadataStore.Create(metadataDirectory, extentSize, stores[0].Length);
-        for (var i = meta.State.FileCapacities.Count; i < stores.Count; i++)
-        {
-            meta.Commit(JournalRecord.PoolFileAdded(stores[i].Length));
-        }
-
-        var sums = checksums?.Select((store, i) => exists
-            ? BlockChecksumStore.Load(store, stores[i].Length, $"checksum store {i}")
-            : BlockChecksumStore.Initialize(store, stores[i].Length)).ToList();
-        return new StoragePool(meta, stores, sums, logger);
-    }
-
     /// <summary>Adds a pool file of <paramref name="capacity"/> bytes, online.</summary>
-    public void AddFileOnDisk(string directory, long capacity)
+    public void AddFile(long capacity)
     {
         if (capacity <= 0 || capacity % ExtentSize != 0)
         {
@@ -175,35 +175,46 @@ public sealed partial class StoragePool
         lock (_lock)
         {
             ThrowIfDisposed();
-            var store = FileBackingStore.Create(DataFilePath(directory, _stores.Count), capacity);
+            var data = CreateDataFile(_files, _directory, _data.Count, capacity);
             try
             {
                 // The checksum file exists, durably, before the record that makes the data file part of the pool.
-                _checksums?.Add(CreateChecksumFile(directory, _stores.Count, capacity));
-                Posix.SyncDirectory(directory);
+                if (_checksums is not null)
+                {
+                    _checksums.Add(CreateChecksumFile(_files, _directory, _data.Count, capacity));
+                    _files.SyncDirectory(_directory);
+                }
+
                 _meta.Commit(JournalRecord.PoolFileAdded(capacity));
                 _meta.Flush();
             }
             catch
             {
-                if (_checksums is not null && _checksums.Count > _stores.Count)
+                if (_checksums is not null && _checksums.Count > _data.Count)
                 {
                     _checksums[^1].Dispose();
                     _checksums.RemoveAt(_checksums.Count - 1);
                 }
 
-                store.Dispose();
+                data.Dispose();
                 throw;
             }
 
-            _stores.Add(store);
+            _data.Add(data);
         }
     }
 
-    private const string NoChecksumsText =
-        "This pool keeps no block checksums: it was made, or last opened, with \"blockChecksums\": false in node.json, an option for\n" +
-        "measuring what checksums cost. Reads cannot tell a bad block from a good one. Opened with checksums on, the pool\n" +
-        "computes them from its data first.\n";
+    private static IDisposable TakeLock(IFileSystem files, string directory)
+    {
+        try
+        {
+            return files.LockFile(Path.Combine(directory, LockFileName));
+        }
+        catch (IOException e) when (e is not FileNotFoundException and not DirectoryNotFoundException)
+        {
+            throw new IOException($"the pool in {directory} is in use by another process (is a node already running on it?)", e);
+        }
+    }
 
     private static string DataFilePath(string directory, int index) =>
         Path.Combine(directory, $"data-{index.ToString("D3", CultureInfo.InvariantCulture)}.img");
@@ -211,11 +222,40 @@ public sealed partial class StoragePool
     private static string ChecksumFilePath(string directory, int index) =>
         Path.Combine(directory, $"data-{index.ToString("D3", CultureInfo.InvariantCulture)}.sums");
 
-    private static BlockChecksumStore CreateChecksumFile(string directory, int index, long dataCapacity)
+    /// <summary>Creates the checksum file of a data file of <paramref name="dataCapacity"/> bytes at <paramref name="path"/>, every slot unwritten, its header durable.</summary>
+    private static BlockChecksumStore CreateChecksumStore(IFileSystem files, string path, long dataCapacity)
     {
-        var path = ChecksumFilePath(directory, index);
-        File.Delete(path);
-        return BlockChecksumStore.Initialize(FileBackingStore.Create(path, BlockChecksumStore.FileLength(dataCapacity)), dataCapacity);
+        files.DeleteFile(path);
+        var file = files.OpenFile(path, FileOpenMode.CreateNew);
+        try
+        {
+            file.SetLength(BlockChecksumStore.FileLength(dataCapacity));
+            return BlockChecksumStore.Initialize(file, dataCapacity);
+        }
+        catch
+        {
+            file.Dispose();
+            files.DeleteFile(path);
+            throw;
+        }
+    }
+
+    /// <summary>The checksum file of data file <paramref name="index"/>; its directory entry is durable after the caller syncs the directory.</summary>
+    private static BlockChecksumStore CreateChecksumFile(IFileSystem files, string directory, int index, long dataCapacity) =>
+        CreateChecksumStore(files, ChecksumFilePath(directory, index), dataCapacity);
+
+    private static BlockChecksumStore OpenChecksumFile(IFileSystem files, string path, long dataCapacity)
+    {
+        var file = files.OpenFile(path, FileOpenMode.Open);
+        try
+        {
+            return BlockChecksumStore.Load(file, dataCapacity, path);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -223,17 +263,17 @@ public sealed partial class StoragePool
     /// computed from the data of every mapped extent, into a temporary file renamed into place once it is durable.
     /// The data is taken as it is: nothing can vouch for it, which is why this is logged.
     /// </summary>
-    private static BlockChecksumStore ComputeChecksumFile(string directory, int index, PoolState state, IBackingStore data, ILogger logger)
+    private static BlockChecksumStore ComputeChecksumFile(IFileSystem files, string directory, int index, PoolState state, IStorageFile data, ILogger logger)
     {
         var path = ChecksumFilePath(directory, index);
-        var temp = path + ".tmp";
-        File.Delete(temp);
+        var temp = path + FileSystemExtensions.TemporarySuffix;
+        var capacity = state.FileCapacities[index];
         var first = state.FileCapacities.Take(index).Sum() / state.ExtentSize;
-        var count = state.FileCapacities[index] / state.ExtentSize;
+        var count = capacity / state.ExtentSize;
         var block = new byte[BlockChecksum.BlockSize];
         var slot = new byte[BlockChecksum.Size];
         long computed = 0;
-        using (var sums = BlockChecksumStore.Initialize(FileBackingStore.Create(temp, BlockChecksumStore.FileLength(data.Length)), data.Length))
+        using (var sums = CreateChecksumStore(files, temp, capacity))
         {
             for (var extent = 0L; extent < count; extent++)
             {
@@ -258,45 +298,72 @@ public sealed partial class StoragePool
             sums.Flush();
         }
 
-        File.Move(temp, path);
-        Posix.SyncDirectory(directory);
-        logger.LogWarning("Pool file {Index} had no block checksums; computed them from its data ({Blocks} blocks of 4 KiB hold data). Blocks damaged before now cannot be told apart.",
-            index, computed);
-        return BlockChecksumStore.Load(FileBackingStore.Open(path, BlockChecksumStore.FileLength(data.Length)), data.Length, path);
+        files.ReplaceWithTemporary(path);
+        LogChecksumsComputed(logger, index, computed);
+        return OpenChecksumFile(files, path, capacity);
     }
 
     /// <summary>Removes the checksum files and leaves the marker, durably, before the pool serves without checksums.</summary>
-    private static void TurnChecksumsOff(string directory, int files, string marker, ILogger logger)
+    private static void TurnChecksumsOff(IFileSystem files, string directory, int count, string marker, ILogger logger)
     {
-        if (!File.Exists(marker))
+        if (!files.FileExists(marker))
         {
-            File.WriteAllText(marker, NoChecksumsText);
+            files.WriteAtomically(marker, Encoding.UTF8.GetBytes(NoChecksumsText));
         }
 
         var removed = 0;
-        for (var i = 0; i < files; i++)
+        for (var i = 0; i < count; i++)
         {
-            if (File.Exists(ChecksumFilePath(directory, i)))
+            if (files.FileExists(ChecksumFilePath(directory, i)))
             {
-                File.Delete(ChecksumFilePath(directory, i));
+                files.DeleteFile(ChecksumFilePath(directory, i));
                 removed++;
             }
         }
 
-        Posix.SyncDirectory(directory);
-        logger.LogCritical("BLOCK CHECKSUMS ARE OFF for the pool in {Directory} (a measurement option){Removed}: reads cannot detect a bad block, and nothing repairs one.",
-            directory, removed > 0 ? $"; removed {removed} checksum file(s)" : "");
+        files.SyncDirectory(directory);
+        LogChecksumsOff(logger, directory, removed > 0 ? $"; removed {removed} checksum file(s)" : "");
     }
 
-    private static FileStream TakeLock(string directory)
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Pool file {Index} had no block checksums; computed them from its data ({Blocks} blocks of 4 KiB hold data). Blocks damaged before now cannot be told apart.")]
+    private static partial void LogChecksumsComputed(ILogger logger, int index, long blocks);
+
+    [LoggerMessage(Level = LogLevel.Critical,
+        Message = "BLOCK CHECKSUMS ARE OFF for the pool in {Directory} (a measurement option){Removed}: reads cannot detect a bad block, and nothing repairs one.")]
+    private static partial void LogChecksumsOff(ILogger logger, string directory, string removed);
+
+    /// <summary>Creates a sparse data file at its full capacity, so space is taken only as extents are written.</summary>
+    private static IStorageFile CreateDataFile(IFileSystem files, string directory, int index, long capacity)
     {
+        var path = DataFilePath(directory, index);
+        var file = files.OpenFile(path, FileOpenMode.CreateNew);
         try
         {
-            return new FileStream(Path.Combine(directory, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            file.SetLength(capacity);
+            file.Flush();
+            files.SyncDirectory(directory);
+            return file;
         }
-        catch (IOException e)
+        catch
         {
-            throw new IOException($"the pool in {directory} is in use by another process (is a node already running on it?)", e);
+            file.Dispose();
+            files.DeleteFile(path);
+            throw;
         }
+    }
+
+    /// <summary>Opens a data file, which must be exactly <paramref name="expectedLength"/> bytes.</summary>
+    private static IStorageFile OpenDataFile(IFileSystem files, string path, long expectedLength)
+    {
+        var file = files.OpenFile(path, FileOpenMode.Open);
+        var length = file.Length;
+        if (length != expectedLength)
+        {
+            file.Dispose();
+            throw new InvalidDataException($"pool file {path} is {length} bytes, the pool metadata says {expectedLength}; refusing to use it");
+        }
+
+        return file;
     }
 }

@@ -8,7 +8,7 @@ using Replicator.Core.Volumes;
 namespace Replicator.Core.Pool;
 
 /// <summary>
-/// The node's storage pool: backing stores cut into fixed-size extents, shared by every volume,
+/// The node's storage pool: data files cut into fixed-size extents, shared by every volume,
 /// and the metadata that says which volume unit lives in which extent.
 /// </summary>
 /// <remarks>
@@ -32,12 +32,15 @@ namespace Replicator.Core.Pool;
 public sealed partial class StoragePool : IDisposable
 {
     /// <summary>Journal size at which the pool writes a snapshot and starts a new journal.</summary>
-    public const long CheckpointThreshold = 64L << 20;
+    public const long DefaultCheckpointThreshold = 64L << 20;
 
     private readonly Lock _lock = new();
     private readonly Lock _flushLock = new();
+    private readonly IFileSystem _files;
+    private readonly string _directory;
+    private readonly IDisposable _lockFile;
     private readonly PoolMetadataStore _meta;
-    private readonly List<IBackingStore> _stores;
+    private readonly List<IStorageFile> _data;
     private readonly List<BlockChecksumStore>? _checksums;
     private readonly Dictionary<uint, ThinVolume> _volumes = [];
     private readonly Dictionary<long, int> _pins = [];
@@ -47,30 +50,23 @@ public sealed partial class StoragePool : IDisposable
     private readonly ILogger _logger;
     private long _cursor;
     private bool _disposed;
+    private long _checkpointThreshold = DefaultCheckpointThreshold;
+    private long _nextCheckpointAt = DefaultCheckpointThreshold;
 
-    internal StoragePool(PoolMetadataStore meta, IEnumerable<IBackingStore> stores, IEnumerable<BlockChecksumStore>? checksums, ILogger logger)
+    private StoragePool(IFileSystem files, string directory, PoolMetadataStore meta, List<IStorageFile> data, List<BlockChecksumStore>? checksums,
+        IDisposable lockFile, ILogger logger)
     {
+        _files = files;
+        _directory = directory;
         _meta = meta;
-        _stores = stores.ToList();
-        _checksums = checksums?.ToList();
+        _data = data;
+        _checksums = checksums;
+        _lockFile = lockFile;
         _logger = logger;
         var state = meta.State;
-        if (_stores.Count != state.FileCapacities.Count)
+        if (_checksums is not null && (_checksums.Count != _data.Count || _checksums.Where((c, i) => c.DataCapacity != state.FileCapacities[i]).Any()))
         {
-            throw new InvalidDataException($"the pool metadata lists {state.FileCapacities.Count} files but {_stores.Count} were opened");
-        }
-
-        for (var i = 0; i < _stores.Count; i++)
-        {
-            if (_stores[i].Length != state.FileCapacities[i])
-            {
-                throw new InvalidDataException($"pool file {i} holds {_stores[i].Length} bytes, the metadata says {state.FileCapacities[i]}");
-            }
-
-            if (_checksums is not null && (_checksums.Count != _stores.Count || _checksums[i].DataCapacity != _stores[i].Length))
-            {
-                throw new InvalidDataException($"pool file {i} has no block checksum file of its size");
-            }
+            throw new InvalidDataException("a pool file has no block checksum file of its size");
         }
 
         foreach (var volume in state.Volumes)
@@ -88,6 +84,13 @@ public sealed partial class StoragePool : IDisposable
 
     /// <summary>Orders block writes against the confirmation and repair of damaged blocks (see <see cref="BlockGuard"/>).</summary>
     internal BlockGuard Guard { get; } = new();
+
+    /// <summary>Journal size at which the pool checkpoints (tests lower it to checkpoint often).</summary>
+    internal long CheckpointThreshold
+    {
+        get => _checkpointThreshold;
+        set => _checkpointThreshold = _nextCheckpointAt = value;
+    }
 
     public IReadOnlyCollection<ThinVolume> Volumes
     {
@@ -154,11 +157,12 @@ public sealed partial class StoragePool : IDisposable
                 throw new VolumeExistsException($"a volume with id {volumeId} already exists");
             }
 
+            // Committed, the volume exists: a failed flush after it reports the error but leaves the pool consistent.
             var localId = _meta.State.NextLocalId;
             _meta.Commit(JournalRecord.VolumeCreated(localId, volumeId, name, size));
-            _meta.Flush();
             var volume = new ThinVolume(this, _meta.State.Get(localId));
             _volumes[localId] = volume;
+            _meta.Flush();
             return volume;
         }
     }
@@ -192,21 +196,36 @@ public sealed partial class StoragePool : IDisposable
         {
             ThrowIfDisposed();
             var state = volume.State;
-            if (!_volumes.Remove(state.LocalId))
+            if (!_volumes.ContainsKey(state.LocalId))
             {
                 throw new InvalidOperationException($"volume '{state.Name}' is already deleted");
             }
 
-            volume.MarkDeleted();
+            // Committed first: when the journal refuses the records, the volume is still there, whole.
             var records = state.Map.Entries().Select(e => JournalRecord.UnitUnmapped(state.LocalId, e.Unit)).ToList();
             var extents = state.Map.Entries().Select(e => e.Extent).ToList();
             records.Add(JournalRecord.VolumeDeleted(state.LocalId));
             _meta.Commit(records.ToArray());
+            _volumes.Remove(state.LocalId);
+            volume.MarkDeleted();
             discard = RetireLocked(extents);
             MaybeCheckpointLocked();
         }
 
-        DiscardAndQuarantine(discard);
+        // The deletion is durable before its extents are punched: a volume that a power loss brought back would
+        // find blocks punched under checksums that still name their old data, outside any activity log's reach.
+        try
+        {
+            lock (_lock)
+            {
+                _meta.Flush();
+            }
+        }
+        finally
+        {
+            DiscardAndQuarantine(discard);
+        }
+
         Flush();
     }
 
@@ -224,9 +243,9 @@ public sealed partial class StoragePool : IDisposable
             }
 
             // Data, then checksums, then the journal: a mapping is durable only with what it maps.
-            foreach (var store in _stores)
+            foreach (var file in _data)
             {
-                store.Flush();
+                file.Flush();
             }
 
             _checksums?.ForEach(c => c.Flush());
@@ -253,24 +272,29 @@ public sealed partial class StoragePool : IDisposable
             }
 
             _disposed = true;
-            foreach (var store in _stores)
+            try
             {
-                store.Flush();
-            }
+                foreach (var file in _data)
+                {
+                    file.Flush();
+                }
 
-            _checksums?.ForEach(c => c.Flush());
-            _meta.Flush();
-            _meta.Checkpoint();
-            _meta.Dispose();
-            foreach (var store in _stores)
+                _checksums?.ForEach(c => c.Flush());
+                _meta.Flush();
+                _meta.Checkpoint();
+            }
+            finally
             {
-                store.Dispose();
+                _meta.Dispose();
+                foreach (var file in _data)
+                {
+                    file.Dispose();
+                }
+
+                _checksums?.ForEach(c => c.Dispose());
+                Guard.Dispose();
+                _lockFile.Dispose();
             }
-
-            _checksums?.ForEach(c => c.Dispose());
-            Guard.Dispose();
-
-            _lockFile?.Dispose();
         }
     }
 
@@ -290,13 +314,32 @@ public sealed partial class StoragePool : IDisposable
         }
     }
 
+    /// <summary>
+    /// Checkpoints when the journal has grown past the threshold. The change that got it there is
+    /// committed already, so a failed checkpoint does not fail it: the journal grows on, and the
+    /// next try comes after another threshold's worth of records.
+    /// </summary>
     private void MaybeCheckpointLocked()
     {
-        if (_meta.JournalLength >= CheckpointThreshold)
+        if (_meta.JournalLength < _nextCheckpointAt)
+        {
+            return;
+        }
+
+        try
         {
             _meta.Checkpoint();
+            _nextCheckpointAt = CheckpointThreshold;
+        }
+        catch (IOException e)
+        {
+            _nextCheckpointAt = _meta.JournalLength + CheckpointThreshold;
+            LogCheckpointFailed(_logger, e.Message);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A checkpoint of the pool's metadata failed ({Reason}); the journal grows until the next one works")]
+    private static partial void LogCheckpointFailed(ILogger logger, string reason);
 
     /// <summary>Punches every extent no volume maps, so none can leak old data into a new mapping.</summary>
     private void DiscardUnreferencedExtents()
@@ -305,18 +348,18 @@ public sealed partial class StoragePool : IDisposable
         {
             for (long extent = first; extent < first + count;)
             {
-                var (store, offset) = Locate(extent);
-                var inStore = (_stores[store].Length - offset) / ExtentSize;
-                var run = Math.Min(count - (extent - first), inStore);
-                _stores[store].Discard(offset, run * ExtentSize);
-                _checksums?[store].Clear(offset >> BlockChecksum.BlockShift, (run * ExtentSize) >> BlockChecksum.BlockShift);
+                var (file, offset) = Locate(extent);
+                var inFile = (_meta.State.FileCapacities[file] - offset) / ExtentSize;
+                var run = Math.Min(count - (extent - first), inFile);
+                _data[file].Discard(offset, run * ExtentSize);
+                _checksums?[file].Clear(offset >> BlockChecksum.BlockShift, (run * ExtentSize) >> BlockChecksum.BlockShift);
                 extent += run;
             }
         }
 
-        foreach (var store in _stores)
+        foreach (var file in _data)
         {
-            store.Flush();
+            file.Flush();
         }
 
         _checksums?.ForEach(c => c.Flush());

@@ -41,6 +41,16 @@ namespace Replicator.Core.Replication;
 /// flight are never evicted; when every slot has one, <see cref="Begin"/> returns
 /// <see cref="ActivityLogStatus.Full"/> and changes nothing.
 /// </para>
+/// <para>
+/// <b>An extent leaves the log only once what it covers is durable.</b> A write's data, and the
+/// bitmap marks made for it, reach the page cache before the write is acknowledged, and a power
+/// loss can drop them until the next fsync. While the extent is in the log that is harmless: the
+/// next start marks the extent and the resync compares or resends it. Once a snapshot without the
+/// extent is on disk, nothing would. So every write tells <see cref="End"/> a stamp from the
+/// caller's clock of ended writes, each eviction remembers the newest stamp of its extent, and
+/// <see cref="DurableStampRequired"/> tells the caller which stamp the data and the bitmap must be
+/// durable up to (an fsync that started after that write ended) before it may write a snapshot.
+/// </para>
 /// <para>Not thread-safe: the volume serializes calls.</para>
 /// </remarks>
 internal sealed class ActivityLog
@@ -53,6 +63,9 @@ internal sealed class ActivityLog
     public const long MaxExtentSize = 1L << 30;
 
     private readonly Dictionary<long, Entry> _active = [];
+
+    /// <summary>Evictions not yet in a durable snapshot: the sequence that evicted each extent and the stamp of its last write.</summary>
+    private readonly List<(long Sequence, long Stamp)> _pendingEvictions = [];
     private readonly int _extentShift;
     private Entry? _idleHead;
     private Entry? _idleTail;
@@ -187,6 +200,7 @@ internal sealed class ActivityLog
                 RemoveIdle(victim);
                 _active.Remove(victim.Extent);
                 evicted.Add(victim.Extent);
+                NoteEviction(sequence, victim);
             }
 
             _active.Add(extent, new Entry(extent) { AddedSequence = sequence, InFlight = 1 });
@@ -197,8 +211,12 @@ internal sealed class ActivityLog
     }
 
     /// <summary>Records that the write <see cref="Begin"/> accepted for this range is over.</summary>
+    /// <param name="stamp">
+    /// The caller's count of ended writes, this one included (never decreasing): an fsync of the data and
+    /// the bitmap that starts after this call covers the write (see <see cref="DurableStampRequired"/>).
+    /// </param>
     /// <returns>Whether an extent became idle, so that a write refused with <see cref="ActivityLogStatus.Full"/> may now succeed.</returns>
-    public bool End(long offset, long length)
+    public bool End(long offset, long length, long stamp)
     {
         if (!ExtentsOf(offset, length, out var first, out var last))
         {
@@ -217,6 +235,7 @@ internal sealed class ActivityLog
         for (var extent = first; extent <= last; extent++)
         {
             var entry = _active[extent];
+            entry.LastStamp = Math.Max(entry.LastStamp, stamp);
             if (--entry.InFlight == 0)
             {
                 AppendIdle(entry);
@@ -245,10 +264,35 @@ internal sealed class ActivityLog
         }
 
         var evicted = Snapshot().Extents;
+        var sequence = ++Sequence;
+        foreach (var entry in _active.Values)
+        {
+            NoteEviction(sequence, entry);
+        }
+
         _active.Clear();
         _idleHead = _idleTail = null;
         IdleExtents = 0;
-        return new ActivityLogUpdate(++Sequence, [], evicted);
+        return new ActivityLogUpdate(sequence, [], evicted);
+    }
+
+    /// <summary>
+    /// The stamp (see <see cref="End"/>) up to which the data and the bitmap must be durable before a
+    /// snapshot of <paramref name="sequence"/> may be written: the newest write to any extent it no
+    /// longer holds. 0 when nothing was evicted since the last durable snapshot.
+    /// </summary>
+    public long DurableStampRequired(long sequence)
+    {
+        var required = 0L;
+        foreach (var (evictedAt, stamp) in _pendingEvictions)
+        {
+            if (evictedAt <= sequence)
+            {
+                required = Math.Max(required, stamp);
+            }
+        }
+
+        return required;
     }
 
     /// <summary>The whole active set now, to be written by <see cref="ActivityLogFile.Write"/>.</summary>
@@ -268,6 +312,7 @@ internal sealed class ActivityLog
         }
 
         DurableSequence = Math.Max(DurableSequence, sequence);
+        _pendingEvictions.RemoveAll(e => e.Sequence <= DurableSequence);
     }
 
     /// <summary>The byte range of <paramref name="extent"/> (the caller clips it at the volume's end).</summary>
@@ -285,6 +330,14 @@ internal sealed class ActivityLog
         first = offset >> _extentShift;
         last = (offset + length - 1) >> _extentShift;
         return length > 0;
+    }
+
+    private void NoteEviction(long sequence, Entry victim)
+    {
+        if (victim.LastStamp > 0)
+        {
+            _pendingEvictions.Add((sequence, victim.LastStamp));
+        }
     }
 
     private void Acquire(Entry entry)
@@ -343,6 +396,9 @@ internal sealed class ActivityLog
         public long AddedSequence { get; set; }
 
         public int InFlight { get; set; }
+
+        /// <summary>The stamp of the newest write to the extent that ended (0: none since the log was restored).</summary>
+        public long LastStamp { get; set; }
 
         public Entry? Previous { get; set; }
 

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using Microsoft.Win32.SafeHandles;
 using Replicator.Core.Hashing;
 using Replicator.Core.Storage;
 
@@ -30,15 +29,14 @@ internal sealed class ActivityLogFile : IDisposable
     private static ReadOnlySpan<byte> Magic => "RPLALOG\0"u8;
     private static ReadOnlySpan<byte> RecordMagic => "ALR1"u8;
 
-    private readonly SafeFileHandle _handle;
+    private readonly IStorageFile _file;
     private readonly byte[] _buffer;
     private int _nextSlot;
     private long _lastWritten;
 
-    private ActivityLogFile(string path, SafeFileHandle handle, int slots, long extentSize, int nextSlot, long lastWritten)
+    private ActivityLogFile(IStorageFile file, int slots, long extentSize, int nextSlot, long lastWritten)
     {
-        Path = path;
-        _handle = handle;
+        _file = file;
         Slots = slots;
         ExtentSize = extentSize;
         _buffer = new byte[SlotBytes(slots)];
@@ -46,17 +44,17 @@ internal sealed class ActivityLogFile : IDisposable
         _lastWritten = lastWritten;
     }
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
     public int Slots { get; }
 
     public long ExtentSize { get; }
 
     /// <summary>Creates the file holding an empty log at sequence 0, atomically and durably.</summary>
-    public static void Create(string path, int slots, long extentSize)
+    public static void Create(IFileSystem files, string path, int slots, long extentSize)
     {
         ActivityLog.CheckGeometry(slots, extentSize);
-        if (File.Exists(path))
+        if (files.FileExists(path))
         {
             throw new IOException($"an activity log already exists at {path}");
         }
@@ -68,18 +66,18 @@ internal sealed class ActivityLogFile : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(16), extentSize);
         BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(24), Crc32C.Compute(bytes.AsSpan(0, 24)));
         EncodeRecord(new ActivityLogSnapshot(0, []), bytes.AsSpan(SlotsOffset));
-        Posix.WriteFileAtomically(path, bytes);
+        files.WriteAtomically(path, bytes);
     }
 
     /// <summary>Opens the log and returns the newest intact record in <paramref name="loaded"/>.</summary>
     /// <exception cref="InvalidDataException">The header is damaged, or neither slot holds an intact record.</exception>
-    public static ActivityLogFile Open(string path, out ActivityLogSnapshot loaded)
+    public static ActivityLogFile Open(IFileSystem files, string path, out ActivityLogSnapshot loaded)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var file = files.OpenFile(path, FileOpenMode.Open);
         try
         {
             var header = new byte[HeaderBytes];
-            if (RandomAccess.Read(handle, header, 0) < HeaderBytes || !header.AsSpan().StartsWith(Magic)
+            if (file.Read(0, header) < HeaderBytes || !header.AsSpan().StartsWith(Magic)
                 || BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(24)) != Crc32C.Compute(header.AsSpan(0, 24)))
             {
                 throw new StorageDamagedException($"{path}: the activity log header is damaged (it is written once, at creation, and synced)");
@@ -104,8 +102,8 @@ internal sealed class ActivityLogFile : IDisposable
 
             var slotBytes = SlotBytes(slots);
             var buffer = new byte[slotBytes];
-            var a = ReadRecord(handle, SlotsOffset, buffer, slots);
-            var b = ReadRecord(handle, SlotsOffset + slotBytes, buffer, slots);
+            var a = ReadRecord(file, SlotsOffset, buffer, slots);
+            var b = ReadRecord(file, SlotsOffset + slotBytes, buffer, slots);
             var (record, slot) = (a, b) switch
             {
                 (null, null) => throw new StorageDamagedException(
@@ -116,11 +114,11 @@ internal sealed class ActivityLogFile : IDisposable
             };
 
             loaded = record;
-            return new ActivityLogFile(path, handle, slots, extentSize, 1 - slot, record.Sequence);
+            return new ActivityLogFile(file, slots, extentSize, 1 - slot, record.Sequence);
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -143,14 +141,14 @@ internal sealed class ActivityLogFile : IDisposable
         }
 
         var length = EncodeRecord(snapshot, _buffer);
-        RandomAccess.Write(_handle, _buffer.AsSpan(0, length), SlotsOffset + (long)_nextSlot * _buffer.Length);
-        RandomAccess.FlushToDisk(_handle);
+        _file.Write(SlotsOffset + (long)_nextSlot * _buffer.Length, _buffer.AsSpan(0, length));
+        _file.Flush();
         _nextSlot = 1 - _nextSlot;
         _lastWritten = snapshot.Sequence;
         return true;
     }
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose() => _file.Dispose();
 
     private static int SlotBytes(int slots) => (RecordHeaderBytes + slots * sizeof(long) + sizeof(uint) + 4095) & ~4095;
 
@@ -170,9 +168,9 @@ internal sealed class ActivityLogFile : IDisposable
         return position + sizeof(uint);
     }
 
-    private static ActivityLogSnapshot? ReadRecord(SafeFileHandle handle, long offset, byte[] buffer, int slots)
+    private static ActivityLogSnapshot? ReadRecord(IStorageFile file, long offset, byte[] buffer, int slots)
     {
-        var read = RandomAccess.Read(handle, buffer, offset);
+        var read = file.Read(offset, buffer);
         var record = buffer.AsSpan(0, read);
         if (read < RecordHeaderBytes + sizeof(uint) || !record.StartsWith(RecordMagic))
         {

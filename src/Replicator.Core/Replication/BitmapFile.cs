@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using Microsoft.Win32.SafeHandles;
 using Replicator.Core.Hashing;
 using Replicator.Core.Storage;
 
@@ -38,52 +37,51 @@ internal sealed class BitmapFile : IDisposable
     private const int LoadChunkBytes = 1 << 20;
     private static ReadOnlySpan<byte> Magic => "RPLBMAP\0"u8;
 
-    private readonly SafeFileHandle _handle;
+    private readonly IStorageFile _file;
     private ulong _sequence;
 
-    private BitmapFile(string path, SafeFileHandle handle, int granularity, long volumeSize, ulong sequence)
+    private BitmapFile(IStorageFile file, int granularity, long volumeSize, ulong sequence)
     {
-        Path = path;
-        _handle = handle;
+        _file = file;
         Granularity = granularity;
         VolumeSize = volumeSize;
         _sequence = sequence;
     }
 
-    public string Path { get; }
+    public string Path => _file.Path;
 
     public int Granularity { get; }
 
     public long VolumeSize { get; private set; }
 
     /// <summary>Creates the file of a clean bitmap, durably (file and directory synced).</summary>
-    public static BitmapFile Create(string path, long volumeSize, int granularity)
+    public static BitmapFile Create(IFileSystem files, string path, long volumeSize, int granularity)
     {
         var geometry = new DirtyBitmap(volumeSize, granularity);
-        var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read);
+        var file = files.OpenFile(path, FileOpenMode.CreateNew);
         try
         {
-            var file = new BitmapFile(path, handle, granularity, 0, 0);
-            file.WriteGeometry(geometry);
-            Posix.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
-            return file;
+            var bitmap = new BitmapFile(file, granularity, 0, 0);
+            bitmap.WriteGeometry(geometry);
+            files.SyncDirectory(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!);
+            return bitmap;
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
 
     /// <summary>Opens the file and loads its bitmap, reading only the parts of the file that hold data.</summary>
     /// <exception cref="InvalidDataException">Neither header copy is intact, or the file was cut short.</exception>
-    public static BitmapFile Open(string path, out DirtyBitmap bitmap)
+    public static BitmapFile Open(IFileSystem files, string path, out DirtyBitmap bitmap)
     {
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
+        var file = files.OpenFile(path, FileOpenMode.Open);
         try
         {
             var header = new byte[SecondHeaderOffset + HeaderBytes];
-            var read = RandomAccess.Read(handle, header, 0);
+            var read = file.Read(0, header);
             var a = ParseHeader(header.AsSpan(0, Math.Min(read, HeaderBytes)));
             var b = read >= header.Length ? ParseHeader(header.AsSpan(SecondHeaderOffset)) : null;
             var chosen = (a, b) switch
@@ -96,18 +94,18 @@ internal sealed class BitmapFile : IDisposable
 
             bitmap = new DirtyBitmap(chosen.VolumeSize, chosen.Granularity);
             var needed = DataOffset + bitmap.PageCount * DirtyBitmap.PageBytes;
-            var length = RandomAccess.GetLength(handle);
+            var length = file.Length;
             if (length < needed)
             {
                 throw new InvalidDataException($"{path} is {length} bytes, its header needs {needed}: the file was cut and its bits are lost");
             }
 
-            LoadWords(handle, bitmap);
-            return new BitmapFile(path, handle, chosen.Granularity, chosen.VolumeSize, chosen.Sequence);
+            LoadWords(file, bitmap);
+            return new BitmapFile(file, chosen.Granularity, chosen.VolumeSize, chosen.Sequence);
         }
         catch
         {
-            handle.Dispose();
+            file.Dispose();
             throw;
         }
     }
@@ -134,7 +132,7 @@ internal sealed class BitmapFile : IDisposable
                 i++;
             }
 
-            RandomAccess.Write(_handle, buffer[..(n * sizeof(ulong))], DataOffset + first * sizeof(ulong));
+            _file.Write(DataOffset + first * sizeof(ulong), buffer[..(n * sizeof(ulong))]);
         }
     }
 
@@ -162,7 +160,7 @@ internal sealed class BitmapFile : IDisposable
                 BinaryPrimitives.WriteUInt64LittleEndian(page.AsSpan(i * sizeof(ulong)), words[i]);
             }
 
-            RandomAccess.Write(_handle, page, PageOffset(index));
+            _file.Write(PageOffset(index), page);
         }
 
         var cleanStart = 0L;
@@ -188,9 +186,9 @@ internal sealed class BitmapFile : IDisposable
     }
 
     /// <summary>Makes every word written so far durable (fsync).</summary>
-    public void Flush() => RandomAccess.FlushToDisk(_handle);
+    public void Flush() => _file.Flush();
 
-    public void Dispose() => _handle.Dispose();
+    public void Dispose() => _file.Dispose();
 
     private long WordCount => (long)(((ulong)VolumeSize + (ulong)Granularity - 1) / (ulong)Granularity + 63) >> 6;
 
@@ -200,12 +198,12 @@ internal sealed class BitmapFile : IDisposable
     private void WriteGeometry(DirtyBitmap geometry)
     {
         var length = DataOffset + geometry.PageCount * DirtyBitmap.PageBytes;
-        if (RandomAccess.GetLength(_handle) < length)
+        if (_file.Length < length)
         {
-            RandomAccess.SetLength(_handle, length);
+            _file.SetLength(length);
         }
 
-        RandomAccess.FlushToDisk(_handle);
+        _file.Flush();
         var header = new byte[HeaderBytes];
         Magic.CopyTo(header);
         BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(8), Version);
@@ -213,10 +211,10 @@ internal sealed class BitmapFile : IDisposable
         BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(16), geometry.VolumeSize);
         BinaryPrimitives.WriteUInt64LittleEndian(header.AsSpan(24), _sequence + 1);
         BinaryPrimitives.WriteUInt32LittleEndian(header.AsSpan(32), Crc32C.Compute(header.AsSpan(0, 32)));
-        RandomAccess.Write(_handle, header, 0);
-        RandomAccess.FlushToDisk(_handle);
-        RandomAccess.Write(_handle, header, SecondHeaderOffset);
-        RandomAccess.FlushToDisk(_handle);
+        _file.Write(0, header);
+        _file.Flush();
+        _file.Write(SecondHeaderOffset, header);
+        _file.Flush();
         _sequence++;
         VolumeSize = geometry.VolumeSize;
     }
@@ -246,19 +244,19 @@ internal sealed class BitmapFile : IDisposable
     }
 
     /// <summary>Reads the data segments of the word array in large chunks, skipping all-zero chunks.</summary>
-    private static void LoadWords(SafeFileHandle handle, DirtyBitmap bitmap)
+    private static void LoadWords(IStorageFile file, DirtyBitmap bitmap)
     {
         var end = DataOffset + bitmap.WordCount * sizeof(ulong);
-        var buffer = new byte[LoadChunkBytes];
-        var position = SparseFileInterop.NextData(handle, DataOffset);
+        var buffer = new byte[Math.Min(LoadChunkBytes, end - DataOffset)];
+        var position = file.NextData(DataOffset);
         while (position >= 0 && position < end)
         {
             position = DataOffset + ((position - DataOffset) & ~(long)(sizeof(ulong) - 1));
-            var segmentEnd = Math.Min(SparseFileInterop.NextHole(handle, position), end);
+            var segmentEnd = Math.Min(file.NextHole(position), end);
             while (position < segmentEnd)
             {
                 var chunk = buffer.AsSpan(0, (int)Math.Min(buffer.Length, segmentEnd - position));
-                var read = RandomAccess.Read(handle, chunk, position);
+                var read = file.Read(position, chunk);
                 if (read < sizeof(ulong))
                 {
                     return;
@@ -281,41 +279,16 @@ internal sealed class BitmapFile : IDisposable
                 position += chunk.Length;
             }
 
-            position = SparseFileInterop.NextData(handle, segmentEnd);
+            position = file.NextData(segmentEnd);
         }
     }
 
-    /// <summary>Zeroes pages [<paramref name="firstPage"/>, <paramref name="endPage"/>) of the file: a hole punch, or zeros where holes are not supported.</summary>
+    /// <summary>Zeroes pages [<paramref name="firstPage"/>, <paramref name="endPage"/>) of the file: a hole where the file system allows.</summary>
     private void Erase(long firstPage, long endPage)
     {
-        if (endPage <= firstPage)
+        if (endPage > firstPage)
         {
-            return;
-        }
-
-        var offset = PageOffset(firstPage);
-        var length = (endPage - firstPage) * DirtyBitmap.PageBytes;
-        if (Posix.Fallocate(_handle, Posix.FallocFlPunchHole | Posix.FallocFlKeepSize, offset, length) == 0)
-        {
-            return;
-        }
-
-        var errno = Marshal.GetLastPInvokeError();
-        if (errno != Posix.EOPNOTSUPP)
-        {
-            throw new IOException($"{Path}: punching a hole at {offset}+{length} failed: errno {errno}");
-        }
-
-        var zeros = new byte[LoadChunkBytes];
-        for (var position = SparseFileInterop.NextData(_handle, offset); position >= 0 && position < offset + length;)
-        {
-            var segmentEnd = Math.Min(SparseFileInterop.NextHole(_handle, position), offset + length);
-            for (; position < segmentEnd; position += zeros.Length)
-            {
-                RandomAccess.Write(_handle, zeros.AsSpan(0, (int)Math.Min(zeros.Length, segmentEnd - position)), position);
-            }
-
-            position = SparseFileInterop.NextData(_handle, segmentEnd);
+            _file.Discard(PageOffset(firstPage), (endPage - firstPage) * DirtyBitmap.PageBytes);
         }
     }
 }

@@ -22,14 +22,14 @@ internal static class ReplicaMetadataFile
     private const int Version = 1;
     private static ReadOnlySpan<byte> Magic => "RPLREPL\0"u8;
 
-    public static void Write(string path, ReplicaMetadata metadata) => Posix.WriteFileAtomically(path, Serialize(metadata));
+    public static void Write(IFileSystem files, string path, ReplicaMetadata metadata) => files.WriteAtomically(path, Serialize(metadata));
 
     /// <exception cref="InvalidDataException">The file is damaged or not replica metadata.</exception>
-    public static ReplicaMetadata Read(string path)
+    public static ReplicaMetadata Read(IFileSystem files, string path)
     {
         try
         {
-            return Deserialize(File.ReadAllBytes(path));
+            return Deserialize(files.ReadAllBytes(path));
         }
         catch (InvalidDataException e)
         {

@@ -17,7 +17,11 @@ internal enum ReplicaDiskState
     /// <summary>In the middle of a resync (or empty): not a usable copy on its own.</summary>
     Inconsistent = 3,
 
-    /// <summary>No backing storage attached.</summary>
+    /// <summary>
+    /// No backing storage attached: the disk failed (an I/O error) or its pool is full, and was detached.
+    /// The node still serves the volume's clients, through its peer. <see cref="ReplicaFlags.DiskFailed"/>
+    /// or <see cref="ReplicaFlags.PoolFull"/> says why.
+    /// </summary>
     Diskless = 4,
 }
 
@@ -36,8 +40,9 @@ internal enum ReplicaFlags : uint
 
     /// <summary>
     /// Set at startup when <see cref="ConnectedAndUpToDate"/> was found set, after the activity log
-    /// was marked into the dirty bitmap; cleared when a resync with the peer completes. It makes this
-    /// replica the source when both replicas still hold the same data set.
+    /// was marked into the dirty bitmap; cleared when a resync with the peer completes. When both
+    /// replicas still hold the same data set it makes the peer, which stayed up, the source: a power
+    /// loss may have taken writes this replica acknowledged but had not made durable.
     /// </summary>
     CrashedWhileConnected = 2,
 
@@ -46,6 +51,27 @@ internal enum ReplicaFlags : uint
     /// resync, in whichever direction, is a full one. Cleared when that resync completes.
     /// </summary>
     FullSyncRequired = 4,
+
+    /// <summary>
+    /// This replica's disk failed (an I/O error on its pool or its metadata) and was detached. It may
+    /// have lost any write it had not made durable, so once an admin attaches it again the resync to
+    /// it compares every region (checksums) besides sending what the peer marked. Cleared when that
+    /// resync completes.
+    /// </summary>
+    DiskFailed = 8,
+
+    /// <summary>
+    /// The peer's disk failed while this replica was its up-to-date partner: the same consequence seen
+    /// from this side, kept here too because the peer's own record lives on the disk that failed.
+    /// Cleared when a resync from this replica completes.
+    /// </summary>
+    PeerDiskFailed = 16,
+
+    /// <summary>
+    /// This replica's pool filled up and its disk was detached: nothing it held is lost, its peer marks
+    /// what it misses. The node attaches it again by itself once the pool has room. Cleared on attach.
+    /// </summary>
+    PoolFull = 32,
 }
 
 /// <summary>What <see cref="SyncDecision.Decide"/> knows of one replica: its identifiers, its disk, its flags.</summary>
@@ -58,4 +84,10 @@ internal readonly record struct ReplicaStatus(GenerationIds Ids, ReplicaDiskStat
     public bool HasDisk => Disk is ReplicaDiskState.UpToDate or ReplicaDiskState.Outdated or ReplicaDiskState.Inconsistent;
 
     public bool IsConsistent => Disk is ReplicaDiskState.UpToDate or ReplicaDiskState.Outdated;
+
+    /// <summary>This replica's disk failed, or its peer saw it fail: the next resync to it compares every region.</summary>
+    public bool LostWrites => (Flags & ReplicaFlags.DiskFailed) != 0;
+
+    /// <summary>This replica saw its peer's disk fail: the next resync from it compares every region.</summary>
+    public bool PeerLostWrites => (Flags & ReplicaFlags.PeerDiskFailed) != 0;
 }

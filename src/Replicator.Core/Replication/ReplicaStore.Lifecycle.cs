@@ -1,3 +1,5 @@
+using Replicator.Core.Devices;
+
 namespace Replicator.Core.Replication;
 
 /// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
@@ -17,6 +19,11 @@ internal sealed partial class ReplicaStore
     /// </summary>
     public async ValueTask<Activity> BeginActivityAsync(long offset, long length, CancellationToken cancellationToken)
     {
+        if (IsDetached)
+        {
+            return new Activity(offset, length, Held: false);
+        }
+
         if (length == 0 || length > ActivityLogReach)
         {
             if (length > 0)
@@ -45,8 +52,20 @@ internal sealed partial class ReplicaStore
                     await freed.WaitAsync(cancellationToken);
                     continue;
                 default:
-                    await PersistActivityAsync(begin.Sequence, cancellationToken);
-                    return new Activity(offset, length, Held: true);
+                    var activity = new Activity(offset, length, Held: true);
+                    try
+                    {
+                        await PersistActivityAsync(begin.Sequence, cancellationToken);
+                    }
+                    catch
+                    {
+                        // Begin counted this write in flight; it will not run, so its extents must be let go
+                        // (or they could never be evicted, and a clean stop would keep them in the log).
+                        EndActivity(activity);
+                        throw;
+                    }
+
+                    return activity;
             }
         }
     }
@@ -60,7 +79,7 @@ internal sealed partial class ReplicaStore
 
         lock (_lock)
         {
-            if (_activity.End(activity.Offset, activity.Length))
+            if (_activity.End(activity.Offset, activity.Length, ++_endedWrites))
             {
                 _activityFreed.TrySetResult();
                 _activityFreed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -133,7 +152,7 @@ internal sealed partial class ReplicaStore
             {
                 _bitmap.Grow(volumeSize);
                 _mayMatch.Grow(volumeSize);
-                _bitmapFile.Grow(volumeSize);
+                PersistLocked(() => _bitmapFile.Grow(volumeSize), "out-of-sync bitmap");
             }
         }
     }
@@ -144,8 +163,11 @@ internal sealed partial class ReplicaStore
         lock (_lock)
         {
             _bitmap.MarkAll(ranges);
-            _bitmapFile.WriteAll(_bitmap);
-            _bitmapFile.Flush();
+            PersistLocked(() =>
+            {
+                _bitmapFile.WriteAll(_bitmap);
+                _bitmapFile.Flush();
+            }, "out-of-sync bitmap");
         }
     }
 
@@ -174,12 +196,23 @@ internal sealed partial class ReplicaStore
     {
         lock (_lock)
         {
-            if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+            try
             {
-                _bitmapFile.WriteWords(_changed);
+                if (DirtyBitmapCodec.DecodeInto(chunk, _bitmap, _changed, _mayMatch) > 0)
+                {
+                    // Durable at once: the peer may clear what it sent once the resync it starts has landed,
+                    // and a power loss here must not forget that this side still lacks or holds those regions.
+                    PersistLocked(() =>
+                    {
+                        _bitmapFile.WriteWords(_changed);
+                        _bitmapFile.Flush();
+                    }, "out-of-sync bitmap");
+                }
             }
-
-            _changed.Clear();
+            finally
+            {
+                _changed.Clear();
+            }
         }
     }
 
@@ -192,7 +225,7 @@ internal sealed partial class ReplicaStore
             WriteMetadataLocked(_metadata with
             {
                 Generation = _metadata.Generation.CompleteResyncAsSource(),
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.PeerDiskFailed),
             });
         }
     }
@@ -207,7 +240,7 @@ internal sealed partial class ReplicaStore
             {
                 Generation = _metadata.Generation.CompleteResyncAsTarget(source),
                 DiskState = ReplicaDiskState.UpToDate,
-                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired),
+                Flags = _metadata.Flags & ~(ReplicaFlags.CrashedWhileConnected | ReplicaFlags.FullSyncRequired | ReplicaFlags.DiskFailed),
             });
         }
     }
@@ -226,19 +259,33 @@ internal sealed partial class ReplicaStore
         }
     }
 
-    /// <summary>A clean stop: every write is done, so the activity log is emptied and the bitmap synced.</summary>
+    /// <summary>
+    /// A clean stop: every write is done, so once the data and the bitmap are durable the activity log
+    /// is emptied (in that order: an empty log on disk promises that nothing it named can be lost).
+    /// </summary>
     public void CloseCleanly()
     {
+        FlushAsync(CancellationToken.None).AsTask().GetAwaiter().GetResult();
         lock (_lock)
         {
+            if (_detached)
+            {
+                return;
+            }
+
             if (_activity.IdleExtents == _activity.ActiveExtents.Count && _activity.Clear() is not null)
             {
                 var snapshot = _activity.Snapshot();
+                if (_activity.DurableStampRequired(snapshot.Sequence) > _durableStamp)
+                {
+                    // A write ended between the flush and the lock: leave the log as it is, the next start marks its extents.
+                    return;
+                }
+
                 _activityFile.Write(snapshot);
                 _activity.MarkDurable(snapshot.Sequence);
             }
 
-            _bitmapFile.Flush();
             if ((_metadata.Flags & ReplicaFlags.ConnectedAndUpToDate) != 0)
             {
                 WriteMetadataLocked(_metadata with { Flags = _metadata.Flags & ~ReplicaFlags.ConnectedAndUpToDate });
@@ -246,26 +293,48 @@ internal sealed partial class ReplicaStore
         }
     }
 
+    /// <summary>
+    /// Writes the activity log durably up to <paramref name="sequence"/>. When the snapshot drops extents
+    /// (evictions), the data and the bitmap marks of their writes are made durable first: after a power
+    /// loss the log must still name every extent whose writes may be lost (see <see cref="ActivityLog"/>).
+    /// </summary>
     private async ValueTask PersistActivityAsync(long sequence, CancellationToken cancellationToken)
     {
         await _activityWriter.WaitAsync(cancellationToken);
         try
         {
             ActivityLogSnapshot snapshot;
+            bool mustFlush;
             lock (_lock)
             {
-                if (_activity.DurableSequence >= sequence)
+                if (_activity.DurableSequence >= sequence || _detached)
                 {
                     return;
                 }
 
                 snapshot = _activity.Snapshot();
+                mustFlush = _activity.DurableStampRequired(snapshot.Sequence) > _durableStamp;
             }
 
-            // An extent the new snapshot leaves out is no longer checked after a crash: what a kill -9 must not lose
-            // of its writes (their checksums) reaches the page cache first.
-            BeforeActivityLogWrite?.Invoke();
-            _activityFile.Write(snapshot);
+            if (mustFlush)
+            {
+                // Every eviction in the snapshot happened before it was taken, so its writes had ended,
+                // with stamps no newer than the clock the flush starts from.
+                await FlushAsync(cancellationToken);
+            }
+
+            try
+            {
+                // An extent the new snapshot leaves out is no longer checked after a crash: what a kill -9 must not lose
+                // of its writes (their checksums) reaches the page cache first.
+                BeforeActivityLogWrite?.Invoke();
+                _activityFile.Write(snapshot);
+            }
+            catch (IOException e) when (e is not BlockDeviceException)
+            {
+                throw BlockDeviceException.FromIOException(e, $"writing the activity log of volume {_metadata.VolumeId}");
+            }
+
             lock (_lock)
             {
                 _activity.MarkDurable(snapshot.Sequence);
@@ -282,7 +351,7 @@ internal sealed partial class ReplicaStore
         if (_bitmap.DirtyRegions > 0)
         {
             _bitmap.ClearRegions(0, _bitmap.RegionCount, null);
-            _bitmapFile.WriteAll(_bitmap);
+            PersistLocked(() => _bitmapFile.WriteAll(_bitmap), "out-of-sync bitmap");
         }
 
         _mayMatch.ClearRegions(0, _mayMatch.RegionCount, null);

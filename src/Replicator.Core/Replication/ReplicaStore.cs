@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging;
+using Replicator.Core.Devices;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Replication;
 
@@ -22,6 +24,7 @@ internal sealed partial class ReplicaStore : IDisposable
     public const string ActivityLogFileName = "activity.log";
 
     private readonly Lock _lock = new();
+    private readonly IFileSystem _files;
     private readonly string _directory;
     private readonly DirtyBitmap _bitmap;
 
@@ -41,12 +44,20 @@ internal sealed partial class ReplicaStore : IDisposable
     private readonly ILogger _logger;
     private ReplicaMetadata _metadata;
     private TaskCompletionSource _activityFreed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>Writes that ended so far (the activity log's stamps), and how many of them are known durable.</summary>
+    private long _endedWrites;
+
+    /// <summary>Resync ranges the target confirmed but has not yet made durable, and those a flush of the target is covering now.</summary>
+    private readonly List<(long Offset, long Length)> _sent = [];
+    private readonly List<(long Offset, long Length)> _flushingSent = [];
+    private long _durableStamp;
     private bool _degradedSinceConnect;
     private GenerationIds? _pendingAlone;
 
-    private ReplicaStore(string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, DirtyBitmap mayMatch, BitmapFile bitmapFile,
+    private ReplicaStore(IFileSystem files, string directory, ReplicaMetadata metadata, DirtyBitmap bitmap, DirtyBitmap mayMatch, BitmapFile bitmapFile,
         ActivityLog activity, ActivityLogFile activityFile, bool crashed, ILogger logger)
     {
+        _files = files;
         _directory = directory;
         _metadata = metadata;
         _bitmap = bitmap;
@@ -56,6 +67,7 @@ internal sealed partial class ReplicaStore : IDisposable
         _activityFile = activityFile;
         Crashed = crashed;
         _logger = logger;
+        _detached = metadata.DiskState == ReplicaDiskState.Diskless;
     }
 
     public ReplicaStatus Status
@@ -114,35 +126,66 @@ internal sealed partial class ReplicaStore : IDisposable
     /// <summary>The directory of this replica's files (<c>replicas/&lt;volume id&gt;/</c>).</summary>
     public string Directory => _directory;
 
-    /// <summary>Creates the replica files for a volume that has none yet.</summary>
-    public static ReplicaStore Create(string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger)
+    /// <summary>The file system this replica's files are kept in (the volume's other state files go there too).</summary>
+    public IFileSystem Files => _files;
+
+    /// <summary>Out-of-sync bytes the resync has sent and the target confirmed, waiting for the target's next flush to clear.</summary>
+    public long SentAwaitingFlushBytes
     {
-        System.IO.Directory.CreateDirectory(directory);
-        var metadata = ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags };
-        var bitmapFile = BitmapFile.Create(Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
-        ActivityLogFile.Create(Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
-        var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out _);
-        ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity),
+        get
+        {
+            lock (_lock)
+            {
+                return _sent.Sum(r => r.Length) + _flushingSent.Sum(r => r.Length);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates the replica files for a volume that has none yet. The metadata file is written last and
+    /// is what makes the replica exist (<see cref="Exists"/>): a bitmap or activity log without it is
+    /// left from a creation a crash cut short, and is replaced.
+    /// </summary>
+    /// <exception cref="IOException">The replica already exists.</exception>
+    public static ReplicaStore Create(IFileSystem files, string directory, Guid volumeId, long volumeSize, GenerationIds ids, ReplicaDiskState disk, ReplicaFlags flags, ILogger logger) =>
+        Create(files, directory, ReplicaMetadata.ForNewVolume(volumeId, Guid.Empty) with { Generation = ids, DiskState = disk, Flags = flags }, volumeSize, logger);
+
+    /// <summary>Creates the replica files with the geometry (bitmap granularity, activity log) <paramref name="metadata"/> names.</summary>
+    public static ReplicaStore Create(IFileSystem files, string directory, ReplicaMetadata metadata, long volumeSize, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (Exists(files, directory))
+        {
+            throw new IOException($"a replica already exists in {directory}");
+        }
+
+        files.CreateDirectory(directory);
+        files.DeleteFile(Path.Combine(directory, BitmapFileName));
+        files.DeleteFile(Path.Combine(directory, ActivityLogFileName));
+        var bitmapFile = BitmapFile.Create(files, Path.Combine(directory, BitmapFileName), volumeSize, metadata.BitmapGranularity);
+        ActivityLogFile.Create(files, Path.Combine(directory, ActivityLogFileName), metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
+        var activityFile = ActivityLogFile.Open(files, Path.Combine(directory, ActivityLogFileName), out _);
+        ReplicaMetadataFile.Write(files, Path.Combine(directory, MetadataFileName), metadata);
+        return new ReplicaStore(files, directory, metadata, new DirtyBitmap(volumeSize, metadata.BitmapGranularity),
             new DirtyBitmap(volumeSize, metadata.BitmapGranularity), bitmapFile,
             new ActivityLog(metadata.ActivityLogSlots, metadata.ActivityLogExtentSize), activityFile, crashed: false, logger);
     }
 
-    public static bool Exists(string directory) => File.Exists(Path.Combine(directory, MetadataFileName));
+    public static bool Exists(IFileSystem files, string directory) => files.FileExists(Path.Combine(directory, MetadataFileName));
 
     /// <summary>
     /// Opens the replica at start: a non-empty activity log (a crash) is marked into the bitmap and
     /// flushed before anything else; a damaged bitmap is replaced by an empty one and a full sync is required.
     /// </summary>
-    public static ReplicaStore Open(string directory, long volumeSize, ILogger logger)
+    public static ReplicaStore Open(IFileSystem files, string directory, long volumeSize, ILogger logger)
     {
-        var metadata = ReplicaMetadataFile.Read(Path.Combine(directory, MetadataFileName));
+        var metadata = ReplicaMetadataFile.Read(files, Path.Combine(directory, MetadataFileName));
         var bitmapPath = Path.Combine(directory, BitmapFileName);
         BitmapFile bitmapFile;
         DirtyBitmap bitmap;
         try
         {
-            bitmapFile = BitmapFile.Open(bitmapPath, out bitmap);
+            bitmapFile = BitmapFile.Open(files, bitmapPath, out bitmap);
             if (bitmap.VolumeSize < volumeSize)
             {
                 bitmap.Grow(volumeSize);
@@ -152,13 +195,13 @@ internal sealed partial class ReplicaStore : IDisposable
         catch (Exception e) when (e is InvalidDataException or FileNotFoundException)
         {
             LogBitmapLost(logger, metadata.VolumeId, e.Message);
-            File.Delete(bitmapPath);
-            bitmapFile = BitmapFile.Create(bitmapPath, volumeSize, metadata.BitmapGranularity);
+            files.DeleteFile(bitmapPath);
+            bitmapFile = BitmapFile.Create(files, bitmapPath, volumeSize, metadata.BitmapGranularity);
             bitmap = new DirtyBitmap(volumeSize, metadata.BitmapGranularity);
             metadata = metadata with { Flags = metadata.Flags | ReplicaFlags.FullSyncRequired };
         }
 
-        var activityFile = ActivityLogFile.Open(Path.Combine(directory, ActivityLogFileName), out var loaded);
+        var activityFile = ActivityLogFile.Open(files, Path.Combine(directory, ActivityLogFileName), out var loaded);
         var crashed = loaded.Extents.Count > 0;
         var activity = ActivityLog.Restore(loaded, metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var mayMatch = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
@@ -183,8 +226,8 @@ internal sealed partial class ReplicaStore : IDisposable
         }
 
         metadata = metadata.AfterRestart(out _);
-        ReplicaMetadataFile.Write(Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger) { CrashRanges = crashRanges };
+        ReplicaMetadataFile.Write(files, Path.Combine(directory, MetadataFileName), metadata);
+        return new ReplicaStore(files, directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger) { CrashRanges = crashRanges };
     }
 
     /// <summary>Whether this replica lacks data in the range (it is not up to date there) and must read it from the peer.</summary>
@@ -196,8 +239,8 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>Whether the range may differ between the replicas (its regions are marked): the peer's copy of it is not known to be current.</summary>
-    public bool MayDiffer(long offset, long length)
+    /// <summary>Whether the bitmap marks any of the range (on an up-to-date replica: the peer may lack it).</summary>
+    public bool IsMarked(long offset, long length)
     {
         lock (_lock)
         {
@@ -226,7 +269,20 @@ internal sealed partial class ReplicaStore : IDisposable
     /// this replica is about to acknowledge a change its peer does not have: it first moves to that
     /// generation, written durably, if it has not already.
     /// </summary>
+    /// <exception cref="BlockDeviceException">The metadata or the bitmap could not be written (EIO, ENOSPC): the change must not go on.</exception>
     public void MarkOutOfSync(long offset, long length, GenerationIds? writingAlone = null)
+    {
+        try
+        {
+            MarkOutOfSyncCore(offset, length, writingAlone);
+        }
+        catch (IOException e)
+        {
+            throw BlockDeviceException.FromIOException(e, $"marking [{offset}, +{length}) out of sync in the bitmap of volume {_metadata.VolumeId}");
+        }
+    }
+
+    private void MarkOutOfSyncCore(long offset, long length, GenerationIds? writingAlone)
     {
         lock (_lock)
         {
@@ -243,9 +299,18 @@ internal sealed partial class ReplicaStore : IDisposable
 
             if (_bitmap.Mark(offset, length, _changed) > 0)
             {
-                _bitmapFile.WriteWords(_changed);
-                _changed.Clear();
+                try
+                {
+                    PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+                }
+                finally
+                {
+                    _changed.Clear();
+                }
             }
+
+            // Resync data sent for this range is older than this change: it must not clear the mark.
+            ForgetSentLocked(offset, length);
 
             // This replica now holds a change its peer may lack: the range differs for certain.
             if (_mayMatch.DirtyRegions > 0 && length > 0)
@@ -268,12 +333,40 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>The peer confirmed it holds the range: the regions it wholly covers are in sync.</summary>
-    public void ClearOutOfSync(long offset, long length)
+    /// <summary>
+    /// The resync sent the range (or found it equal) and the target confirmed it: its regions may be
+    /// cleared once the target has made them durable. Until then they stay marked, so a power loss on
+    /// the target leaves them to resend (see <see cref="BeginFlushOfSent"/>).
+    /// </summary>
+    public void NoteSent(long offset, long length)
     {
         lock (_lock)
         {
-            ClearCoveredLocked(offset, length);
+            _sent.Add((offset, length));
+        }
+    }
+
+    /// <summary>The resync is about to flush the target: the ranges sent so far are what that flush makes durable.</summary>
+    public void BeginFlushOfSent()
+    {
+        lock (_lock)
+        {
+            _flushingSent.AddRange(_sent);
+            _sent.Clear();
+        }
+    }
+
+    /// <summary>The target's flush returned: the ranges it covered, and that nothing marked again since, are in sync.</summary>
+    public void CompleteFlushOfSent()
+    {
+        lock (_lock)
+        {
+            foreach (var (offset, length) in _flushingSent)
+            {
+                ClearCoveredLocked(offset, length);
+            }
+
+            _flushingSent.Clear();
         }
     }
 
@@ -305,8 +398,32 @@ internal sealed partial class ReplicaStore : IDisposable
         }
     }
 
-    /// <summary>Makes bitmap marks durable against power loss (with a client FLUSH).</summary>
-    public void Flush() => _bitmapFile.Flush();
+    /// <summary>
+    /// The flush of the data this replica's bitmap and activity log describe (the local volume's, which
+    /// syncs the pool). The replicated volume sets it; until then there is no data to flush.
+    /// </summary>
+    public Func<CancellationToken, ValueTask> FlushData { private get; set; } = _ => ValueTask.CompletedTask;
+
+    /// <summary>
+    /// Makes every write ended so far durable against power loss, data and bitmap marks alike (a client
+    /// FLUSH, and before the activity log lets an extent go). A failure leaves the durable point where it was.
+    /// </summary>
+    /// <exception cref="BlockDeviceException">The data or the bitmap could not be synced.</exception>
+    public async ValueTask FlushAsync(CancellationToken cancellationToken)
+    {
+        long stamp;
+        lock (_lock)
+        {
+            stamp = _endedWrites;
+        }
+
+        await FlushData(cancellationToken);
+        lock (_lock)
+        {
+            PersistLocked(_bitmapFile.Flush, "out-of-sync bitmap");
+            _durableStamp = Math.Max(_durableStamp, stamp);
+        }
+    }
 
     public void Dispose()
     {
@@ -330,14 +447,27 @@ internal sealed partial class ReplicaStore : IDisposable
         _mayMatch.ClearRegions(first, end - first, null);
         if (_bitmap.ClearRegions(first, end - first, _changed) > 0)
         {
-            _bitmapFile.WriteWords(_changed);
-            _changed.Clear();
+            try
+            {
+                PersistLocked(() => _bitmapFile.WriteWords(_changed), "out-of-sync bitmap");
+            }
+            finally
+            {
+                _changed.Clear();
+            }
         }
+    }
+
+    private void ForgetSentLocked(long offset, long length)
+    {
+        var end = offset + length;
+        _sent.RemoveAll(r => r.Offset < end && offset < r.Offset + r.Length);
+        _flushingSent.RemoveAll(r => r.Offset < end && offset < r.Offset + r.Length);
     }
 
     private void WriteMetadataLocked(ReplicaMetadata metadata)
     {
-        ReplicaMetadataFile.Write(Path.Combine(_directory, MetadataFileName), metadata);
+        PersistLocked(() => ReplicaMetadataFile.Write(_files, Path.Combine(_directory, MetadataFileName), metadata), "replica metadata");
         _metadata = metadata;
     }
 

@@ -38,22 +38,34 @@ internal sealed partial class ReplicatedVolume
     /// <summary>
     /// After a crash, before the volume serves anything: checks the blocks of the activity log's extents, marking
     /// those whose last write may not have been durable unverified (settled at once on a node without a peer).
+    /// A disk that fails under the check is detached, like one that fails under a client's I/O.
     /// </summary>
     public CrashRecheck RecheckAfterCrash()
     {
-        if (Replica.CrashRanges.Count == 0)
+        if (Replica.CrashRanges.Count == 0 || !DiskUsable)
         {
+            // A detached disk is compared whole when it is attached again.
             return default;
         }
 
-        var result = _local.RecheckAfterCrash(Replica.CrashRanges, settle: !HasPeer);
+        CrashRecheck result;
+        try
+        {
+            result = _local.RecheckAfterCrash(Replica.CrashRanges, settle: !HasPeer);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            return default;
+        }
+
         Integrity.MarkedUnverified(result.Unverified);
         LogRechecked(Name, Replica.CrashRanges.Count, result.CheckedBlocks, result.Unverified, result.Settled);
         return result;
     }
 
     /// <summary>Reads the local replica, repairing from the peer every block that fails its check (or failing the read).</summary>
-    internal async ValueTask ReadLocalAsync(long offset, Memory<byte> destination, IntegrityPath path, CancellationToken cancellationToken)
+    internal async ValueTask ReadCheckedAsync(long offset, Memory<byte> destination, IntegrityPath path, CancellationToken cancellationToken)
     {
         var damaged = t_damaged ??= [];
         damaged.Clear();
@@ -94,7 +106,7 @@ internal sealed partial class ReplicatedVolume
         {
             peerProblem = HasPeer ? $"{PeerName} is not connected" : "there is no other replica";
         }
-        else if (!peerIsCurrent && Replica.MayDiffer(block.Offset, BlockSize))
+        else if (!peerIsCurrent && Replica.IsMarked(block.Offset, BlockSize))
         {
             peerProblem = $"the copy on {PeerName} is not current (the region is out of sync)";
         }

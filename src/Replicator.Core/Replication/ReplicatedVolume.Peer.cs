@@ -12,13 +12,28 @@ internal sealed partial class ReplicatedVolume
     public async ValueTask ApplyFromPeerAsync(WriteOp op, CancellationToken cancellationToken, bool resync = false)
     {
         CheckRange(op.Offset, op.Length);
+        if (!DiskUsable)
+        {
+            // The owner marks the change for this replica, and stops sending once the pair is paired again.
+            throw Detached("apply a change to");
+        }
 
         // The activity log covers this replica's half of ordered changes too: if this node loses
         // power with a change acknowledged but not yet durable, the extent is resynced after its
         // restart. Resync data needs no entry: its region is in the source's bitmap until applied.
-        var activity = resync
-            ? new ReplicaStore.Activity(op.Offset, op.Length, Held: false)
-            : await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        ReplicaStore.Activity activity;
+        try
+        {
+            activity = resync
+                ? new ReplicaStore.Activity(op.Offset, op.Length, Held: false)
+                : await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
+
         try
         {
             await ApplyLocalAsync(op, cancellationToken);
@@ -27,6 +42,14 @@ internal sealed partial class ReplicatedVolume
                 // No activity log covers resync data: its checksums reach the page cache with it.
                 _local.WriteBackChecksums();
             }
+
+            Replica.NoteInSync(op.Offset, op.Length);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            // The disk failed or is full: it is detached, and the owner marks the change for it.
+            OnLocalFault(e);
+            throw;
         }
         catch (BlockDeviceException)
         {
@@ -40,20 +63,28 @@ internal sealed partial class ReplicatedVolume
         {
             Replica.EndActivity(activity);
         }
-
-        Replica.NoteInSync(op.Offset, op.Length);
     }
 
-    /// <summary>The resync source says this replica now holds everything.</summary>
-    public void CompleteResyncAsTarget(GenerationIds source)
+    /// <summary>
+    /// The peer flushes: what this replica holds becomes durable. A detached disk answers with its error,
+    /// never with success: its contents no longer count, and the peer must not count them as a durable copy.
+    /// </summary>
+    public async ValueTask FlushForPeerAsync(CancellationToken cancellationToken)
     {
-        Replica.CompleteResyncAsTarget(source);
-        if (Session is { } session)
+        if (!DiskUsable)
         {
-            session.Role = SyncRole.None;
+            throw Detached("flush");
         }
 
-        _quorum.Release(this);
+        try
+        {
+            await Replica.FlushAsync(cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e, flushing: true);
+            throw;
+        }
     }
 
     /// <summary>Orders a change the peer forwarded: this node must be the owner.</summary>
@@ -62,7 +93,7 @@ internal sealed partial class ReplicatedVolume
         CheckRange(op.Offset, op.Length);
         await WaitForPairingAsync(cancellationToken);
         var session = Session;
-        if (session is not { LocalIsOwner: true } || !await WriteOrderedAsync(session, op, cancellationToken))
+        if (session is not { LocalIsOwner: true } || await WriteOrderedAsync(session, op, cancellationToken) != Ordered.Done)
         {
             throw new NotOwnerException($"volume '{Name}': a forwarded write arrived, but this node does not order the volume's writes now");
         }
@@ -76,7 +107,7 @@ internal sealed partial class ReplicatedVolume
     public ValueTask ReadForPeerAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken)
     {
         CheckRange(offset, destination.Length);
-        if (!Replica.IsUpToDate)
+        if (!Replica.IsUpToDate || !DiskUsable)
         {
             throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{Name}' on this node is not up to date; it cannot serve the peer's reads");
         }
@@ -86,7 +117,16 @@ internal sealed partial class ReplicatedVolume
             throw new BlockDeviceException(StorageError.InvalidArgument, $"block checksums are given for block-aligned reads only, not [{offset}, +{destination.Length})");
         }
 
-        ReadForPeer(offset, destination.Span, checksums.Span);
+        try
+        {
+            ReadForPeer(offset, destination.Span, checksums.Span);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
+
         return ValueTask.CompletedTask;
     }
 
@@ -104,6 +144,24 @@ internal sealed partial class ReplicatedVolume
                 $"region checksums need a region size that is a multiple of 4 KiB up to 16 MiB (not {regionSize}) over a 4 KiB-aligned range (not [{offset}, +{length}))");
         }
 
+        if (!DiskUsable)
+        {
+            throw Detached("compute checksums of");
+        }
+
+        try
+        {
+            return ValueTask.FromResult(LocalChecksums(offset, length, regionSize));
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
+    }
+
+    private RegionSums LocalChecksums(long offset, long length, int regionSize)
+    {
         var count = RegionSums.CountFor(length, regionSize);
         var sums = new RegionSums(new ulong[count], new BlockStatus[count]);
         var buffer = ArrayPool<byte>.Shared.Rent(regionSize);
@@ -135,6 +193,6 @@ internal sealed partial class ReplicatedVolume
             ArrayPool<byte>.Shared.Return(checksums);
         }
 
-        return ValueTask.FromResult(sums);
+        return sums;
     }
 }

@@ -29,26 +29,24 @@ internal sealed partial class ReplicatedVolume
     {
         if (!HasPeer)
         {
+            if (!DiskUsable)
+            {
+                throw Detached("write");
+            }
+
             // Overlapping writes never run at once on a replica (see ThinVolume): alone, the order is taken here. The
             // activity log names where a crash may leave a write not durable (or its checksums not written back), so
             // the check at the next start covers it.
             using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
-            if (op.Length > Replica.ActivityLogReach)
-            {
-                // Too long for the log (a trim or zero of gigabytes): made durable before it is acknowledged instead.
-                await ApplyLocalAsync(op, cancellationToken);
-                await _local.FlushAsync(cancellationToken);
-                return;
-            }
-
-            var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
             try
             {
-                await ApplyLocalAsync(op, cancellationToken);
+                await WriteWithoutPeerAsync(op, cancellationToken);
             }
-            finally
+            catch (BlockDeviceException e) when (e.Error == StorageError.Io && IsDiskFault(e) && DiskUsable)
             {
-                Replica.EndActivity(activity);
+                // Without a peer a full pool only fails the write (nothing is lost); an I/O error fails the disk.
+                OnLocalFault(e);
+                throw;
             }
 
             return;
@@ -59,6 +57,11 @@ internal sealed partial class ReplicatedVolume
             var session = Session;
             if (session is null)
             {
+                if (!DiskUsable)
+                {
+                    throw new BlockDeviceException(StorageError.Io, $"volume '{Name}': this node's disk is detached and {PeerName} is not connected; no replica can take the write here");
+                }
+
                 if (await WriteAloneAsync(op, cancellationToken))
                 {
                     return;
@@ -69,9 +72,15 @@ internal sealed partial class ReplicatedVolume
 
             if (session.LocalIsOwner)
             {
-                if (await WriteOrderedAsync(session, op, cancellationToken))
+                switch (await WriteOrderedAsync(session, op, cancellationToken))
                 {
-                    return;
+                    case Ordered.Done:
+                        return;
+                    case Ordered.LocalDiskDetached:
+                        // The disk failed under this owner: the pair is paired again with the peer as owner,
+                        // and the change goes through it (the peer may have it already; applying it again is harmless).
+                        await WaitSessionReplacedAsync(session, cancellationToken);
+                        break;
                 }
 
                 continue;
@@ -101,20 +110,64 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
+    /// <summary>A change on a node without a peer, in the activity log like any other (or, too long for it, flushed before it is acknowledged).</summary>
+    private async ValueTask WriteWithoutPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        if (op.Length > Replica.ActivityLogReach)
+        {
+            await ApplyLocalAsync(op, cancellationToken);
+            await FlushBeforeAcknowledgingAsync(cancellationToken);
+            return;
+        }
+
+        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        try
+        {
+            await ApplyLocalAsync(op, cancellationToken);
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
+        }
+    }
+
     /// <summary>
-    /// On the owner: orders the change, applies it on both replicas in parallel, returns when both
-    /// have it. False, with nothing done, when the session changed while the change waited for its
-    /// turn (the volume was paired again, perhaps with the other node as owner): the caller starts over.
+    /// On the owner: orders the change, applies it on both replicas in parallel, returns when both have it.
+    /// <see cref="Ordered.SessionChanged"/>, with nothing done, when the session changed while the change waited
+    /// for its turn (the volume was paired again, perhaps with the other node as owner);
+    /// <see cref="Ordered.LocalDiskDetached"/> when this replica's disk is detached (now or before) and the peer
+    /// must order it instead: the caller starts over.
     /// </summary>
-    internal async ValueTask<bool> WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    internal async ValueTask<Ordered> WriteOrderedAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
     {
         using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
         if (Session != session)
         {
-            return false;
+            return Ordered.SessionChanged;
         }
 
-        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        if (!DiskUsable)
+        {
+            return Ordered.LocalDiskDetached;
+        }
+
+        if (!session.PeerHasDisk)
+        {
+            await WriteForDisklessPeerAsync(op, cancellationToken);
+            return Ordered.Done;
+        }
+
+        ReplicaStore.Activity activity;
+        try
+        {
+            activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            return Ordered.LocalDiskDetached;
+        }
+
         try
         {
             // Once ordered, the change runs to its end on both replicas even if the client gives
@@ -131,29 +184,26 @@ internal sealed partial class ReplicatedVolume
                 localFailure = e;
             }
 
-            var peerOutcome = await peer;
+            var (peerOutcome, peerFailure) = await peer;
             if (localFailure is not null)
             {
-                if (peerOutcome == PeerOutcome.Applied)
-                {
-                    // The replicas now differ where the change failed here; the next resync from
-                    // this node (the owner) makes the peer match this replica again.
-                    Replica.MarkOutOfSync(op.Offset, op.Length);
-                    Resync.Kick();
-                }
-
-                throw localFailure;
+                return FailedHere(op, localFailure, peerOutcome);
             }
 
             if (peerOutcome != PeerOutcome.Applied)
             {
+                if (peerFailure is not null)
+                {
+                    OnPeerDiskFault(peerFailure);
+                }
+
                 // A peer that refused the change stopped serving the range itself; one that is
                 // unreachable may still read it under the lease this node granted.
                 await AcknowledgeWithoutPeerAsync(op, peerOutcome == PeerOutcome.Unavailable ? session.Lease : null, cancellationToken);
                 Resync.Kick();
             }
 
-            return true;
+            return Ordered.Done;
         }
         finally
         {
@@ -187,18 +237,40 @@ internal sealed partial class ReplicatedVolume
             return false;
         }
 
-        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
         try
         {
-            Replica.MarkOutOfSync(op.Offset, op.Length, alone);
-            await ApplyLocalAsync(op, cancellationToken);
+            var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+            try
+            {
+                Replica.MarkOutOfSync(op.Offset, op.Length, alone);
+                await ApplyLocalAsync(op, cancellationToken);
+            }
+            finally
+            {
+                Replica.EndActivity(activity);
+            }
         }
-        finally
+        catch (BlockDeviceException e) when (IsDiskFault(e))
         {
-            Replica.EndActivity(activity);
+            OnLocalFault(e);
+            throw;
         }
 
         return true;
+    }
+
+    /// <summary>Flushes this replica for a change the activity log does not cover; a failed flush fails the disk, even with ENOSPC.</summary>
+    private async ValueTask FlushBeforeAcknowledgingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _local.FlushAsync(cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e, flushing: true);
+            throw;
+        }
     }
 
     /// <summary>
@@ -248,23 +320,23 @@ internal sealed partial class ReplicatedVolume
         return alone;
     }
 
-    /// <summary>Replicates to the peer, and says whether the peer confirmed, could not be reached, or refused (its disk failed).</summary>
-    private async ValueTask<PeerOutcome> ReplicateToPeerAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
+    /// <summary>Replicates to the peer, and says whether the peer confirmed, could not be reached, or refused (its disk failed, or is full).</summary>
+    private async ValueTask<(PeerOutcome Outcome, PeerFailedException? Refusal)> ReplicateToPeerAsync(ReplicationSession session, WriteOp op, CancellationToken cancellationToken)
     {
         try
         {
             await session.Peer.ReplicateAsync(op, cancellationToken);
-            return PeerOutcome.Applied;
+            return (PeerOutcome.Applied, null);
         }
         catch (PeerUnavailableException e)
         {
             LogPeerMissedWrite(Name, PeerName, op.ToString(), e.Message);
-            return PeerOutcome.Unavailable;
+            return (PeerOutcome.Unavailable, null);
         }
         catch (PeerFailedException e)
         {
             LogPeerRefusedWrite(Name, PeerName, op.ToString(), e.Message);
-            return PeerOutcome.Refused;
+            return (PeerOutcome.Refused, e);
         }
     }
 
@@ -285,6 +357,18 @@ internal sealed partial class ReplicatedVolume
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Volume {Volume}: peer {Peer} failed {Op}: {Reason}; marked out of sync")]
     private partial void LogPeerRefusedWrite(string volume, string peer, string op, string reason);
+}
+
+/// <summary>What became of a change the owner ordered.</summary>
+internal enum Ordered
+{
+    Done,
+
+    /// <summary>The session changed while the change waited: nothing was done.</summary>
+    SessionChanged,
+
+    /// <summary>This replica's disk is detached: the change must go through the peer, once it orders the writes.</summary>
+    LocalDiskDetached,
 }
 
 /// <summary>What became of a change sent to the peer.</summary>

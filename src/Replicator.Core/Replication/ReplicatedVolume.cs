@@ -33,7 +33,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     private readonly IWriteQuorum _quorum;
     private readonly ILogger _logger;
     private ReplicationSession? _session;
-    private Pairing? _pairing;
+    private PairingHold? _pairing;
 
     /// <summary>The read lease of the last connection this volume was paired on: writing alone waits out what this node granted on it.</summary>
     private PeerReadLease? _lastLease;
@@ -47,13 +47,15 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         _local = local;
         _lastLease = earlierPromise;
         Replica = replica;
+        Replica.FlushData = local.FlushAsync;
         _quorum = quorum;
         PeerName = peerName ?? "(none)";
         HasPeer = peerName is not null;
         _logger = logger;
         Resync = new ResyncEngine(this, logger);
-        Scrub = new ScrubEngine(this, Path.Combine(replica.Directory, ScrubStateFile.FileName), logger);
+        Scrub = new ScrubEngine(this, replica.Files, Path.Combine(replica.Directory, ScrubStateFile.FileName), logger);
         replica.BeforeActivityLogWrite = local.WriteBackChecksums;
+        _pairingState = PairingState.Initial(replica.Status);
     }
 
     /// <summary>Whether this node has a peer at all; a single node serves its volumes without replication.</summary>
@@ -88,6 +90,11 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         CheckRange(offset, destination.Length);
         NoteForeground();
+        if (!DiskUsable)
+        {
+            return ReadThroughPeerAsync(offset, destination, cancellationToken);
+        }
+
         var session = Session;
         if (session is null && HasPeer)
         {
@@ -125,29 +132,26 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public ValueTask WriteZeroesAsync(long offset, long length, IoFlags flags, CancellationToken cancellationToken = default) =>
         ExecuteAsync(WriteOp.WriteZeroes(offset, length, flags), cancellationToken);
 
-    public async ValueTask FlushAsync(CancellationToken cancellationToken = default)
-    {
-        var session = Session;
-        var peer = session is null ? ValueTask.CompletedTask : session.Peer.FlushAsync(cancellationToken);
-        await _local.FlushAsync(cancellationToken);
-        Replica.Flush();
-        try
-        {
-            await peer;
-        }
-        catch (Exception e) when (e is PeerUnavailableException or PeerFailedException)
-        {
-            // Writes the peer acknowledged but may now lose are in its activity log, and come
-            // back from this replica on reconnect; what is durable here is what counts now.
-            LogPeerFlushFailed(Name, PeerName, e.Message);
-        }
-    }
+    /// <summary>Makes every write acknowledged before durable on each replica that holds them all (see <see cref="FlushBothAsync"/>).</summary>
+    public ValueTask FlushAsync(CancellationToken cancellationToken = default) => FlushBothAsync(cancellationToken);
 
     public ValueTask CacheAsync(long offset, long length, CancellationToken cancellationToken = default) =>
         _local.CacheAsync(offset, length, cancellationToken);
 
-    public ValueTask<IReadOnlyList<AllocationExtent>> GetAllocationAsync(long offset, long length, CancellationToken cancellationToken = default) =>
-        _local.GetAllocationAsync(offset, length, cancellationToken);
+    /// <summary>
+    /// The local allocation, except where this replica may lack data (its disk is detached, or a resync to it
+    /// has not covered the range): that is reported as data, since a hole here may be data on the peer.
+    /// </summary>
+    public ValueTask<IReadOnlyList<AllocationExtent>> GetAllocationAsync(long offset, long length, CancellationToken cancellationToken = default)
+    {
+        CheckRange(offset, length);
+        if (HasPeer && length > 0 && (!DiskUsable || Replica.LacksData(offset, length)))
+        {
+            return ValueTask.FromResult<IReadOnlyList<AllocationExtent>>([new AllocationExtent(length, AllocationState.Data)]);
+        }
+
+        return _local.GetAllocationAsync(offset, length, cancellationToken);
+    }
 
     /// <summary>Compares every region with the peer and sends only those that differ; only the owner can.</summary>
     public void StartChecksumResync()
@@ -165,75 +169,12 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public ValueTask<RangeLock.Releaser> OrderRangeAsync(long offset, long length, CancellationToken cancellationToken) =>
         _order.AcquireAsync(offset, length, cancellationToken);
 
-    /// <summary>
-    /// Starts pairing with the peer: waits for changes in flight and holds new ones back until
-    /// <see cref="Attach"/> (or <see cref="Pairing.Dispose"/> on failure), so nothing changes while
-    /// the two sides compare and exchange bitmaps.
-    /// </summary>
-    public async Task<Pairing> BeginPairingAsync(CancellationToken cancellationToken)
-    {
-        var hold = await _order.AcquireAsync(0, long.MaxValue, cancellationToken);
-        var pairing = new Pairing(this, hold);
-        Volatile.Write(ref _pairing, pairing);
-        return pairing;
-    }
-
-    /// <summary>
-    /// Pairs the volume with its peer for one connection and lets writes flow again. A volume paired
-    /// again on the same connection (its preferred node changed) ends its previous session first.
-    /// </summary>
-    public async Task AttachAsync(Pairing pairing, ReplicationSession session, Guid peerNodeId)
-    {
-        if (Interlocked.Exchange(ref _session, null) is { } previous)
-        {
-            previous.End();
-            await Resync.StopAsync();
-        }
-
-        Replica.OnConnected(peerNodeId, inSync: session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0);
-        Volatile.Write(ref _lastLease, session.Lease);
-        Volatile.Write(ref _session, session);
-        pairing.Dispose();
-        LogAttached(Name, PeerName, session.LocalIsOwner ? "this node" : PeerName, session.Role, Replica.OutOfSyncBytes);
-        if (session.LocalIsOwner)
-        {
-            Resync.Start(session);
-        }
-
-        if (session.Role == SyncRole.None && Replica.OutOfSyncBytes == 0)
-        {
-            _quorum.Release(this);
-        }
-    }
-
-    /// <summary>Ends the pairing: the connection is gone. Changes in flight that the peer never confirmed mark the bitmap.</summary>
-    public async Task DetachAsync(ReplicationSession session)
-    {
-        if (Interlocked.CompareExchange(ref _session, null, session) != session)
-        {
-            return;
-        }
-
-        session.End();
-        await Resync.StopAsync();
-        Replica.OnDisconnected();
-        LogDetached(Name, PeerName, Replica.OutOfSyncBytes);
-    }
-
     /// <summary>A clean stop: empties the activity log so the next start has nothing to recover.</summary>
     public void Dispose()
     {
         Scrub.StopAsync().GetAwaiter().GetResult();
 
-        // Everything written is durable, checksums included, before the activity log stops naming it.
-        try
-        {
-            _local.FlushAsync().GetAwaiter().GetResult();
-        }
-        catch (BlockDeviceException e) when (e.Error == StorageError.Shutdown)
-        {
-        }
-
+        // Flushes the data first, checksums included, before the activity log stops naming it.
         Replica.CloseCleanly();
         Replica.Dispose();
     }
@@ -245,7 +186,15 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     private async ValueTask ReadAloneAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
     {
         await _quorum.EnsureMayServeAloneAsync(this, cancellationToken);
-        await ReadLocalAsync(offset, destination, IntegrityPath.Read, cancellationToken);
+        try
+        {
+            await ReadCheckedAsync(offset, destination, IntegrityPath.Read, cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e);
+            throw;
+        }
     }
 
     /// <summary>
@@ -313,34 +262,6 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         if (offset < 0 || length < 0 || offset > Size - length)
         {
             throw new BlockDeviceException(StorageError.OutOfRange, $"range [{offset}, +{length}) is outside volume '{Name}' of {Size} bytes");
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Volume {Volume} paired with {Peer}: writes ordered by {Owner}, resync role {Role}, {OutOfSync} bytes out of sync")]
-    private partial void LogAttached(string volume, string peer, string owner, SyncRole role, long outOfSync);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume} lost its peer {Peer}; {OutOfSync} bytes out of sync so far")]
-    private partial void LogDetached(string volume, string peer, long outOfSync);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Volume {Volume}: flush on peer {Peer} failed ({Reason}); flushed locally")]
-    private partial void LogPeerFlushFailed(string volume, string peer, string reason);
-
-    /// <summary>A pairing in progress: holds the volume's writes until it is attached or abandoned.</summary>
-    internal sealed class Pairing(ReplicatedVolume volume, RangeLock.Releaser hold) : IDisposable
-    {
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private int _disposed;
-
-        public Task Done => _done.Task;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _disposed, 1) == 0)
-            {
-                Interlocked.CompareExchange(ref volume._pairing, null, this);
-                hold.Dispose();
-                _done.TrySetResult();
-            }
         }
     }
 }

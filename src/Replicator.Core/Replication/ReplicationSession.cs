@@ -56,6 +56,12 @@ internal sealed class ReplicationSession
     /// </summary>
     public bool CompareFirst { get; init; }
 
+    /// <summary>Whether this replica's disk takes part (false: its disk is detached, and every request goes to the peer).</summary>
+    public bool LocalHasDisk { get; init; } = true;
+
+    /// <summary>Whether the peer's disk takes part (false: this node orders and applies every write alone and marks what the peer misses).</summary>
+    public bool PeerHasDisk { get; init; } = true;
+
     /// <summary>Completes when the session is detached (the connection ended).</summary>
     public Task Ended => _ended.Task;
 

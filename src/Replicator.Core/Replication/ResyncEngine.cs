@@ -30,8 +30,11 @@ internal readonly record struct ResyncProgress(
 /// The resync source's side of a resync: walks the out-of-sync bitmap and sends each dirty run
 /// to the peer — its data, or a trim where this replica has a hole, so thin stays thin — under
 /// the same range lock that orders foreground writes, so resync data never overwrites a newer
-/// write. Bits are cleared only once the peer confirmed, so a kill -9 of either side resumes from
-/// what the bitmap still says.
+/// write. Bits are cleared only once the peer has the data durably: a run the peer confirmed is
+/// noted as sent, and its bits clear after the next flush of the peer (at the end of each pass
+/// over the bitmap, and every <see cref="FlushEveryBytes"/>), so a kill -9 or a power loss of
+/// either side resumes from what the bitmap still says. The target makes the data durable again
+/// before it takes the source's generation ids at the end.
 /// </summary>
 /// <remarks>
 /// <para><b>Rate.</b> A fixed cap (bytes per second, 0 = none) and an adaptive controller in the
@@ -50,6 +53,12 @@ internal sealed partial class ResyncEngine
     /// keep both busy. Each run holds only its own range of the write order.
     /// </summary>
     public const int RunsInFlight = 8;
+
+    /// <summary>
+    /// Data sent between two flushes of the target within a pass: what a power loss of the target
+    /// makes the resync send again, traded against an fsync of the target's pool.
+    /// </summary>
+    public const long FlushEveryBytes = 256L << 20;
 
     private readonly ReplicatedVolume _volume;
     private readonly ILogger _logger;
@@ -102,7 +111,7 @@ internal sealed partial class ResyncEngine
         get
         {
             var role = _volume.Session?.Role ?? SyncRole.None;
-            var remaining = _volume.Replica.OutOfSyncBytes;
+            var remaining = Math.Max(0, _volume.Replica.OutOfSyncBytes - _volume.Replica.SentAwaitingFlushBytes);
             var total = Math.Max(Interlocked.Read(ref _total), remaining);
             var active = _running || role != SyncRole.None;
             var state = !active ? ResyncState.Idle : IsPaused ? ResyncState.Paused : ResyncState.Running;
@@ -202,6 +211,7 @@ internal sealed partial class ResyncEngine
         long windowBytes = 0;
         var cursor = 0L;
         var inFlight = new List<Task>(RunsInFlight);
+        var sinceFlush = 0L;
         var sending = session.Role == SyncRole.Source;
         if (sending)
         {
@@ -213,6 +223,16 @@ internal sealed partial class ResyncEngine
             while (!ct.IsCancellationRequested)
             {
                 await _resumed.Task.WaitAsync(ct);
+                if (!_volume.DiskUsable)
+                {
+                    // This replica's disk is detached: what it would send can no longer be vouched for. The
+                    // pairing that follows stops this engine; until then it sends nothing.
+                    await DrainAsync(inFlight);
+                    _running = false;
+                    await _kick.WaitAsync(ct);
+                    continue;
+                }
+
                 var run = replica.NextOutOfSyncRun(cursor, ChunkBytes);
                 if (run is null && inFlight.Count > 0)
                 {
@@ -224,6 +244,9 @@ internal sealed partial class ResyncEngine
 
                 if (run is null && cursor != 0)
                 {
+                    // End of a pass: what it sent becomes durable on the target before the next pass looks again.
+                    await FlushSentAsync(session, ct);
+                    sinceFlush = 0;
                     cursor = 0;
                     continue;
                 }
@@ -234,6 +257,7 @@ internal sealed partial class ResyncEngine
                     {
                         // Completing clears every bit on both sides: no change may be in flight
                         // meanwhile, or a region it marks (the peer refused it) is cleared with the rest.
+                        bool completed;
                         using (await _volume.OrderRangeAsync(0, long.MaxValue, ct))
                         {
                             if (replica.NextOutOfSyncRun(0, ChunkBytes) is not null)
@@ -242,13 +266,15 @@ internal sealed partial class ResyncEngine
                             }
 
                             await session.Peer.CompleteResyncAsync(replica.Generation, ct);
-                            replica.CompleteResyncAsSource();
+                            completed = _volume.CompleteResyncAsSource();
                         }
 
-                        session.Role = SyncRole.None;
-                        _volume.Quorum.Release(_volume);
-                        Interlocked.Increment(ref _completed);
-                        LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        if (completed)
+                        {
+                            Interlocked.Increment(ref _completed);
+                            LogCompleted(_volume.Name, session.PeerName, SentBytes, clock.Elapsed.TotalSeconds);
+                        }
+
                         sending = false;
                         _checksumPass = false;
                     }
@@ -279,6 +305,14 @@ internal sealed partial class ResyncEngine
 
                 cursor = offset + length;
                 windowBytes += length;
+                sinceFlush += length;
+                if (sinceFlush >= FlushEveryBytes)
+                {
+                    await DrainAsync(inFlight);
+                    await FlushSentAsync(session, ct);
+                    sinceFlush = 0;
+                }
+
                 await ThrottleAsync(clock.Elapsed - started, length, ct);
                 var window = clock.Elapsed - windowStart;
                 if (window >= TimeSpan.FromSeconds(1))
@@ -312,6 +346,14 @@ internal sealed partial class ResyncEngine
         }
     }
 
+    /// <summary>Flushes the target; the runs it had confirmed before then are durable there, and their bits clear.</summary>
+    private async Task FlushSentAsync(ReplicationSession session, CancellationToken ct)
+    {
+        _volume.Replica.BeginFlushOfSent();
+        await session.Peer.FlushAsync(ct);
+        _volume.Replica.CompleteFlushOfSent();
+    }
+
     private static async Task DrainAsync(List<Task> inFlight)
     {
         var runs = inFlight.ToArray();
@@ -332,6 +374,12 @@ internal sealed partial class ResyncEngine
         }
         catch (Exception e) when (e is PeerFailedException or BlockDeviceException)
         {
+            if (e is BlockDeviceException local && ReplicatedVolume.IsDiskFault(local))
+            {
+                // This replica's own disk failed under the resync: it is detached, and the volume pairs again without it.
+                _volume.OnLocalFault(local);
+            }
+
             // A run with a block that has no good copy keeps failing until a write replaces the block.
             LogRunFailed(_volume.Name, session.PeerName, offset, length, e.Message);
             var failures = Interlocked.Increment(ref _failuresInARow);
@@ -353,6 +401,11 @@ internal sealed partial class ResyncEngine
     private async Task SendRunAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
         using var order = await _volume.OrderRangeAsync(offset, length, ct);
+        if (!_volume.DiskUsable)
+        {
+            return;
+        }
+
         var unsent = new List<long>();
         if (ChecksumFirst || _checksumPass || (session.CompareFirst && mayMatch))
         {
@@ -398,7 +451,7 @@ internal sealed partial class ResyncEngine
             await SendRangeAsync(session, offset, length, unsent, ct);
         }
 
-        ClearAllBut(offset, length, unsent);
+        NoteSentAllBut(offset, length, unsent);
         Interlocked.Add(ref _covered, length);
         if (unsent.Count > 0)
         {
@@ -437,8 +490,11 @@ internal sealed partial class ResyncEngine
         }
     }
 
-    /// <summary>Clears the out-of-sync regions of the run, except those holding a block that could not be sent.</summary>
-    private void ClearAllBut(long offset, long length, List<long> unsent)
+    /// <summary>
+    /// Notes the run's regions sent (cleared once the target's flush made them durable, see <see cref="ReplicaStore.NoteSent"/>),
+    /// except those holding a block that could not be sent: they stay marked.
+    /// </summary>
+    private void NoteSentAllBut(long offset, long length, List<long> unsent)
     {
         var granularity = _volume.Replica.Granularity;
         var position = offset;
@@ -447,7 +503,7 @@ internal sealed partial class ResyncEngine
             var region = block / granularity * granularity;
             if (region > position)
             {
-                _volume.Replica.ClearOutOfSync(position, region - position);
+                _volume.Replica.NoteSent(position, region - position);
             }
 
             position = Math.Max(position, region + granularity);
@@ -455,7 +511,7 @@ internal sealed partial class ResyncEngine
 
         if (offset + length > position)
         {
-            _volume.Replica.ClearOutOfSync(position, offset + length - position);
+            _volume.Replica.NoteSent(position, offset + length - position);
         }
     }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 using Replicator.Core.Hashing;
+using Replicator.Core.Storage;
 using Replicator.Core.Volumes;
 
 namespace Replicator.Core.Replication;
@@ -58,6 +59,7 @@ internal sealed partial class ScrubEngine
     private static readonly TimeSpan LookAgain = TimeSpan.FromMinutes(1);
 
     private readonly ReplicatedVolume _volume;
+    private readonly IFileSystem _files;
     private readonly string _statePath;
     private readonly ILogger _logger;
     private readonly Lock _lock = new();
@@ -69,12 +71,13 @@ internal sealed partial class ScrubEngine
     private CancellationTokenSource? _stop;
     private Task _run = Task.CompletedTask;
 
-    public ScrubEngine(ReplicatedVolume volume, string statePath, ILogger logger)
+    public ScrubEngine(ReplicatedVolume volume, IFileSystem files, string statePath, ILogger logger)
     {
         _volume = volume;
+        _files = files;
         _statePath = statePath;
         _logger = logger;
-        _state = ScrubStateFile.TryRead(statePath, out var problem) ?? ScrubState.Fresh(DateTimeOffset.UtcNow);
+        _state = ScrubStateFile.TryRead(files, statePath, out var problem) ?? ScrubState.Fresh(DateTimeOffset.UtcNow);
         if (problem is not null)
         {
             LogStateLost(volume.Name, problem);
@@ -398,7 +401,7 @@ internal sealed partial class ScrubEngine
         _state = state;
         try
         {
-            ScrubStateFile.Write(_statePath, state);
+            ScrubStateFile.Write(_files, _statePath, state);
         }
         catch (IOException e)
         {

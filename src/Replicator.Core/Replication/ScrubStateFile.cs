@@ -39,18 +39,18 @@ internal static class ScrubStateFile
     private const int Length = 112;
     private static ReadOnlySpan<byte> Magic => "RPLSCRB\0"u8;
 
-    public static void Write(string path, ScrubState state) => Posix.WriteFileAtomically(path, Serialize(state));
+    public static void Write(IFileSystem files, string path, ScrubState state) => files.WriteAtomically(path, Serialize(state));
 
     /// <summary>The state in <paramref name="path"/>, or null when there is none or it is damaged (with why).</summary>
-    public static ScrubState? TryRead(string path, out string? problem)
+    public static ScrubState? TryRead(IFileSystem files, string path, out string? problem)
     {
         problem = null;
-        if (!File.Exists(path))
+        if (!files.FileExists(path))
         {
             return null;
         }
 
-        var bytes = File.ReadAllBytes(path);
+        var bytes = files.ReadAllBytes(path);
         if (bytes.Length != Length || !bytes.AsSpan().StartsWith(Magic)
             || BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(Length - 4)) != Crc32C.Compute(bytes.AsSpan(0, Length - 4))
             || BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8)) != Version)

@@ -19,6 +19,15 @@ internal enum SyncOutcome
 
     /// <summary>Neither replica holds a usable copy (both empty or inconsistent, or a disk is missing). Refused.</summary>
     NoUsableSource,
+
+    /// <summary>
+    /// This replica has no disk (it failed or its pool is full): the peer, up to date, orders every write
+    /// and serves this node's reads; nothing is sent until a disk is attached again.
+    /// </summary>
+    LocalDiskless,
+
+    /// <summary>The peer has no disk: this replica orders every write, serves the peer's reads and marks what the peer misses.</summary>
+    PeerDiskless,
 }
 
 internal enum SyncKind
@@ -33,6 +42,13 @@ internal enum SyncKind
     /// (<see cref="DirtyBitmap.MarkAll"/>) and the union is sent, holes as trims.
     /// </summary>
     Full,
+
+    /// <summary>
+    /// After a disk failure: every region is compared by checksum and those that differ are sent, besides
+    /// the regions either bitmap marks. The target marks its whole volume before the exchange (so the source
+    /// sees each region the source did not mark itself as one that may match), and the session compares first.
+    /// </summary>
+    Compare,
 }
 
 /// <summary>
@@ -50,9 +66,11 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     ///  10  both Empty                               no usable source
     ///  20  L Empty                                  L target, full
     ///  30  P Empty                                  L source, full
-    ///  40  L.Current == P.Current                   no sync, unless a side crashed while connected or still
+    ///  40  L.Current == P.Current                   no sync, unless a side crashed while connected: the other
+    ///                                               (which stayed up, so holds every acknowledged write) is the
+    ///                                               source by bitmap (41, 42); or, with no crash, a side still
     ///                                               holds a bitmap id (a resync whose end it did not record):
-    ///                                               that side is source by bitmap; both: the tie-breaker decides
+    ///                                               that side is the source; both: the tie-breaker decides (43)
     ///  50  P.Bitmap == L.Current                    L target, bitmap   (P wrote alone since L's data set)
     ///  60  L.Bitmap == P.Current                    L source, bitmap
     ///  70  L.Current in P.History                   L target, full     (P moved on, its bitmap no longer reaches back)
@@ -61,10 +79,16 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     /// 100  L and P share a bitmap or history id     split brain; only a full sync can repair it
     /// 110  otherwise                                unrelated
     /// </code>
-    /// Then the disk states: a replica without a disk refuses everything (rule 1); two inconsistent
+    /// Then the disk states: a replica without a disk pairs with an up-to-date peer that serves for both
+    /// (rule 4), unless the identifiers show it holds writes the peer lacks, or the peer is not up to date,
+    /// or neither has a disk (rule 1: no usable source); two inconsistent
     /// replicas have no source (rule 2); when exactly one is inconsistent, the consistent one is the
     /// source (rule 3 where that changes the answer; by bitmap unless the identifiers asked for a
     /// full sync), as an interrupted resync leaves its target inconsistent. Split brain and unrelated are never overridden.
+    /// Then a replica whose disk failed (<see cref="ReplicaFlags.DiskFailed"/>, or its peer's
+    /// <see cref="ReplicaFlags.PeerDiskFailed"/>) may have lost writes its bitmap cannot name: where the
+    /// identifiers had it receive a bitmap resync or nothing, it receives a <see cref="SyncKind.Compare"/>
+    /// resync (rule 5); both disks failed: no usable source (rule 5).
     /// Last, a bitmap resync becomes a full one when either replica lost its bitmap
     /// (<see cref="ReplicaFlags.FullSyncRequired"/>).
     /// </summary>
@@ -76,11 +100,10 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
     {
         if (!local.HasDisk || !peer.HasDisk)
         {
-            var side = local.HasDisk ? "the peer" : "this replica";
-            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, $"{side} has no usable disk");
+            return Diskless(local, peer, localWinsTies);
         }
 
-        var decision = ApplyDiskStates(CompareIds(local, peer, localWinsTies), local, peer);
+        var decision = ApplyLostWrites(ApplyDiskStates(CompareIds(local, peer, localWinsTies), local, peer), local, peer);
         if (decision.Kind == SyncKind.Bitmap && decision.Outcome != SyncOutcome.SplitBrain && (local.NeedsFullSync || peer.NeedsFullSync))
         {
             var side = local.NeedsFullSync ? "this replica" : "the peer";
@@ -96,6 +119,67 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
         var decision = CompareIds(new ReplicaStatus(local, ReplicaDiskState.UpToDate), new ReplicaStatus(peer, ReplicaDiskState.UpToDate), true);
         repair = decision.Kind;
         return decision.Outcome == SyncOutcome.SplitBrain;
+    }
+
+    /// <summary>Rules 1 and 4: one replica (or both) has no disk.</summary>
+    private static SyncDecision Diskless(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
+    {
+        if (!local.HasDisk && !peer.HasDisk)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, "neither replica has a usable disk");
+        }
+
+        var localServes = local.HasDisk;
+        var (serving, servingName, disklessName) = localServes ? (local, "this replica", "the peer") : (peer, "the peer", "this replica");
+        if (serving.Disk != ReplicaDiskState.UpToDate)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1,
+                $"{disklessName} has no usable disk and {servingName} is {serving.Disk.ToString().ToLowerInvariant()}, not up to date");
+        }
+
+        var byIds = CompareIds(local, peer, localWinsTies);
+        if (byIds.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
+        {
+            return byIds;
+        }
+
+        // Rules 50 to 80 name a replica that wrote alone since the other's data set: if that is the one
+        // without a disk, the writes it acknowledged alone exist nowhere else.
+        var disklessIsNewer = byIds.Rule is 50 or 60 or 70 or 80 && (byIds.Outcome == SyncOutcome.BecomeSource) != localServes;
+        if (disklessIsNewer)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 1, $"{disklessName} has no usable disk but holds writes {servingName} lacks ({byIds.Reason})");
+        }
+
+        return localServes
+            ? new(SyncOutcome.PeerDiskless, SyncKind.None, 4, "the peer has no usable disk: this replica serves the volume for both nodes")
+            : new(SyncOutcome.LocalDiskless, SyncKind.None, 4, "this replica has no usable disk: the peer serves the volume for both nodes");
+    }
+
+    /// <summary>Rule 5: a replica whose disk failed receives a resync that compares every region.</summary>
+    private static SyncDecision ApplyLostWrites(SyncDecision decision, ReplicaStatus local, ReplicaStatus peer)
+    {
+        var localLost = local.LostWrites || peer.PeerLostWrites;
+        var peerLost = peer.LostWrites || local.PeerLostWrites;
+        if ((!localLost && !peerLost) || decision.Outcome is not (SyncOutcome.NoSync or SyncOutcome.BecomeSource or SyncOutcome.BecomeTarget))
+        {
+            return decision;
+        }
+
+        if (localLost && peerLost)
+        {
+            return new(SyncOutcome.NoUsableSource, SyncKind.None, 5, "the disks of both replicas failed: neither holds every acknowledged write for certain");
+        }
+
+        var outcome = localLost ? SyncOutcome.BecomeTarget : SyncOutcome.BecomeSource;
+        if ((decision.Outcome != SyncOutcome.NoSync && decision.Outcome != outcome) || decision.Kind == SyncKind.Full)
+        {
+            // The identifiers say the replica whose disk failed wrote alone since (a second fault), or a full sync is due anyway.
+            return decision;
+        }
+
+        var side = localLost ? "this replica's" : "the peer's";
+        return new(outcome, SyncKind.Compare, 5, $"{side} disk failed and may have lost writes: every region is compared ({decision.Reason})");
     }
 
     private static SyncDecision ApplyDiskStates(SyncDecision byIds, ReplicaStatus local, ReplicaStatus peer)
@@ -183,20 +267,32 @@ internal readonly record struct SyncDecision(SyncOutcome Outcome, SyncKind Kind,
         return new(SyncOutcome.Unrelated, SyncKind.None, 110, "the replicas share no data set");
     }
 
+    /// <summary>
+    /// Rules 40 to 43: the same data set. A replica that crashed while connected may have lost, with its
+    /// page cache, writes both acknowledged (a power loss), so the one that stayed up sends: it holds every
+    /// acknowledged write, and what either held beyond them was never acknowledged. Without a crash, a
+    /// replica that still holds a bitmap id did not record the end of the resync it sent, and sends again.
+    /// </summary>
     private static SyncDecision SameDataSet(ReplicaStatus local, ReplicaStatus peer, bool localWinsTies)
     {
-        var localOwes = local.Crashed || local.Ids.Bitmap != 0;
-        var peerOwes = peer.Crashed || peer.Ids.Bitmap != 0;
-        return (localOwes, peerOwes) switch
+        return (local.Crashed, peer.Crashed) switch
         {
-            (false, false) => new(SyncOutcome.NoSync, SyncKind.None, 40, "both replicas hold the same data set"),
-            (true, false) => Source(SyncKind.Bitmap, 41, "same data set, but this replica may hold writes the peer lacks"),
-            (false, true) => Target(SyncKind.Bitmap, 42, "same data set, but the peer may hold writes this replica lacks"),
-            _ => localWinsTies
-                ? Source(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; this replica wins the tie")
-                : Target(SyncKind.Bitmap, 43, "same data set, both may hold writes the other lacks; the peer wins the tie"),
+            (false, true) => Source(SyncKind.Bitmap, 41, "same data set, but the peer crashed while connected and may have lost writes it had not made durable"),
+            (true, false) => Target(SyncKind.Bitmap, 42, "same data set, but this replica crashed while connected and may have lost writes it had not made durable"),
+            (true, true) => Tie(localWinsTies, "both crashed while connected"),
+            _ => (local.Ids.Bitmap != 0, peer.Ids.Bitmap != 0) switch
+            {
+                (false, false) => new(SyncOutcome.NoSync, SyncKind.None, 40, "both replicas hold the same data set"),
+                (true, false) => Source(SyncKind.Bitmap, 41, "same data set, but this replica did not record the end of the resync it sent"),
+                (false, true) => Target(SyncKind.Bitmap, 42, "same data set, but the peer did not record the end of the resync it sent"),
+                _ => Tie(localWinsTies, "neither recorded the end of a resync"),
+            },
         };
     }
+
+    private static SyncDecision Tie(bool localWinsTies, string why) => localWinsTies
+        ? Source(SyncKind.Bitmap, 43, $"same data set, {why}; this replica wins the tie")
+        : Target(SyncKind.Bitmap, 43, $"same data set, {why}; the peer wins the tie");
 
     private static bool SharesAncestor(GenerationIds l, GenerationIds p)
     {

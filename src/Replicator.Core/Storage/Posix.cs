@@ -3,32 +3,37 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Replicator.Core.Storage;
 
-/// <summary>The few libc calls .NET does not expose: hole punching, syncing a directory, signals.</summary>
+/// <summary>The few libc calls .NET does not expose: hole punching, SEEK_DATA/SEEK_HOLE, syncing a directory, signals.</summary>
 internal static partial class Posix
 {
-    public const int FallocFlKeepSize = 0x01;
-    public const int FallocFlPunchHole = 0x02;
+    public const int EIO = 5;
+    public const int ENOSPC = 28;
     public const int EOPNOTSUPP = 95;
     public const int SigKill = 9;
     public const int SigTerm = 15;
+    private const int FallocFlKeepSize = 0x01;
+    private const int FallocFlPunchHole = 0x02;
     private const int ESRCH = 3;
+    private const int ENXIO = 6;
     private const int ORdOnly = 0;
     private const int ODirectory = 0x10000;
+    private const int SeekData = 3;
+    private const int SeekHole = 4;
 
-    /// <summary>Makes a rename or create in <paramref name="directory"/> durable.</summary>
+    /// <summary>Makes a create, rename or delete in <paramref name="directory"/> durable.</summary>
     public static void SyncDirectory(string directory)
     {
         var fd = Open(directory, ORdOnly | ODirectory);
         if (fd < 0)
         {
-            throw new IOException($"cannot open directory {directory} to sync it: errno {Marshal.GetLastPInvokeError()}");
+            throw Error($"cannot open directory {directory} to sync it");
         }
 
         try
         {
             if (Fsync(fd) != 0)
             {
-                throw new IOException($"syncing directory {directory} failed: errno {Marshal.GetLastPInvokeError()}");
+                throw Error($"syncing directory {directory} failed");
             }
         }
         finally
@@ -37,18 +42,27 @@ internal static partial class Posix
         }
     }
 
-    /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/> atomically: temp file, fsync, rename, directory fsync.</summary>
-    public static void WriteFileAtomically(string path, ReadOnlySpan<byte> bytes)
+    /// <summary>Punches a hole (the file keeps its size); false when the file system cannot, with nothing done.</summary>
+    public static bool TryPunchHole(SafeFileHandle handle, string path, long offset, long length)
     {
-        var temp = path + ".tmp";
-        using (var handle = File.OpenHandle(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        if (Fallocate(handle, FallocFlPunchHole | FallocFlKeepSize, offset, length) == 0)
         {
-            RandomAccess.Write(handle, bytes, 0);
-            RandomAccess.FlushToDisk(handle);
+            return true;
         }
 
-        File.Move(temp, path, overwrite: true);
-        SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        return Marshal.GetLastPInvokeError() == EOPNOTSUPP
+            ? false
+            : throw Error($"punching a hole of {length} bytes at {offset} in {path} failed");
+    }
+
+    /// <summary>The first offset at or after <paramref name="offset"/> that holds data, or -1 when only holes follow.</summary>
+    public static long NextData(SafeFileHandle handle, long offset) => Seek(handle, offset, SeekData);
+
+    /// <summary>The first hole at or after <paramref name="offset"/>; the end of the file counts as one.</summary>
+    public static long NextHole(SafeFileHandle handle, long offset)
+    {
+        var hole = Seek(handle, offset, SeekHole);
+        return hole < 0 ? RandomAccess.GetLength(handle) : hole;
     }
 
     /// <summary>Sends <paramref name="signal"/> to a process; false when it no longer exists.</summary>
@@ -57,11 +71,34 @@ internal static partial class Posix
     /// <summary>True while the process exists (signal 0 checks without sending anything).</summary>
     public static bool IsAlive(int pid) => Signal(pid, 0);
 
+    /// <summary>An <see cref="IOException"/> for the last errno, with the errno as its HResult as .NET's own I/O errors have.</summary>
+    private static IOException Error(string doing)
+    {
+        var errno = Marshal.GetLastPInvokeError();
+        return new IOException($"{doing}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+    }
+
+    private static long Seek(SafeFileHandle handle, long offset, int whence)
+    {
+        var result = LSeek(handle, offset, whence);
+        if (result >= 0)
+        {
+            return result;
+        }
+
+        return Marshal.GetLastPInvokeError() == ENXIO
+            ? -1
+            : throw Error($"lseek({offset}, {(whence == SeekData ? "SEEK_DATA" : "SEEK_HOLE")})");
+    }
+
     [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
     private static partial int Kill(int pid, int signal);
 
     [LibraryImport("libc", EntryPoint = "fallocate", SetLastError = true)]
-    public static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);
+    private static partial int Fallocate(SafeFileHandle fd, int mode, long offset, long length);
+
+    [LibraryImport("libc", EntryPoint = "lseek", SetLastError = true)]
+    private static partial long LSeek(SafeFileHandle fd, long offset, int whence);
 
     [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     private static partial int Open(string path, int flags);

@@ -20,7 +20,6 @@ namespace Replicator.Core.Volumes;
 public sealed partial class ThinVolume : IBlockDevice
 {
     private const int StackUnits = 64;
-    private const int ENOSPC = 28;
 
     private readonly StoragePool _pool;
 
@@ -263,8 +262,5 @@ public sealed partial class ThinVolume : IBlockDevice
         ? $"volume '{Name}': the 4 KiB block at {block.Offset} fails its checksum while {doing}: the disk returned wrong data"
         : $"volume '{Name}': the 4 KiB block at {block.Offset} was being written when the node crashed and is not vouched for");
 
-    private BlockDeviceException Translate(IOException e, string doing) =>
-        e.HResult == ENOSPC
-            ? new BlockDeviceException(StorageError.NoSpace, $"the file system under the pool is full while {doing} volume '{Name}'", e)
-            : new BlockDeviceException(StorageError.Io, $"I/O error while {doing} volume '{Name}': {e.Message}", e);
+    private BlockDeviceException Translate(IOException e, string doing) => BlockDeviceException.FromIOException(e, $"{doing} volume '{Name}'");
 }

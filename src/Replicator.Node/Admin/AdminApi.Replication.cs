@@ -77,6 +77,24 @@ internal static partial class AdminApi
 
                 return Results.Ok(ToReplicaInfo(volume, volumes));
             }));
+        api.MapPost("/volumes/{name}/attach-disk", (string name, ReplicationManager volumes) =>
+            WithVolume(volumes, name, volume =>
+            {
+                try
+                {
+                    volume.AttachDisk();
+                    return Results.Ok(ToReplicaInfo(volume, volumes));
+                }
+                catch (PairingRejectedException e)
+                {
+                    return Conflict(e.Message);
+                }
+                catch (Core.Devices.BlockDeviceException e)
+                {
+                    return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, title: "The disk still fails",
+                        detail: $"Volume '{name}': the disk could not be attached again ({e.Message}); it stays detached.");
+                }
+            }));
         api.MapPost("/volumes/{name}/resync/resolve", async (string name, ResolveRequest? request, ReplicationManager volumes, CancellationToken ct) =>
         {
             if (volumes.Find(name) is not { } volume)

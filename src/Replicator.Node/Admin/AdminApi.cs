@@ -40,12 +40,20 @@ internal static partial class AdminApi
         }
 
         var state = volumes.Link;
+        var security = volumes.Security;
+        var protection = state is null ? null : security.Link;
         return info with
         {
             Peer = new PeerInfo(peer, state is not null, state?.Address, state?.Since, volumes.Connects)
             {
                 ReadLeaseHeld = state?.ReadLease.IsHeld == true,
                 ReadLeaseMs = state?.ReadLeaseAsked.TotalMilliseconds,
+                Encrypted = protection?.Encrypted,
+                PeerCertificateSerial = protection?.PeerCertificateSerial,
+                RefusedConnections = security.RefusedConnections,
+                RefusedRequests = security.RefusedRequests,
+                LastRefusedConnection = security.LastRefusedConnection is { } connection ? $"{connection.At:u}: {connection.Reason}" : null,
+                LastRefusedRequest = security.LastRefusedRequest is { } request ? $"{request.At:u}: {request.Reason}" : null,
             },
             Quorum = volumes.Quorum.Describe(),
         };
@@ -170,7 +178,7 @@ internal static partial class AdminApi
     {
         var session = volume.Session;
         var status = volume.Replica.Status;
-        var problem = volumes.PairingProblem(volume.Id);
+        var problem = ReplicationManager.PairingProblem(volume);
         var progress = volume.Resync.Progress;
         var connection = session is not null ? "connected" : problem is not null ? "unpaired" : "disconnected";
         return new ReplicaInfo(
@@ -189,7 +197,11 @@ internal static partial class AdminApi
                 CoveredBytes = volume.Resync.CoveredBytes,
                 ComparedBytes = volume.Resync.ComparedBytes,
             },
-            problem);
+            problem)
+        {
+            Detached = DiskAlerts.Detached(volume),
+            Alert = DiskAlerts.Describe(volume, volumes.LocalName),
+        };
     }
 
     private static string Hex(ulong value) => value.ToString("X16", System.Globalization.CultureInfo.InvariantCulture);

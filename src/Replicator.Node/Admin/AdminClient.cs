@@ -19,6 +19,13 @@ internal sealed class AdminClient : IDisposable
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
 
+    /// <summary>Over a client that authenticates on its own (a certificate, for the witness); it is disposed with this one.</summary>
+    public AdminClient(HttpClient http)
+    {
+        _http = http;
+        BaseAddress = http.BaseAddress ?? throw new ArgumentException("The client needs a base address.", nameof(http));
+    }
+
     public Uri BaseAddress { get; }
 
     public Task<T> GetAsync<T>(string path, CancellationToken ct) => SendAsync<T>(HttpMethod.Get, path, null, ct);

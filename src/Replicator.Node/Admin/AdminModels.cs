@@ -18,6 +18,24 @@ internal sealed record PeerInfo(string Name, bool Connected, string? Address, Da
 
     /// <summary>The lease each Ping asks for, in milliseconds; null while disconnected.</summary>
     public double? ReadLeaseMs { get; init; }
+
+    /// <summary>Whether the link up now is encrypted (TLS 1.3); it is authenticated either way. Null while disconnected.</summary>
+    public bool? Encrypted { get; init; }
+
+    /// <summary>The serial number of the certificate the peer proved itself with on the link up now.</summary>
+    public string? PeerCertificateSerial { get; init; }
+
+    /// <summary>Connections to the peer port that did not authenticate since this node started (the live link never noticed them).</summary>
+    public long RefusedConnections { get; init; }
+
+    /// <summary>Requests of the peer refused since this node started because they did not fit the pairing.</summary>
+    public long RefusedRequests { get; init; }
+
+    /// <summary>Why the last connection was refused, and when.</summary>
+    public string? LastRefusedConnection { get; init; }
+
+    /// <summary>Why the last request was refused, and when.</summary>
+    public string? LastRefusedRequest { get; init; }
 }
 
 internal sealed record PoolInfo(long CapacityBytes, long VirtualBytes, long AllocatedBytes, long FreeBytes, int Volumes, int ExtentSize)
@@ -69,7 +87,14 @@ internal sealed record ReplicaInfo(
     long OutOfSyncBytes,
     GenerationInfo Generation,
     ResyncInfo Resync,
-    string? Problem);
+    string? Problem)
+{
+    /// <summary>Why this replica's disk is detached: <c>failed</c> (an I/O error) or <c>pool-full</c>; null while attached.</summary>
+    public string? Detached { get; init; }
+
+    /// <summary>What leaves the pair degraded though paired (a disk failed or a pool is full, on either node), for people; null when nothing does.</summary>
+    public string? Alert { get; init; }
+}
 
 internal sealed record GenerationInfo(string Current, string Bitmap, string[] History);
 

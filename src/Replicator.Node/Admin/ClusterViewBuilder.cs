@@ -3,7 +3,9 @@ using System.Net.Http.Json;
 using Replicator.Node.Configuration;
 using Replicator.Node.Replication;
 using Replicator.Node.Roles;
+using Replicator.Node.Security;
 using Replicator.Node.Storage;
+using Replicator.Protocol.Security;
 
 namespace Replicator.Node.Admin;
 
@@ -12,9 +14,12 @@ namespace Replicator.Node.Admin;
 /// with the shared token) and the witness's votes, each marked unreachable rather than failing
 /// the whole answer — the status page shows a dead node as dead.
 /// </summary>
-internal sealed class ClusterViewBuilder(NodeConfig config, string token, NodeIdentity identity, NodeStorage storage, ReplicationManager volumes, VolumeExports exports) : IDisposable
+internal sealed class ClusterViewBuilder(NodeConfig config, string token, NodeSecurity? security, NodeIdentity identity, NodeStorage storage, ReplicationManager volumes, VolumeExports exports) : IDisposable
 {
     private readonly HttpClient _http = CreateClient(token);
+    private readonly HttpClient? _witness = config.Witness is { Address: var address } && security is not null
+        ? ClusterHttps.CreateClient(new Uri($"https://{address}"), security.Credentials, security.Trust, IdentityRole.Witness, TimeSpan.FromSeconds(2))
+        : null;
 
     public async Task<ClusterView> BuildAsync(string selfAdmin, CancellationToken ct)
     {
@@ -27,11 +32,11 @@ internal sealed class ClusterViewBuilder(NodeConfig config, string token, NodeId
         }
 
         WitnessStatus? witness = null;
-        if (config.Witness is { Address: var address })
+        if (config.Witness is { Address: var address } && _witness is not null)
         {
             try
             {
-                var votes = await _http.GetFromJsonAsync<List<Witness.VoteInfo>>($"http://{address}/api/v1/votes", NodeConfig.JsonOptions, ct) ?? [];
+                var votes = await _witness.GetFromJsonAsync<List<Witness.VoteInfo>>("/api/v1/votes", NodeConfig.JsonOptions, ct) ?? [];
                 witness = new WitnessStatus(address, true, null, votes);
             }
             catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException)
@@ -43,7 +48,11 @@ internal sealed class ClusterViewBuilder(NodeConfig config, string token, NodeId
         return new ClusterView(nodes.OrderBy(n => n.Name, StringComparer.Ordinal).ToList(), witness);
     }
 
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _http.Dispose();
+        _witness?.Dispose();
+    }
 
     private async Task<NodeStatus> PeerAsync(string name, string admin, CancellationToken ct)
     {

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Replicator.Core.Storage;
 using Replicator.Core;
 using Replicator.Node.Cluster;
 using Replicator.Node.Roles;
@@ -19,11 +20,15 @@ internal static class ClusterCommands
     public static Command Witness()
     {
         var dir = CommonOptions.Dir(required: true, "Where the witness keeps its votes");
-        var listen = new Option<string>("--listen") { Description = "HTTP address:port to listen on", DefaultValueFactory = _ => "127.0.0.1:7400" };
-        var tokenFile = new Option<string>("--token-file") { Description = "The cluster's bearer token file (created if missing)", DefaultValueFactory = _ => "admin.token" };
+        var listen = new Option<string>("--listen") { Description = "HTTPS address:port to listen on", DefaultValueFactory = _ => "127.0.0.1:7400" };
+        var tls = new Option<string>("--tls") { Description = "The witness's certificate directory (ca-cert.pem, server-cert.pem, server-key.pem; relative to --dir)", DefaultValueFactory = _ => "tls" };
+        var revocations = new Option<string?>("--revocation-list") { Description = "The cluster's revocation list (default: revoked.json in the certificate directory)" };
         var lease = new Option<double>("--lease") { Description = "Seconds a vote lasts without renewal", DefaultValueFactory = _ => 5 };
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits", Hidden = true };
-        var command = new Command("witness", "Run the witness: the third vote that keeps two disconnected nodes from both writing") { dir, listen, tokenFile, lease, parentPid };
+        var command = new Command("witness", "Run the witness: the third vote that keeps two disconnected nodes from both writing (mutual TLS: each node moves only its own vote)")
+        {
+            dir, listen, tls, revocations, lease, parentPid,
+        };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             if (parse.GetValue(lease) is < 2 or > 600)
@@ -31,7 +36,7 @@ internal static class ClusterCommands
                 throw new CliException(ExitCodes.Usage, "--lease must be between 2 and 600 seconds");
             }
 
-            return WitnessRole.RunAsync(new WitnessSettings(parse.GetValue(dir)!.FullName, parse.GetValue(listen)!, parse.GetValue(tokenFile)!,
+            return WitnessRole.RunAsync(new WitnessSettings(parse.GetValue(dir)!.FullName, parse.GetValue(listen)!, parse.GetValue(tls)!, parse.GetValue(revocations),
                 TimeSpan.FromSeconds(parse.GetValue(lease)), parse.GetValue(parentPid)), ct);
         }));
         return command;
@@ -68,7 +73,7 @@ internal static class ClusterCommands
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             var directory = parse.GetValue(dir)!.FullName;
-            Directory.CreateDirectory(directory);
+            PhysicalFileSystem.Instance.CreateDirectory(directory);
             var nodes = ClusterLayout.Ensure(directory, ParseSize(parse.GetValue(poolSize)!), !parse.GetValue(noWitness));
             Configuration.AdminToken.LoadOrCreate(Path.Combine(directory, ClusterLayout.TokenFileName));
             foreach (var (nodeDir, config) in nodes)

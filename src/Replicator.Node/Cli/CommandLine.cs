@@ -17,6 +17,7 @@ internal static class CommandLine
         root.Subcommands.Add(ReplicationCommands.Resync());
         root.Subcommands.Add(ScrubCommands.Build());
         root.Subcommands.Add(StatusCommand.Build());
+        root.Subcommands.Add(CertCommands.Build());
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0 && parse.Action is not System.CommandLine.Help.HelpAction)

@@ -64,7 +64,18 @@ internal static class NodeCommands
         {
             Description = "Store and check a checksum with every 4 KiB block (default true, kept in node.json); false only to measure what they cost",
         };
-        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM") { dir, name, nbd, admin, poolSize, parentPid, checksums };
+        var peerName = new Option<string?>("--peer-name") { Description = "The peer node's name (with --peer-id and one of --peer-address or --peer-listen: writes node.json's peer section)" };
+        var peerId = new Option<Guid?>("--peer-id") { Description = "The peer node's id, as its certificate carries it ('replicator cert show' prints it)" };
+        var peerAddress = new Option<string?>("--peer-address") { Description = "Dial the peer at address:port" };
+        var peerListen = new Option<string?>("--peer-listen") { Description = "Accept the peer on address:port" };
+        var peerAdmin = new Option<string?>("--peer-admin") { Description = "The peer's admin API (http://address:port), to show the whole pair" };
+        var encryption = new Option<string?>("--peer-encryption") { Description = "auto (encrypted unless the peer address is loopback), tls, or off (loopback, or with --dedicated-link)" };
+        var dedicated = new Option<bool>("--dedicated-link") { Description = "The peer address is a dedicated back-to-back cable: allows --peer-encryption off on it" };
+        var witness = new Option<string?>("--witness") { Description = "The witness's address:port" };
+        var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM; at the first start, a certificate in DIR/tls (replicator cert issue node) says who the node is")
+        {
+            dir, name, nbd, admin, poolSize, parentPid, checksums, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
+        };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
             long? pool = null;
@@ -81,6 +92,19 @@ internal static class NodeCommands
                 PoolSize = pool,
                 ParentPid = parse.GetValue(parentPid),
                 BlockChecksums = parse.GetValue(checksums),
+                Peer = parse.GetValue(peerName) is { } peer
+                    ? new Configuration.PeerConfig
+                    {
+                        Name = peer,
+                        NodeId = parse.GetValue(peerId),
+                        Address = parse.GetValue(peerAddress),
+                        Listen = parse.GetValue(peerListen),
+                        Admin = parse.GetValue(peerAdmin),
+                        Encryption = parse.GetValue(encryption) ?? Configuration.PeerConfig.EncryptionAuto,
+                        DedicatedLink = parse.GetValue(dedicated),
+                    }
+                    : null,
+                Witness = parse.GetValue(witness) is { } address ? new Configuration.WitnessConfig { Address = address } : null,
             }, ct);
         }));
         return command;

@@ -91,10 +91,16 @@ internal static class StatusCommand
 
             var info = node.Node!;
             var peer = info.Peer is null ? "no peer (single node)"
-                : info.Peer.Connected ? $"peer {info.Peer.Name} [green]connected[/] since {info.Peer.ConnectedSince:HH:mm:ss}, {info.Peer.Connects} connect(s), " +
+                : info.Peer.Connected ? $"peer {info.Peer.Name} [green]connected[/] since {info.Peer.ConnectedSince:HH:mm:ss} " +
+                    (info.Peer.Encrypted == true ? "(authenticated, encrypted)" : "[yellow](authenticated, not encrypted)[/]") + $", {info.Peer.Connects} connect(s), " +
                     (info.Peer.ReadLeaseHeld ? $"read lease held ({info.Peer.ReadLeaseMs:0} ms)" : $"[yellow]read lease lapsed[/] ({info.Peer.ReadLeaseMs:0} ms): paired reads wait for the peer")
                 : $"peer {info.Peer.Name} [red]disconnected[/], {info.Peer.Connects} connect(s)";
             rows.Add(new Markup($"[bold]node {Markup.Escape(info.Name)}[/] pid {info.Pid}, {Markup.Escape(info.NbdTcp)}; {peer}"));
+            if (info.Peer is { RefusedConnections: > 0 } or { RefusedRequests: > 0 })
+            {
+                rows.Add(new Markup($"  [yellow]refused on the peer link[/]: {info.Peer.RefusedConnections} connection(s), {info.Peer.RefusedRequests} request(s); last: "
+                    + Markup.Escape(new[] { info.Peer.LastRefusedRequest, info.Peer.LastRefusedConnection }.Max(StringComparer.Ordinal) ?? "")));
+            }
             rows.Add(new Markup($"  pool {ByteSize.Format(node.Pool!.AllocatedBytes)} allocated of {ByteSize.Format(node.Pool.CapacityBytes)}, {ByteSize.Format(node.Pool.FreeBytes)} free, {ByteSize.Format(node.Pool.VirtualBytes)} provisioned" +
                 (node.Pool.BlockChecksums ? ", block checksums on" : "")));
             if (!node.Pool.BlockChecksums)
@@ -121,7 +127,7 @@ internal static class StatusCommand
                     new Text(r?.Role ?? "-"),
                     new Text(r?.WritesOrderedBy ?? "-"),
                     new Text(r is null ? "-" : ByteSize.Format(r.OutOfSyncBytes)),
-                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Markup(r?.Problem is null ? r?.Resync.State ?? "-" : "[red]see below[/]"));
+                    r is { Resync.State: not "idle" } ? Progress(r.Resync) : new Markup(r?.Problem is null && r?.Alert is null ? r?.Resync.State ?? "-" : "[red]see below[/]"));
             }
 
             rows.Add(table);
@@ -137,6 +143,11 @@ internal static class StatusCommand
                     : $"[{(i.Unrecoverable > 0 ? "red" : "yellow")}]{i.Detected} damaged block(s) found, {i.Healed} healed, {i.Unrecoverable} unrecoverable[/]" +
                         (i.Last is { } last ? Markup.Escape($" (last: {last.Outcome} at {last.Offset} on {last.Replica}, {last.Path}, {last.At:HH:mm:ss})") : "");
                 rows.Add(new Markup($"  {Markup.Escape(v.Name)}: {damage}; {Markup.Escape(ScrubCommands.Describe(v.Scrub!))}"));
+            }
+
+            foreach (var v in node.Volumes.Where(v => v.Replication?.Alert is not null))
+            {
+                rows.Add(new Markup($"  [red]{Markup.Escape(v.Name)} degraded[/]: {Markup.Escape(v.Replication!.Alert!)}"));
             }
         }
 

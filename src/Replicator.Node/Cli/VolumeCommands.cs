@@ -2,15 +2,17 @@ using System.CommandLine;
 using Microsoft.Extensions.Logging.Abstractions;
 using Replicator.Core;
 using Replicator.Core.Pool;
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
 using Replicator.Core.Volumes;
 using Replicator.Node.Replication;
+using Replicator.Node.Roles;
 
 namespace Replicator.Node.Cli;
 
 /// <summary>
-/// <c>replicator volume create|list|show|resize|delete</c>. They talk to the node's admin API when the
+/// <c>replicator volume create|list|show|resize|delete|prefer|attach-disk</c>. They talk to the node's admin API when the
 /// node runs, and work on its directory directly when it does not (the pool lock keeps the two apart).
 /// </summary>
 internal static class VolumeCommands
@@ -24,6 +26,7 @@ internal static class VolumeCommands
         volume.Subcommands.Add(Resize());
         volume.Subcommands.Add(Delete());
         volume.Subcommands.Add(Prefer());
+        volume.Subcommands.Add(AttachDisk());
         return volume;
     }
 
@@ -41,7 +44,11 @@ internal static class VolumeCommands
             var info = await WithNodeAsync(parse, target, ct,
                 client => client.PostAsync<VolumeInfo>("/volumes",
                     new CreateVolumeRequest(parse.GetValue(name), bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)) { PreferredNode = parse.GetValue(preferred) }, ct),
-                storage => AdminApi.ToInfo(Guard(() => storage.Pool.CreateVolume(parse.GetValue(name)!, bytes))));
+                storage => AdminApi.ToInfo(Guard(() =>
+                {
+                    storage.Config.RequireVolumeSize(bytes);
+                    return storage.Pool.CreateVolume(parse.GetValue(name)!, bytes);
+                })));
             Print(info, parse.GetValue(json), $"created volume {info.Name} ({ByteSize.Format(info.SizeBytes)}, id {info.Id})");
         }));
         return command;
@@ -107,7 +114,11 @@ internal static class VolumeCommands
                 storage =>
                 {
                     var volume = storage.Pool.Find(volumeName) ?? throw NoSuchVolume(volumeName);
-                    Guard(() => storage.Pool.ResizeVolume(volume, bytes));
+                    Guard(() =>
+                    {
+                        storage.Config.RequireVolumeSize(bytes);
+                        storage.Pool.ResizeVolume(volume, bytes);
+                    });
                     return AdminApi.ToInfo(volume);
                 });
             Print(info, parse.GetValue(json), $"volume {info.Name} is now {ByteSize.Format(info.SizeBytes)}");
@@ -127,6 +138,28 @@ internal static class VolumeCommands
             using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
             var info = await client.PutAsync<VolumeInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(name)!)}/preferred", new PreferredNodeRequest(parse.GetValue(node)), ct);
             Print(info, parse.GetValue(json), $"volume {info.Name} now prefers {info.PreferredNode}; writes are ordered by {info.Replication?.WritesOrderedBy ?? "-"}");
+        }));
+        return command;
+    }
+
+    private static Command AttachDisk()
+    {
+        var name = new Argument<string>("name") { Description = "Volume name" };
+        var json = CommonOptions.Json();
+        var command = new Command("attach-disk",
+            "Attach a volume's replica to its disk again on a node where it was detached (after an I/O error, once repaired; or a full pool, once space is freed); the peer resyncs it") { name, json };
+        var target = AdminTarget.AddTo(command);
+        command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
+        {
+            using var client = await target.TryConnectAsync(parse, ct) ?? throw new CliException(ExitCodes.Unreachable, "the node is not running");
+            var info = await client.PostAsync<ReplicaInfo>($"/volumes/{Uri.EscapeDataString(parse.GetValue(name)!)}/attach-disk", null, ct);
+            if (parse.GetValue(json))
+            {
+                CommonOptions.PrintJson(info);
+                return;
+            }
+
+            Console.WriteLine($"{parse.GetValue(name)}: disk attached, {info.DiskState}; it resyncs from its peer");
         }));
         return command;
     }
@@ -225,16 +258,14 @@ internal static class VolumeCommands
 
         public StoragePool Pool { get; }
 
+        public NodeConfig Config => _config;
+
         public static OfflineStorage Open(string dir)
         {
             var config = NodeConfig.TryLoad(dir) ?? throw new CliException(ExitCodes.Usage, $"{dir} is not a node directory");
-            var poolDir = Path.Combine(dir, "pool");
             try
             {
-                return new OfflineStorage(dir, config, StoragePool.ExistsOnDisk(poolDir)
-                    ? StoragePool.OpenOnDisk(poolDir, NullLogger.Instance, config.BlockChecksums)
-                    : StoragePool.CreateOnDisk(poolDir,
-                        new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize, BlockChecksums = config.BlockChecksums }, NullLogger.Instance));
+                return new OfflineStorage(dir, config, NodeStorage.OpenPool(PhysicalFileSystem.Instance, dir, config, NullLogger.Instance));
             }
             catch (IOException e)
             {

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Replicator.Core.Storage;
 using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Cluster;
@@ -47,12 +48,11 @@ internal sealed record ClusterManifest
         }
     }
 
-    public void Save(string directory)
-    {
-        var temp = PathIn(directory) + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(this, NodeConfig.JsonOptions));
-        File.Move(temp, PathIn(directory), overwrite: true);
-    }
+    public void Save(string directory) => Save(PhysicalFileSystem.Instance, directory);
+
+    /// <summary>Replaces cluster.json atomically and durably: a crash leaves the old file or the new one.</summary>
+    internal void Save(IFileSystem files, string directory) =>
+        files.WriteAtomically(PathIn(directory), JsonSerializer.SerializeToUtf8Bytes(this, NodeConfig.JsonOptions));
 }
 
 internal sealed record ClusterNodeEntry

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using Replicator.Core.Storage;
 
 namespace Replicator.Node.Configuration;
 
@@ -21,19 +22,7 @@ internal static class AdminToken
         }
 
         var token = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32));
-        var temp = path + ".tmp";
-        using (var stream = new FileStream(temp, new FileStreamOptions
-        {
-            Mode = FileMode.Create,
-            Access = FileAccess.Write,
-            UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
-        }))
-        {
-            stream.Write(Encoding.ASCII.GetBytes(token + "\n"));
-        }
-
-        File.SetUnixFileMode(temp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        File.Move(temp, path, overwrite: true);
+        PhysicalFileSystem.Instance.WriteAtomically(path, Encoding.ASCII.GetBytes(token + "\n"));
         return token;
     }
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Replicator.Core.Storage;
 using Replicator.Protocol.Peer;
 
 namespace Replicator.Node.Configuration;
@@ -37,6 +38,15 @@ internal sealed record NodeConfig
 
     /// <summary>The witness that gives the third vote; null to run without one (a split brain is then possible, and detected).</summary>
     public WitnessConfig? Witness { get; init; }
+
+    /// <summary>Where this node's certificate, key and the cluster's authority are, and its revocation list (see docs/security.md).</summary>
+    public TlsConfig Tls { get; init; } = new();
+
+    /// <summary>The largest volume this node creates, grows to, or accepts from its peer, in bytes.</summary>
+    public long MaxVolumeSize { get; init; } = DefaultMaxVolumeSize;
+
+    /// <summary>64 TiB: a fully dirty volume of that size costs 2 GiB of bitmap in memory.</summary>
+    public const long DefaultMaxVolumeSize = 64L << 40;
 
     public long PoolFileCapacity { get; init; } = Core.Pool.PoolOptions.DefaultFileCapacity;
 
@@ -88,15 +98,31 @@ internal sealed record NodeConfig
         return config;
     }
 
-    public void Save(string directory)
+    public void Save(string directory) => Save(PhysicalFileSystem.Instance, directory);
+
+    /// <summary>Replaces node.json atomically and durably: a crash leaves the old file or the new one.</summary>
+    internal void Save(IFileSystem files, string directory)
     {
         Validate(PathIn(directory));
-        var temp = PathIn(directory) + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(this, JsonOptions));
-        File.Move(temp, PathIn(directory), overwrite: true);
+        files.WriteAtomically(PathIn(directory), JsonSerializer.SerializeToUtf8Bytes(this, JsonOptions));
     }
 
     public string SocketPath(string directory) => Path.GetFullPath(NbdSocket, directory);
+
+    /// <summary>Why a volume of <paramref name="size"/> bytes may not exist on this node, or null when it may.</summary>
+    public string? VolumeSizeProblem(long size) => size > MaxVolumeSize
+        ? $"a volume of {Core.ByteSize.Format(size)} ({size} bytes) is larger than this node allows (maxVolumeSize {Core.ByteSize.Format(MaxVolumeSize)} in node.json)"
+        : null;
+
+    /// <summary>Throws when a volume of <paramref name="size"/> bytes may not exist on this node (see <see cref="MaxVolumeSize"/>).</summary>
+    /// <exception cref="ArgumentException">It is larger than <see cref="MaxVolumeSize"/>.</exception>
+    public void RequireVolumeSize(long size)
+    {
+        if (VolumeSizeProblem(size) is { } problem)
+        {
+            throw new ArgumentException(problem);
+        }
+    }
 
     public string TokenPath(string directory) => Path.GetFullPath(AdminTokenFile, directory);
 
@@ -118,6 +144,11 @@ internal sealed record NodeConfig
         }
 
         Peer?.Validate(path, Name);
+        if (MaxVolumeSize < Core.Volumes.VolumeNames.SizeAlignment || MaxVolumeSize > Core.Replication.DirtyBitmap.MaxVolumeSize)
+        {
+            throw new ConfigurationException($"{path}: maxVolumeSize must be between {Core.Volumes.VolumeNames.SizeAlignment} bytes and {Core.ByteSize.Format(Core.Replication.DirtyBitmap.MaxVolumeSize)}");
+        }
+
         Scrub.Validate(path);
         if (Witness is not null && !IPEndPoint.TryParse(Witness.Address, out _))
         {
@@ -147,6 +178,32 @@ internal sealed record PeerConfig
     /// <summary>The peer's admin API (http://address:port), so this node can show the whole pair; optional.</summary>
     public string? Admin { get; init; }
 
+    /// <summary>
+    /// The peer's node id: its certificate must carry it (and <see cref="Name"/>) before anything it
+    /// sends is read. Required to start; <c>replicator cert show</c> on the peer's certificate prints it.
+    /// </summary>
+    public Guid? NodeId { get; init; }
+
+    /// <summary>
+    /// Whether the link stays encrypted (TLS 1.3) after both nodes authenticated: <c>auto</c> (the
+    /// default) encrypts unless this node's peer address is a loopback one, <c>tls</c> always, <c>off</c>
+    /// never. The link is encrypted when either node asks. Authentication happens either way.
+    /// </summary>
+    public string Encryption { get; init; } = EncryptionAuto;
+
+    public const string EncryptionAuto = "auto";
+    public const string EncryptionOn = "tls";
+    public const string EncryptionOff = "off";
+
+    /// <summary>
+    /// Declares the peer address a dedicated back-to-back cable between the two hosts, which nothing
+    /// else can reach: the only place <c>encryption: off</c> is allowed on an address that is not loopback.
+    /// </summary>
+    public bool DedicatedLink { get; init; }
+
+    /// <summary>Request payload bytes this node takes in from its peer at once (its receive window); beyond it the peer waits.</summary>
+    public long ReceiveWindowBytes { get; init; } = PeerConnectionOptions.DefaultReceiveWindow;
+
     /// <summary>Seconds without any frame from the peer before it is declared gone.</summary>
     public double KeepaliveTimeoutSeconds { get; init; } = 2;
 
@@ -163,6 +220,20 @@ internal sealed record PeerConfig
     {
         KeepaliveTimeout = TimeSpan.FromSeconds(KeepaliveTimeoutSeconds),
         ReadLease = ReadLeaseSeconds is { } lease ? TimeSpan.FromSeconds(lease) : null,
+        ReceiveWindow = ReceiveWindowBytes,
+    };
+
+    /// <summary>The address this node's side of the link uses: where it dials, or where it listens.</summary>
+    [JsonIgnore]
+    public IPEndPoint LinkEndPoint => IPEndPoint.Parse(Address ?? Listen!);
+
+    /// <summary>Whether this node asks for the link to stay encrypted (see <see cref="Encryption"/>).</summary>
+    [JsonIgnore]
+    public bool WantsEncryption => Encryption switch
+    {
+        EncryptionOn => true,
+        EncryptionOff => false,
+        _ => !IPAddress.IsLoopback(LinkEndPoint.Address),
     };
 
     public void Validate(string path, string localName)
@@ -183,6 +254,24 @@ internal sealed record PeerConfig
             {
                 throw new ConfigurationException($"{path}: peer.{key} '{value}' is not an address:port");
             }
+        }
+
+        if (Encryption is not (EncryptionAuto or EncryptionOn or EncryptionOff))
+        {
+            throw new ConfigurationException($"{path}: peer.encryption is '{Encryption}'; it is one of '{EncryptionAuto}' (encrypted unless the peer address is loopback), '{EncryptionOn}' or '{EncryptionOff}'");
+        }
+
+        if (Encryption == EncryptionOff && !IPAddress.IsLoopback(LinkEndPoint.Address) && !DedicatedLink)
+        {
+            throw new ConfigurationException(
+                $"{path}: peer.encryption is 'off' but the peer link uses {LinkEndPoint}, which is not a loopback address: every block would cross the network in clear, "
+                + "and anyone on the path could read it and, after the handshake, alter it. Turn encryption on, or, only if this address is a dedicated back-to-back cable "
+                + "between the two hosts that nothing else reaches, say so with peer.dedicatedLink: true (see docs/security.md)");
+        }
+
+        if (ReceiveWindowBytes is < 1 << 20 or > 1L << 32)
+        {
+            throw new ConfigurationException($"{path}: peer.receiveWindowBytes must be between 1 MiB and 4 GiB");
         }
 
         if (KeepaliveTimeoutSeconds is < 0.2 or > 600)
@@ -228,8 +317,29 @@ internal sealed record ScrubConfig
     }
 }
 
-/// <summary>Where the witness listens (its HTTP API; the cluster's bearer token).</summary>
+/// <summary>Where the witness listens (its HTTPS API; each node authenticates with its own certificate).</summary>
 internal sealed record WitnessConfig
 {
     public required string Address { get; init; }
+}
+
+/// <summary>
+/// A node's TLS files (see docs/security.md): <see cref="Directory"/> holds <c>ca-cert.pem</c>,
+/// <c>server-cert.pem</c> and <c>server-key.pem</c>; <see cref="RevocationList"/> is the cluster's list
+/// of revoked certificates, read at every handshake. Paths are relative to the node's directory.
+/// </summary>
+internal sealed record TlsConfig
+{
+    public const string DefaultDirectory = "tls";
+    public const string RevocationFileName = "revoked.json";
+
+    public string Directory { get; init; } = DefaultDirectory;
+
+    /// <summary>The revocation list; null for <c>revoked.json</c> in <see cref="Directory"/>.</summary>
+    public string? RevocationList { get; init; }
+
+    public string DirectoryPath(string nodeDirectory) => Path.GetFullPath(Directory, nodeDirectory);
+
+    public string RevocationPath(string nodeDirectory) =>
+        Path.GetFullPath(RevocationList ?? Path.Combine(Directory, RevocationFileName), nodeDirectory);
 }

@@ -12,7 +12,7 @@ namespace Replicator.Node.Gateway;
 /// </summary>
 internal sealed class GatewayCatalog : INbdExportCatalog
 {
-    private static readonly TimeSpan RefreshWait = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RefreshWait = TimeSpan.FromSeconds(10);
     private readonly ConcurrentDictionary<string, GatewayVolume> _volumes = new(StringComparer.Ordinal);
 
     /// <summary>Asks the nodes for their volumes now; set by the service that polls them.</summary>

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Replicator.Core.Storage;
 using Replicator.Node.Cluster;
 using Replicator.Node.Configuration;
 
@@ -61,12 +62,14 @@ internal sealed record GatewayConfig
         return config;
     }
 
-    public void Save(string directory)
+    public void Save(string directory) => Save(PhysicalFileSystem.Instance, directory);
+
+    /// <summary>Replaces the file atomically and durably: a crash leaves the old file or the new one.</summary>
+    internal void Save(IFileSystem files, string directory)
     {
         var path = Path.Combine(directory, FileName);
         Validate(path);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, NodeConfig.JsonOptions));
-        File.Move(path + ".tmp", path, overwrite: true);
+        files.WriteAtomically(path, JsonSerializer.SerializeToUtf8Bytes(this, NodeConfig.JsonOptions));
     }
 
     public string SocketPath(string directory) => Path.GetFullPath(NbdSocket, directory);

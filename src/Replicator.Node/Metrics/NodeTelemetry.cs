@@ -42,9 +42,18 @@ internal sealed class NodeTelemetry : BackgroundService
             "Blocks the check after a crash could not vouch for (a write that was not durable), by volume");
         meter.CreateObservableGauge("replicator.scrub.done", () => PerVolume(v => v.Scrub.Progress.DoneBytes), "By", "Bytes the running scrub pass has covered, by volume");
         meter.CreateObservableGauge("replicator.scrub.rate", () => PerVolume(v => (long)v.Scrub.Progress.BytesPerSecond), "By/s", "Current scrub rate, by volume");
+        meter.CreateObservableGauge("replicator.replica.disk_detached", DetachedDisks, null,
+            "1 while this node's replica of the volume has its disk detached, by volume and reason (failed: an I/O error; pool-full)");
+        meter.CreateObservableGauge("replicator.replication.degraded", () => PerVolume(v => v.HasPeer && !IsRedundant(v) ? 1 : 0), null,
+            "1 while the volume is not held by both replicas (not paired, a disk detached, a replica behind), by volume");
         meter.CreateObservableGauge("replicator.peer.connected", () => volumes.Link is null ? 0 : 1, null, "1 while connected to the peer");
         meter.CreateObservableCounter("replicator.peer.connects", () => (long)volumes.Connects, "{connection}", "Connections made to the peer");
         meter.CreateObservableCounter("replicator.peer.disconnects", () => (long)volumes.Disconnects, "{connection}", "Connections to the peer lost");
+        meter.CreateObservableGauge("replicator.peer.encrypted", () => volumes.Security.Link is { Encrypted: true } ? 1 : 0, null, "1 while the peer link up now is encrypted (it is authenticated either way)");
+        meter.CreateObservableCounter("replicator.peer.connections.refused", () => volumes.Security.RefusedConnections, "{connection}",
+            "Connections to the peer port refused before they authenticated (wrong or no certificate, not TLS, too slow, too many at once)");
+        meter.CreateObservableCounter("replicator.peer.requests.refused", () => volumes.Security.RefusedRequests, "{request}",
+            "Requests of the authenticated peer refused because they did not fit the pairing");
     }
 
     public NodeMetrics Metrics { get; }
@@ -82,4 +91,13 @@ internal sealed class NodeTelemetry : BackgroundService
 
     private IEnumerable<Measurement<long>> PerVolume(Func<Core.Replication.ReplicatedVolume, long> value) =>
         _volumes.Volumes.Select(v => new Measurement<long>(value(v), new KeyValuePair<string, object?>("volume", v.Name)));
+
+    private IEnumerable<Measurement<long>> DetachedDisks() =>
+        _volumes.Volumes.SelectMany(v => new[] { "failed", "pool-full" }.Select(reason => new Measurement<long>(
+            Admin.DiskAlerts.Detached(v) == reason ? 1 : 0,
+            new KeyValuePair<string, object?>("volume", v.Name), new KeyValuePair<string, object?>("reason", reason))));
+
+    /// <summary>Both replicas hold the volume: paired, both disks in use, this one up to date and nothing out of sync.</summary>
+    private static bool IsRedundant(Core.Replication.ReplicatedVolume volume) =>
+        volume.Session is { LocalHasDisk: true, PeerHasDisk: true } && volume.DiskUsable && volume.Replica.IsUpToDate && volume.Replica.OutOfSyncBytes == 0;
 }

@@ -9,6 +9,9 @@ internal sealed class PeerVolumeChannel(PeerConnection connection, Guid volumeId
 {
     private readonly string _id = volumeId.ToString();
 
+    /// <summary>The connection this channel sends on.</summary>
+    public PeerConnection Connection => connection;
+
     public ValueTask ReplicateAsync(WriteOp op, CancellationToken cancellationToken) => SendChangeAsync(op, WriteKind.Replicate, cancellationToken);
 
     public ValueTask ForwardAsync(WriteOp op, CancellationToken cancellationToken) => SendChangeAsync(op, WriteKind.Forward, cancellationToken);

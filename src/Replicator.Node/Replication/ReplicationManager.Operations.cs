@@ -80,23 +80,7 @@ internal sealed partial class ReplicationManager
         DiscardLocal(RequireVolume(message.VolumeId));
     }
 
-    private void DiscardLocal(ReplicatedVolume volume)
-    {
-        ReplicaStatus peer;
-        lock (_lock)
-        {
-            if (!_splitBrainPeers.TryGetValue(volume.Id, out peer))
-            {
-                throw new InvalidOperationException($"volume '{volume.Name}' is not in split brain here; nothing to resolve");
-            }
-
-            _splitBrainPeers.Remove(volume.Id);
-            _pairingProblems.Remove(volume.Id);
-        }
-
-        volume.Replica.DiscardThisSide(peer.Ids);
-        _logger.LogWarning("Volume {Volume}: this node's changes since the split brain are discarded by an admin; it resyncs from {Peer}", volume.Name, PeerName);
-    }
+    private static void DiscardLocal(ReplicatedVolume volume) => volume.DiscardThisSide();
 
     /// <summary>Ends the current connection so that both sides pair every volume again.</summary>
     private async Task ReconnectAsync(string reason)

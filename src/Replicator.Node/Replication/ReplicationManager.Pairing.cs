@@ -14,9 +14,8 @@ internal sealed partial class ReplicationManager
 {
     private const int BitmapChunkBytes = 4 << 20;
 
-    private readonly Dictionary<Guid, PendingPairing> _pending = [];
-    private readonly Dictionary<Guid, string> _pairingProblems = [];
-    private readonly Dictionary<Guid, ReplicaStatus> _splitBrainPeers = [];
+    /// <summary>The holds of pairings the peer (which dialed) is driving, between its VolumeConnect and VolumeStart.</summary>
+    private readonly Dictionary<Guid, ReplicatedVolume.PairingHold> _pending = [];
     private ConnectionContext? _context;
     private int _connects;
     private int _disconnects;
@@ -40,13 +39,8 @@ internal sealed partial class ReplicationManager
     }
 
     /// <summary>Why a volume is not paired (split brain, unrelated data), for status output.</summary>
-    public string? PairingProblem(Guid volumeId)
-    {
-        lock (_lock)
-        {
-            return _pairingProblems.GetValueOrDefault(volumeId);
-        }
-    }
+    public static string? PairingProblem(ReplicatedVolume volume) =>
+        volume.PairingState is { Phase: PairingPhase.Refused } state ? state.Problem : null;
 
     /// <summary>
     /// Called once the handshake is done and before the connection starts serving requests, so that
@@ -58,8 +52,11 @@ internal sealed partial class ReplicationManager
         lock (_lock)
         {
             _context = context;
-            _pairingProblems.Clear();
-            _splitBrainPeers.Clear();
+        }
+
+        foreach (var volume in Volumes)
+        {
+            volume.OnLinkUp();
         }
     }
 
@@ -131,7 +128,7 @@ internal sealed partial class ReplicationManager
     /// <summary>The connection ended: every volume continues alone.</summary>
     public async Task DetachAsync(PeerConnection connection, PeerConnectionEnd end)
     {
-        List<PendingPairing> abandoned;
+        List<ReplicatedVolume.PairingHold> abandoned;
         lock (_lock)
         {
             if (_context?.Connection != connection)
@@ -147,13 +144,10 @@ internal sealed partial class ReplicationManager
 
         Volatile.Write(ref _link, null);
         Interlocked.Increment(ref _disconnects);
-        abandoned.ForEach(p => p.Pairing.Dispose());
+        abandoned.ForEach(p => p.Dispose());
         foreach (var volume in Volumes)
         {
-            if (volume.Session is { } session)
-            {
-                await volume.DetachAsync(session);
-            }
+            await volume.DisconnectAsync();
         }
 
         _logger.LogWarning("Peer {Peer} disconnected ({Reason}); volumes continue alone", connection.PeerName, end);
@@ -187,10 +181,7 @@ internal sealed partial class ReplicationManager
             {
                 _logger.LogError("Volume {Volume} exists on both nodes with different ids ({Local} here, {Remote} on {Peer}); it stays unpaired until one is renamed or deleted",
                     descriptor.Name, clash.Id, id, context.Connection.PeerName);
-                lock (_lock)
-                {
-                    _pairingProblems[clash.Id] = $"the peer has another volume named '{descriptor.Name}' (id {id})";
-                }
+                clash.MarkUnpairable($"the peer has another volume named '{descriptor.Name}' (id {id})");
 
                 continue;
             }
@@ -207,45 +198,56 @@ internal sealed partial class ReplicationManager
         var connection = context.Connection;
         var id = volume.Id.ToString();
         var preferred = PreferredNode(volume);
-        using var pairing = await volume.BeginPairingAsync(ct);
-        var status = volume.Replica.Status;
-        using var reply = await connection.SendRequestAsync(new Envelope
+        var pairing = await volume.BeginPairingAsync(ct);
+        var started = false;
+        try
         {
-            VolumeConnect = new VolumeConnectRequest
+            var status = volume.Replica.Status;
+            using var reply = await connection.SendRequestAsync(new Envelope
             {
-                VolumeId = id,
-                Generation = PeerMessages.ToProto(status.Ids),
-                DiskState = PeerMessages.ToProto(status.Disk),
-                Flags = (uint)status.Flags,
-                PreferredNode = preferred,
-            },
-        }, default, ct);
-        reply.ThrowIfFailed();
-        var peer = reply.Body.VolumeConnect;
-        var peerStatus = new ReplicaStatus(PeerMessages.FromProto(peer.Generation), PeerMessages.FromProto(peer.DiskState), (ReplicaFlags)peer.Flags);
-        var decision = Decide(volume, status, peerStatus, context);
-        if (!Prepare(volume, decision, peerStatus, context))
-        {
-            return;
-        }
+                VolumeConnect = new VolumeConnectRequest
+                {
+                    VolumeId = id,
+                    Generation = PeerMessages.ToProto(status.Ids),
+                    DiskState = PeerMessages.ToProto(status.Disk),
+                    Flags = (uint)status.Flags,
+                    PreferredNode = preferred,
+                },
+            }, default, ct);
+            reply.ThrowIfFailed();
+            var peer = reply.Body.VolumeConnect;
+            var peerStatus = new ReplicaStatus(PeerMessages.FromProto(peer.Generation), PeerMessages.FromProto(peer.DiskState), (ReplicaFlags)peer.Flags);
+            if (!await ConnectAsync(volume, pairing, status, peerStatus, preferred, context))
+            {
+                return;
+            }
 
-        foreach (var chunk in volume.Replica.EncodeBitmap(BitmapChunkBytes))
-        {
-            using var pushed = await connection.SendRequestAsync(new Envelope { BitmapPush = new BitmapPushRequest { VolumeId = id } }, chunk, ct);
-            pushed.ThrowIfFailed();
-        }
+            foreach (var chunk in volume.Replica.EncodeBitmap(BitmapChunkBytes))
+            {
+                using var pushed = await connection.SendRequestAsync(new Envelope { BitmapPush = new BitmapPushRequest { VolumeId = id } }, chunk, ct);
+                pushed.ThrowIfFailed();
+            }
 
-        for (var page = 0L; page >= 0;)
-        {
-            using var pulled = await connection.SendRequestAsync(new Envelope { BitmapPull = new BitmapPullRequest { VolumeId = id, FromPage = page } }, default, ct);
-            pulled.ThrowIfFailed();
-            volume.Replica.MergePeerBitmap(pulled.Payload.Span);
-            page = pulled.Body.BitmapPull.NextPage;
-        }
+            for (var page = 0L; page >= 0;)
+            {
+                using var pulled = await connection.SendRequestAsync(new Envelope { BitmapPull = new BitmapPullRequest { VolumeId = id, FromPage = page } }, default, ct);
+                pulled.ThrowIfFailed();
+                volume.Replica.MergePeerBitmap(pulled.Payload.Span);
+                page = pulled.Body.BitmapPull.NextPage;
+            }
 
-        await StartAsync(volume, pairing, decision, preferred, context, status.Crashed || peerStatus.Crashed);
-        using var started = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
-        started.ThrowIfFailed();
+            started = true;
+            await StartAsync(volume, pairing, context);
+            using var start = await connection.SendRequestAsync(new Envelope { VolumeStart = new VolumeStartRequest { VolumeId = id } }, default, ct);
+            start.ThrowIfFailed();
+        }
+        finally
+        {
+            if (!started)
+            {
+                volume.AbandonPairing(pairing);
+            }
+        }
     }
 
     private async ValueTask HandleVolumeConnectAsync(PeerIncomingRequest request, VolumeConnectRequest message, CancellationToken ct)
@@ -253,19 +255,23 @@ internal sealed partial class ReplicationManager
         var context = await ReadyContextAsync(ct);
         var volume = RequireVolume(message.VolumeId);
         var pairing = await volume.BeginPairingAsync(ct);
-        var status = volume.Replica.Status;
-        var peerStatus = new ReplicaStatus(PeerMessages.FromProto(message.Generation), PeerMessages.FromProto(message.DiskState), (ReplicaFlags)message.Flags);
-        var decision = Decide(volume, status, peerStatus, context);
-        if (Prepare(volume, decision, peerStatus, context))
+        ReplicaStatus status;
+        try
         {
-            lock (_lock)
+            status = volume.Replica.Status;
+            var peerStatus = new ReplicaStatus(PeerMessages.FromProto(message.Generation), PeerMessages.FromProto(message.DiskState), (ReplicaFlags)message.Flags);
+            if (await ConnectAsync(volume, pairing, status, peerStatus, message.PreferredNode, context))
             {
-                _pending[volume.Id] = new PendingPairing(pairing, decision, message.PreferredNode, status.Crashed || peerStatus.Crashed);
+                lock (_lock)
+                {
+                    _pending[volume.Id] = pairing;
+                }
             }
         }
-        else
+        catch
         {
-            pairing.Dispose();
+            volume.AbandonPairing(pairing);
+            throw;
         }
 
         var reply = new Reply
@@ -298,91 +304,35 @@ internal sealed partial class ReplicationManager
     private async ValueTask HandleVolumeStartAsync(VolumeStartRequest message)
     {
         var volume = RequireVolume(message.VolumeId);
-        PendingPairing pending;
-        ConnectionContext context;
+        ReplicatedVolume.PairingHold? pending;
+        ConnectionContext? context;
         lock (_lock)
         {
-            if (!_pending.Remove(volume.Id, out pending!) || _context is null)
-            {
-                throw new BlockDeviceException(StorageError.InvalidArgument, $"volume '{volume.Name}' is not being paired");
-            }
-
+            _pending.Remove(volume.Id, out pending);
             context = _context;
         }
 
-        await StartAsync(volume, pending.Pairing, pending.Decision, pending.PreferredNode, context, pending.CompareFirst);
+        if (pending is null || context is null)
+        {
+            throw new BlockDeviceException(StorageError.InvalidArgument, $"volume '{volume.Name}' is not being paired");
+        }
+
+        await StartAsync(volume, pending, context);
     }
 
-    private SyncDecision Decide(ReplicatedVolume volume, ReplicaStatus local, ReplicaStatus peer, ConnectionContext context)
+    /// <summary>VolumeConnect on this side: the plan, logged. False when it is refused (the volume stays unpaired).</summary>
+    private async Task<bool> ConnectAsync(ReplicatedVolume volume, ReplicatedVolume.PairingHold pairing, ReplicaStatus local, ReplicaStatus peer, string preferred, ConnectionContext context)
     {
-        var decision = SyncDecision.Decide(local, peer, localWinsTies: _config.NodeId.CompareTo(context.PeerId) < 0);
+        var facts = new PeerFacts(context.PeerId, context.Connection.PeerName, peer, LocalWinsTies: _config.NodeId.CompareTo(context.PeerId) < 0, LocalPreferred: preferred == LocalName);
+        var plan = await volume.ConnectAsync(pairing, local, facts);
+        var decision = plan.Decision;
         _logger.LogInformation("Volume {Volume} pairing with {Peer}: {Outcome} ({Kind}) by rule {Rule}: {Reason}; here {LocalIds} {LocalDisk}, there {PeerIds} {PeerDisk}",
             volume.Name, context.Connection.PeerName, decision.Outcome, decision.Kind, decision.Rule, decision.Reason, local.Ids, local.Disk, peer.Ids, peer.Disk);
-        return decision;
+        return !plan.Refused;
     }
 
-    /// <summary>Records a refusal (split brain and the like) or, for a full sync, marks this side's allocated ranges. False when the volume stays unpaired.</summary>
-    private bool Prepare(ReplicatedVolume volume, SyncDecision decision, ReplicaStatus peerStatus, ConnectionContext context)
-    {
-        if (decision.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
-        {
-            var problem = decision.Outcome == SyncOutcome.SplitBrain
-                ? $"split brain with {context.Connection.PeerName}: both replicas were written independently ({decision.Reason}). " +
-                  $"This side has {volume.Replica.OutOfSyncBytes} bytes changed; resolve with 'replicator resync resolve {volume.Name} --discard <node>'"
-                : $"{decision.Outcome}: {decision.Reason}";
-            lock (_lock)
-            {
-                _pairingProblems[volume.Id] = problem;
-                _splitBrainPeers[volume.Id] = peerStatus;
-            }
-
-            _logger.LogError("Volume {Volume} stays disconnected from {Peer}: {Problem}", volume.Name, context.Connection.PeerName, problem);
-            return false;
-        }
-
-        if (decision.Kind == SyncKind.Full)
-        {
-            volume.Replica.MarkForFullSync(AllocatedRanges(volume));
-        }
-
-        return true;
-    }
-
-    private async Task StartAsync(ReplicatedVolume volume, ReplicatedVolume.Pairing pairing, SyncDecision decision, string preferred, ConnectionContext context, bool compareFirst)
-    {
-        var outOfSync = volume.Replica.OutOfSyncBytes > 0;
-        var localOwner = decision.Outcome switch
-        {
-            SyncOutcome.BecomeSource => true,
-            SyncOutcome.BecomeTarget => false,
-            _ => preferred == LocalName,
-        };
-        var role = !outOfSync && decision.Outcome == SyncOutcome.NoSync ? SyncRole.None : localOwner ? SyncRole.Source : SyncRole.Target;
-        if (role == SyncRole.Target)
-        {
-            volume.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
-        }
-
-        var session = new ReplicationSession(new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, localOwner, role, context.Connection.ReadLease)
-        {
-            CompareFirst = compareFirst,
-        };
-        await volume.AttachAsync(pairing, session, context.PeerId);
-    }
-
-    private static IEnumerable<(long Offset, long Length)> AllocatedRanges(ReplicatedVolume volume)
-    {
-        var position = 0L;
-        foreach (var extent in volume.Local.GetAllocationAsync(0, volume.Size).AsTask().GetAwaiter().GetResult())
-        {
-            if ((extent.State & AllocationState.Hole) == 0)
-            {
-                yield return (position, extent.Length);
-            }
-
-            position += extent.Length;
-        }
-    }
+    private static Task StartAsync(ReplicatedVolume volume, ReplicatedVolume.PairingHold pairing, ConnectionContext context) =>
+        volume.StartAsync(pairing, new PeerVolumeChannel(context.Connection, volume.Id), context.Connection.PeerName, context.Connection.ReadLease);
 
     private async ValueTask<ConnectionContext> ReadyContextAsync(CancellationToken ct)
     {
@@ -405,7 +355,7 @@ internal sealed partial class ReplicationManager
     {
         lock (_lock)
         {
-            if (!_pending.ContainsKey(volume.Id))
+            if (!_pending.ContainsKey(volume.Id) || _context is not { } context || !volume.PairingState.ExchangesBitmapsWith(context.PeerId))
             {
                 throw new BlockDeviceException(StorageError.InvalidArgument, $"volume '{volume.Name}' is not being paired");
             }
@@ -416,6 +366,4 @@ internal sealed partial class ReplicationManager
     {
         public TaskCompletionSource Ready { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
-
-    private sealed record PendingPairing(ReplicatedVolume.Pairing Pairing, SyncDecision Decision, string PreferredNode, bool CompareFirst);
 }

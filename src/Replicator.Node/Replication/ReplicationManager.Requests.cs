@@ -6,7 +6,10 @@ using Replicator.Protocol.Peer.Messages;
 
 namespace Replicator.Node.Replication;
 
-/// <summary>The peer's requests: one method per kind, each answered with a reply whose status says what happened.</summary>
+/// <summary>
+/// The peer's requests: each is first checked against the pairing (<see cref="PeerRequestGuard"/>), then
+/// served by one method per kind and answered with a reply whose status says what happened.
+/// </summary>
 internal sealed partial class ReplicationManager
 {
     public async ValueTask HandleAsync(PeerIncomingRequest request, CancellationToken cancellationToken)
@@ -43,11 +46,20 @@ internal sealed partial class ReplicationManager
         {
             await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
         }
+        catch (PairingRejectedException e)
+        {
+            await TryReplyAsync(request, ReplyStatus.Invalid, e.Message);
+        }
     }
 
     private async ValueTask DispatchAsync(PeerIncomingRequest request, CancellationToken ct)
     {
         var header = request.Header;
+        if (!await AdmitAsync(request, PeerRequestGuard.Check(header, ViewOf(request.Connection), PeerWire.DefaultMaxPayloadLength)))
+        {
+            return;
+        }
+
         switch (header.BodyCase)
         {
             case Envelope.BodyOneofCase.Write:
@@ -78,7 +90,12 @@ internal sealed partial class ReplicationManager
                 // The source may finish before this side has attached its pairing: complete after it.
                 var completed = RequireVolume(header.ResyncComplete.VolumeId);
                 await completed.WaitForPairingAsync(ct);
-                completed.CompleteResyncAsTarget(PeerMessages.FromProto(header.ResyncComplete.Generation));
+                if (!await AdmitAsync(request, PeerRequestGuard.CheckResyncSource(header.ResyncComplete.VolumeId, ViewOf(request.Connection))))
+                {
+                    return;
+                }
+
+                await completed.CompleteResyncAsTargetAsync(PeerMessages.FromProto(header.ResyncComplete.Generation), ct);
                 break;
             case Envelope.BodyOneofCase.VolumeConnect:
                 await HandleVolumeConnectAsync(request, header.VolumeConnect, ct);
@@ -116,6 +133,9 @@ internal sealed partial class ReplicationManager
             case Envelope.BodyOneofCase.DiscardReplica:
                 HandleDiscardReplica(header.DiscardReplica);
                 break;
+            case Envelope.BodyOneofCase.VolumeRepair:
+                HandleVolumeRepair(header.VolumeRepair, ct);
+                break;
             case Envelope.BodyOneofCase.VolumeResize:
                 HandlePeerResize(header.VolumeResize);
                 break;
@@ -148,9 +168,7 @@ internal sealed partial class ReplicationManager
             return;
         }
 
-        var volume = RequireVolume(volumeId);
-        await volume.Local.FlushAsync(ct);
-        volume.Replica.Flush();
+        await RequireVolume(volumeId).FlushForPeerAsync(ct);
     }
 
     private async ValueTask ServeReadAsync(PeerIncomingRequest request, ReadRequest read, CancellationToken ct)

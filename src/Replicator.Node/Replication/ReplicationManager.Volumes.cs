@@ -21,10 +21,11 @@ internal sealed partial class ReplicationManager
             throw new ArgumentException($"'{preferredNode}' is not a node of this pair (it has {LocalName}{(PeerName is null ? "" : " and " + PeerName)})");
         }
 
+        _config.RequireVolumeSize(size);
         var local = _pool.CreateVolume(name, size);
         var volume = Register(local, ReplicaOrigin.CreatedHere);
         var settings = new VolumeSettings(preferredNode);
-        settings.Save(ReplicaDirectory(volume.Id));
+        settings.Save(_files, ReplicaDirectory(volume.Id));
         lock (_lock)
         {
             _settings[volume.Id] = settings;
@@ -68,6 +69,7 @@ internal sealed partial class ReplicationManager
 
     public async Task ResizeVolumeAsync(ReplicatedVolume volume, long size, CancellationToken ct)
     {
+        _config.RequireVolumeSize(size);
         _pool.ResizeVolume(volume.Local, size);
         volume.Replica.Grow(size);
         if (CurrentConnection() is { } connection)
@@ -158,7 +160,7 @@ internal sealed partial class ReplicationManager
 
     private void SaveSettings(Guid volumeId, VolumeSettings settings)
     {
-        settings.Save(ReplicaDirectory(volumeId));
+        settings.Save(_files, ReplicaDirectory(volumeId));
         lock (_lock)
         {
             _settings[volumeId] = settings;
@@ -186,7 +188,7 @@ internal sealed partial class ReplicationManager
         var local = _pool.CreateVolume(descriptor.Name, (long)descriptor.Size, id);
         var volume = Register(local, ReplicaOrigin.CreatedHere);
         var settings = new VolumeSettings(message.PreferredNode.Length > 0 ? message.PreferredNode : null);
-        settings.Save(ReplicaDirectory(id));
+        settings.Save(_files, ReplicaDirectory(id));
         lock (_lock)
         {
             _settings[id] = settings;

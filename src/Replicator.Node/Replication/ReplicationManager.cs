@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using Replicator.Core.Pool;
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 using Replicator.Core.Volumes;
 using Replicator.Node.Configuration;
 using Replicator.Protocol.Peer;
@@ -20,6 +21,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
     private readonly Lock _lock = new();
     private readonly Dictionary<Guid, ReplicatedVolume> _volumes = [];
     private readonly Dictionary<Guid, VolumeSettings> _settings = [];
+    private readonly IFileSystem _files;
     private readonly string _replicasDirectory;
     private readonly NodeConfig _config;
     private readonly StoragePool _pool;
@@ -30,16 +32,17 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
     private readonly PeerReadLease? _promisedBeforeStart;
     private PeerLinkState? _link;
 
-    public ReplicationManager(string nodeDirectory, NodeConfig config, StoragePool pool, IWriteQuorum quorum, ILoggerFactory loggerFactory)
+    public ReplicationManager(IFileSystem files, string nodeDirectory, NodeConfig config, StoragePool pool, IWriteQuorum quorum, ILoggerFactory loggerFactory)
     {
+        _files = files;
         _config = config;
         _pool = pool;
         _quorum = quorum;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<ReplicationManager>();
         _replicasDirectory = Path.Combine(nodeDirectory, ReplicasDirectoryName);
-        Directory.CreateDirectory(_replicasDirectory);
-        _tombstones = new Tombstones(_replicasDirectory);
+        files.CreateDirectory(_replicasDirectory);
+        _tombstones = new Tombstones(files, _replicasDirectory);
         _promisedBeforeStart = config.Peer is { } peer ? PeerReadLease.PromisedBeforeThisProcess(peer.ConnectionOptions.KeepaliveTimeout) : null;
         foreach (var volume in pool.Volumes)
         {
@@ -107,7 +110,9 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
                 DiskState = PeerMessages.ToProto(status.Disk),
             };
         });
-        return PeerHandshake.CreateHello(new PeerIdentity(_config.ClusterId, _config.NodeId, _config.Name), volumes);
+        var hello = PeerHandshake.CreateHello(new PeerIdentity(_config.ClusterId, _config.NodeId, _config.Name), volumes);
+        hello.ReceiveWindow = (ulong)(_config.Peer?.ReceiveWindowBytes ?? PeerConnectionOptions.DefaultReceiveWindow);
+        return hello;
     }
 
     public void Dispose()
@@ -132,12 +137,12 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
     {
         var directory = ReplicaDirectory(local.Id);
         var logger = _loggerFactory.CreateLogger<ReplicatedVolume>();
-        var store = ReplicaStore.Exists(directory)
-            ? ReplicaStore.Open(directory, local.Size, logger)
+        var store = ReplicaStore.Exists(_files, directory)
+            ? ReplicaStore.Open(_files, directory, local.Size, logger)
             : origin == ReplicaOrigin.CreatedHere
-                ? ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
-                : ReplicaStore.Create(directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
-        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { LocalName = LocalName };
+                ? ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
+                : ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
+        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { LocalName = LocalName, RepairRequested = OnRepairRequested };
         if (store.Crashed)
         {
             volume.RecheckAfterCrash();
@@ -153,7 +158,7 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
         lock (_lock)
         {
             _volumes[local.Id] = volume;
-            _settings[local.Id] = VolumeSettings.Load(directory);
+            _settings[local.Id] = VolumeSettings.Load(_files, directory);
         }
 
         return volume;

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Replicator.Core.Storage;
 using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Replication;
@@ -10,14 +11,16 @@ namespace Replicator.Node.Replication;
 /// </summary>
 internal sealed class Tombstones
 {
+    private readonly IFileSystem _files;
     private readonly string _path;
     private readonly HashSet<Guid> _ids;
     private readonly Lock _lock = new();
 
-    public Tombstones(string replicasDirectory)
+    public Tombstones(IFileSystem files, string replicasDirectory)
     {
+        _files = files;
         _path = Path.Combine(replicasDirectory, "deleted.json");
-        _ids = File.Exists(_path) ? JsonSerializer.Deserialize<HashSet<Guid>>(File.ReadAllText(_path), NodeConfig.JsonOptions) ?? [] : [];
+        _ids = files.FileExists(_path) ? JsonSerializer.Deserialize<HashSet<Guid>>(files.ReadAllBytes(_path), NodeConfig.JsonOptions) ?? [] : [];
     }
 
     public bool Contains(Guid id)
@@ -32,10 +35,20 @@ internal sealed class Tombstones
     {
         lock (_lock)
         {
-            if (_ids.Add(id))
+            if (!_ids.Add(id))
             {
-                File.WriteAllText(_path + ".tmp", JsonSerializer.Serialize(_ids, NodeConfig.JsonOptions));
-                File.Move(_path + ".tmp", _path, overwrite: true);
+                return;
+            }
+
+            try
+            {
+                _files.WriteAtomically(_path, JsonSerializer.SerializeToUtf8Bytes(_ids, NodeConfig.JsonOptions));
+            }
+            catch
+            {
+                // Not stored, so not known: the caller's delete fails, and the peer is not told a delete happened.
+                _ids.Remove(id);
+                throw;
             }
         }
     }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Replicator.Core.Storage;
 using Replicator.Node.Configuration;
 
 namespace Replicator.Node.Replication;
@@ -11,17 +12,17 @@ internal sealed record VolumeSettings(string? PreferredNode)
 {
     public const string FileName = "settings.json";
 
-    public static VolumeSettings Load(string replicaDirectory)
+    public static VolumeSettings Load(IFileSystem files, string replicaDirectory)
     {
         var path = Path.Combine(replicaDirectory, FileName);
-        if (!File.Exists(path))
+        if (!files.FileExists(path))
         {
             return new VolumeSettings(PreferredNode: null);
         }
 
         try
         {
-            return JsonSerializer.Deserialize<VolumeSettings>(File.ReadAllText(path), NodeConfig.JsonOptions) ?? new VolumeSettings((string?)null);
+            return JsonSerializer.Deserialize<VolumeSettings>(files.ReadAllBytes(path), NodeConfig.JsonOptions) ?? new VolumeSettings((string?)null);
         }
         catch (JsonException e)
         {
@@ -29,12 +30,8 @@ internal sealed record VolumeSettings(string? PreferredNode)
         }
     }
 
-    public void Save(string replicaDirectory)
-    {
-        var path = Path.Combine(replicaDirectory, FileName);
-        File.WriteAllText(path + ".tmp", JsonSerializer.Serialize(this, NodeConfig.JsonOptions));
-        File.Move(path + ".tmp", path, overwrite: true);
-    }
+    public void Save(IFileSystem files, string replicaDirectory) =>
+        files.WriteAtomically(Path.Combine(replicaDirectory, FileName), JsonSerializer.SerializeToUtf8Bytes(this, NodeConfig.JsonOptions));
 
     /// <summary>
     /// The preferred node: the one set by an admin, else one of the two picked from the volume id,

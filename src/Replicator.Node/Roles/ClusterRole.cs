@@ -1,8 +1,11 @@
+using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Cli;
 using Replicator.Node.Cluster;
 using Replicator.Node.Configuration;
 using Replicator.Node.Gateway;
+using Replicator.Node.Security;
+using Replicator.Protocol.Security;
 
 namespace Replicator.Node.Roles;
 
@@ -30,7 +33,7 @@ internal static class ClusterRole
     public static async Task<int> UpAsync(ClusterUpSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var nodes = ClusterLayout.Ensure(directory, settings.PoolSize, settings.Witness);
         var tokenPath = Path.Combine(directory, ClusterLayout.TokenFileName);
         var token = AdminToken.LoadOrCreate(tokenPath);
@@ -45,10 +48,12 @@ internal static class ClusterRole
             {
                 var witnessDir = Path.Combine(directory, ClusterLayout.WitnessDirectoryName);
                 witness = ChildProcess.Start("witness",
-                    ["witness", "--dir", witnessDir, "--listen", witnessAddress, "--token-file", tokenPath, "--parent-pid", parent],
+                    ["witness", "--dir", witnessDir, "--listen", witnessAddress, "--tls", ClusterLayout.WitnessTlsDirectory(directory),
+                        "--revocation-list", ClusterLayout.RevocationListPath(directory), "--parent-pid", parent],
                     Path.Combine(witnessDir, "witness.log"));
                 children.Add(witness);
-                await WaitReadyAsync(new AdminClient(new Uri($"http://{witnessAddress}"), token), witness, "/votes", ct);
+                using var probe = new AdminClient(AdminHttps(directory, new Uri($"https://{witnessAddress}"), IdentityRole.Witness));
+                await WaitReadyAsync(probe, witness, "/votes", ct);
             }
 
             foreach (var (nodeDir, config) in nodes)
@@ -112,6 +117,14 @@ internal static class ClusterRole
                 child.Dispose();
             }
         }
+    }
+
+    /// <summary>An HTTPS client of a member of the cluster with the administrator's certificate (<c>DIR/tls/admin</c>).</summary>
+    private static HttpClient AdminHttps(string directory, Uri address, IdentityRole serverRole)
+    {
+        var credentials = new TlsDirectory(ClusterLayout.AdminTlsDirectory(directory), client: true);
+        var trust = new ClusterTrust(credentials.Load().Identity.ClusterId, () => credentials.Load().Authorities, new RevocationList(ClusterLayout.RevocationListPath(directory)));
+        return ClusterHttps.CreateClient(address, credentials, trust, serverRole, TimeSpan.FromSeconds(10));
     }
 
     /// <summary>

@@ -2,15 +2,17 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Replicator.Node.Admin;
-using Replicator.Node.Configuration;
 using Replicator.Core.Replication;
 using Replicator.Core.Storage;
+using Replicator.Node.Admin;
+using Replicator.Node.Configuration;
 using Replicator.Node.Hosting;
 using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
+using Replicator.Node.Security;
 using Replicator.Node.Storage;
 using Replicator.Node.Witness;
+using Replicator.Protocol.Security;
 
 namespace Replicator.Node.Roles;
 
@@ -30,6 +32,12 @@ internal sealed record NodeRunSettings(string Directory)
 
     /// <summary>Block checksums on or off (a measurement option); kept in node.json.</summary>
     public bool? BlockChecksums { get; init; }
+
+    /// <summary>The peer section to write into node.json (replacing the one there), as given on the command line.</summary>
+    public PeerConfig? Peer { get; init; }
+
+    /// <summary>The witness to write into node.json.</summary>
+    public WitnessConfig? Witness { get; init; }
 }
 
 /// <summary>
@@ -43,9 +51,10 @@ internal static class NodeRole
     public static async Task<int> RunAsync(NodeRunSettings settings, CancellationToken ct)
     {
         var directory = Path.GetFullPath(settings.Directory);
-        Directory.CreateDirectory(directory);
+        PhysicalFileSystem.Instance.CreateDirectory(directory);
         var config = LoadConfig(directory, settings);
         var token = AdminToken.LoadOrCreate(config.TokenPath(directory));
+        var security = NodeSecurity.Load(config, directory);
 
         // The content root is the install directory, never the data directory: configuration
         // reload would otherwise watch the pool files and wake on every write.
@@ -58,17 +67,22 @@ internal static class NodeRole
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
         builder.Services.AddSingleton(config);
         builder.Services.AddSingleton(new NodeIdentity(config, directory));
+        if (security is not null)
+        {
+            builder.Services.AddSingleton(security);
+        }
+
         builder.Services.AddSingleton(sp => new NodeStorage(directory, config, sp.GetRequiredService<ILogger<NodeStorage>>()));
         if (config.Witness is not null)
         {
-            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, token, sp.GetRequiredService<ILogger<WitnessQuorum>>(),
+            builder.Services.AddSingleton<IWriteQuorum>(sp => new WitnessQuorum(config, security!, sp.GetRequiredService<ILogger<WitnessQuorum>>(),
                 () => sp.GetRequiredService<ReplicationManager>().Volumes));
         }
         else
         {
             builder.Services.AddSingleton<IWriteQuorum>(NoWitnessQuorum.Instance);
         }
-        builder.Services.AddSingleton(sp => new ReplicationManager(directory, config, sp.GetRequiredService<NodeStorage>().Pool,
+        builder.Services.AddSingleton(sp => new ReplicationManager(sp.GetRequiredService<NodeStorage>().Files, directory, config, sp.GetRequiredService<NodeStorage>().Pool,
             sp.GetRequiredService<IWriteQuorum>(), sp.GetRequiredService<ILoggerFactory>()));
         builder.Services.AddSingleton<NodeTelemetry>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<NodeTelemetry>());
@@ -77,6 +91,9 @@ internal static class NodeRole
         {
             builder.Services.AddHostedService<PeerLink>();
         }
+
+        builder.Services.AddHostedService(sp => new PoolSpaceWatch(sp.GetRequiredService<NodeStorage>(), sp.GetRequiredService<ReplicationManager>(),
+            sp.GetRequiredService<ILogger<PoolSpaceWatch>>()));
 
         builder.Services.AddHostedService(sp => new NbdHostedService(
             sp.GetRequiredService<VolumeExports>(),
@@ -89,7 +106,7 @@ internal static class NodeRole
             document.Info = new() { Title = "Replicator node admin API", Version = "v1", Description = "Every request needs 'Authorization: Bearer <token>'." };
             return Task.CompletedTask;
         }));
-        builder.Services.AddSingleton(sp => new ClusterViewBuilder(config, token, sp.GetRequiredService<NodeIdentity>(), sp.GetRequiredService<NodeStorage>(),
+        builder.Services.AddSingleton(sp => new ClusterViewBuilder(config, token, security, sp.GetRequiredService<NodeIdentity>(), sp.GetRequiredService<NodeStorage>(),
             sp.GetRequiredService<ReplicationManager>(), sp.GetRequiredService<VolumeExports>()));
         if (settings.ParentPid is { } parent)
         {
@@ -141,13 +158,7 @@ internal static class NodeRole
     private static NodeConfig LoadConfig(string directory, NodeRunSettings s)
     {
         var existing = NodeConfig.TryLoad(directory);
-        var config = existing ?? new NodeConfig
-        {
-            Name = s.Name ?? "node",
-            NodeId = Guid.NewGuid(),
-            ClusterId = Guid.NewGuid(),
-        };
-
+        var config = existing ?? NewConfig(directory, s);
         config = config with
         {
             Name = s.Name ?? config.Name,
@@ -155,9 +166,42 @@ internal static class NodeRole
             AdminListen = s.AdminListen ?? config.AdminListen,
             PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
             BlockChecksums = s.BlockChecksums ?? config.BlockChecksums,
+            Peer = s.Peer ?? config.Peer,
+            Witness = s.Witness ?? config.Witness,
         };
         config.Save(directory);
         return config;
+    }
+
+    /// <summary>
+    /// A first start. With a certificate already in <c>DIR/tls</c> (the bundle an admin issued for this
+    /// node and copied here), the node is who the certificate says: its name, id and cluster; otherwise
+    /// a new node of a new cluster.
+    /// </summary>
+    private static NodeConfig NewConfig(string directory, NodeRunSettings s)
+    {
+        var bundle = new TlsDirectory(new TlsConfig().DirectoryPath(directory));
+        if (!bundle.Exists)
+        {
+            return new NodeConfig { Name = s.Name ?? "node", NodeId = Guid.NewGuid(), ClusterId = Guid.NewGuid() };
+        }
+
+        ClusterIdentity identity;
+        try
+        {
+            identity = bundle.Load().Identity;
+        }
+        catch (TlsSetupException e)
+        {
+            throw new ConfigurationException($"{bundle.Path} holds a certificate this node cannot use: {e.Message}");
+        }
+
+        if (identity.Role != IdentityRole.Node || (s.Name is { } name && name != identity.Name))
+        {
+            throw new ConfigurationException($"{bundle.CertificatePath} is the certificate of the {identity}, not of node '{s.Name ?? identity.Name}'");
+        }
+
+        return new NodeConfig { Name = identity.Name, NodeId = identity.Id, ClusterId = identity.ClusterId };
     }
 
     /// <summary>A port asked for as 0 is chosen at the first start and kept from then on.</summary>

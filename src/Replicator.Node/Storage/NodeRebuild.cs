@@ -66,7 +66,7 @@ internal static class NodeRebuild
 
         try
         {
-            using var held = new FileStream(lockPath, FileMode.Open, FileAccess.ReadWrite, FileShare.None);
+            using var held = PhysicalFileSystem.Instance.LockFile(lockPath);
         }
         catch (IOException)
         {

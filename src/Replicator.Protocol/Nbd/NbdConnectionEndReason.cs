@@ -23,6 +23,10 @@ internal enum NbdConnectionEndReason
     UnsupportedClientFlags,
     /// <summary>NBD_OPT_EXPORT_NAME named an export that cannot be served; that option cannot return an error.</summary>
     ExportRefused,
+    /// <summary>The client chose an export with NBD_OPT_EXPORT_NAME before STARTTLS on a server that requires TLS.</summary>
+    TlsRequired,
+    /// <summary>The TLS handshake after STARTTLS failed: no client certificate, an untrusted one, no common protocol, bytes that are not TLS.</summary>
+    TlsFailed,
     /// <summary>A WRITE announced a payload too large to skip over.</summary>
     OversizedRequest,
     /// <summary>The server stopped and the session finished its in-flight requests.</summary>

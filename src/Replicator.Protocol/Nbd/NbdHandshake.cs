@@ -5,13 +5,15 @@ namespace Replicator.Protocol.Nbd;
 /// <summary>
 /// The handshake phase, fixed newstyle: the greeting, the client flags, then options until the client
 /// chooses an export or aborts. This class owns the reading (framing, skipping oversized option data);
-/// <see cref="NbdOptionHandler"/> gives each option its meaning.
+/// <see cref="NbdOptionHandler"/> gives each option its meaning. After an acknowledged STARTTLS the caller's
+/// <c>startTls</c> puts TLS under the connection and the options go on over the pipe it returns.
 /// </summary>
 internal sealed class NbdHandshake
 {
-    private readonly PipeReader _input;
-    private readonly PipeWriter _output;
     private readonly NbdOptionHandler _options;
+    private readonly Func<Task<IDuplexPipe>> _startTls;
+    private readonly PipeWriter _output;
+    private PipeReader _input;
     private readonly CancellationToken _stopping;
     private readonly CancellationToken _deadline;
     private bool _haveClientFlags;
@@ -19,11 +21,17 @@ internal sealed class NbdHandshake
 
     /// <param name="stopping">Fires when the server stops; a pending read must then be cancelled by the caller.</param>
     /// <param name="deadline">Fires when the handshake took too long; likewise.</param>
-    public NbdHandshake(PipeReader input, PipeWriter output, NbdOptionHandler options, CancellationToken stopping, CancellationToken deadline)
+    /// <param name="startTls">
+    /// Runs the TLS handshake over the connection once STARTTLS is acknowledged and returns the pipe over TLS; called
+    /// when the input holds nothing past STARTTLS that this class has consumed.
+    /// </param>
+    public NbdHandshake(
+        IDuplexPipe transport, NbdOptionHandler options, CancellationToken stopping, CancellationToken deadline, Func<Task<IDuplexPipe>> startTls)
     {
-        _input = input;
-        _output = output;
+        _input = transport.Input;
+        _output = transport.Output;
         _options = options;
+        _startTls = startTls;
         _stopping = stopping;
         _deadline = deadline;
     }
@@ -43,6 +51,7 @@ internal sealed class NbdHandshake
             var result = await _input.ReadAsync();
             var buffer = result.Buffer;
             var examined = buffer.End;
+            var startTls = false;
             try
             {
                 if (result.IsCanceled && _stopping.IsCancellationRequested)
@@ -99,10 +108,19 @@ internal sealed class NbdHandshake
                         case NbdOptionOutcome.Transmission:
                             examined = buffer.Start;
                             return _options.Export;
+                        case NbdOptionOutcome.StartTls:
+                            examined = buffer.Start;
+                            startTls = true;
+                            break;
+                    }
+
+                    if (startTls)
+                    {
+                        break;
                     }
                 }
 
-                if (result.IsCompleted)
+                if (!startTls && result.IsCompleted)
                 {
                     return End(buffer.IsEmpty && _skip == 0 ? NbdConnectionEndReason.ClientClosed : NbdConnectionEndReason.TruncatedMessage);
                 }
@@ -110,6 +128,14 @@ internal sealed class NbdHandshake
             finally
             {
                 _input.AdvanceTo(buffer.Start, examined);
+            }
+
+            if (startTls)
+            {
+                // Whatever the client sent after STARTTLS stays in the input: it is the start of its TLS handshake.
+                var tls = await _startTls();
+                _input = tls.Input;
+                _options.TlsStarted(tls.Output);
             }
         }
     }

@@ -24,6 +24,10 @@ internal static partial class NbdLog
     public static partial void ExportSelected(
         ILogger logger, string connection, string export, long size, ushort flags, bool structured, bool baseAllocation, uint alignment);
 
+    [LoggerMessage(EventId = 12, Level = LogLevel.Information,
+        Message = "NBD connection {Connection} uses TLS ({Protocol}); client certificate: {ClientCertificate}")]
+    public static partial void TlsStarted(ILogger logger, string connection, string protocol, string clientCertificate);
+
     [LoggerMessage(EventId = 20, Level = LogLevel.Warning,
         Message = "NBD connection {Connection}: {Command} refused with {Error}: {Reason} (handle 0x{Handle:x}, offset {Offset}, length {Length}, flags 0x{Flags:x})")]
     public static partial void RequestRefused(
@@ -58,6 +62,10 @@ internal static partial class NbdLog
     [LoggerMessage(EventId = 34, Level = LogLevel.Warning,
         Message = "NBD server stop: {Count} connections did not finish after being aborted; their device calls are still running and their sockets are closed")]
     public static partial void AbortTimedOut(ILogger logger, int count);
+
+    [LoggerMessage(EventId = 36, Level = LogLevel.Warning,
+        Message = "NBD server refused a connection from {Remote}: {Open} connections are open, the most it allows ({Refused} refused since the last such line)")]
+    public static partial void TooManyConnections(ILogger logger, string remote, int open, long refused);
 
     [LoggerMessage(EventId = 35, Level = LogLevel.Information, Message = "NBD server stopped")]
     public static partial void Stopped(ILogger logger);

@@ -14,6 +14,8 @@ internal enum NbdOptionOutcome
     Abort,
     /// <summary>The client chose an export; the transmission phase begins.</summary>
     Transmission,
+    /// <summary>STARTTLS was acknowledged: the TLS handshake follows, then the options go on over TLS.</summary>
+    StartTls,
 }
 
 /// <summary>
@@ -22,25 +24,35 @@ internal enum NbdOptionOutcome
 /// fails leaves the connection usable: it is answered with the NBD_REP_ERR_* the spec names and a
 /// message, and logged once.
 /// </summary>
-internal sealed class NbdOptionHandler
+internal sealed partial class NbdOptionHandler
 {
-    private readonly PipeWriter _output;
     private readonly INbdExportCatalog _catalog;
     private readonly ILogger _logger;
     private readonly string _connection;
     private readonly CancellationToken _stopping;
+    private readonly NbdTlsMode _tlsMode;
+    private readonly NbdExportConnectionLimit? _exportLimit;
+    private PipeWriter _output;
     private bool _noZeroes;
+    private bool _fixedNewstyle;
     private bool _structuredReplies;
     private string? _metaContextExport;
 
-    public NbdOptionHandler(PipeWriter output, INbdExportCatalog catalog, ILogger logger, string connection, CancellationToken stopping)
+    public NbdOptionHandler(
+        PipeWriter output, INbdExportCatalog catalog, ILogger logger, string connection, CancellationToken stopping,
+        NbdTlsMode tlsMode = NbdTlsMode.Off, NbdExportConnectionLimit? exportLimit = null)
     {
         _output = output;
         _catalog = catalog;
         _logger = logger;
         _connection = connection;
         _stopping = stopping;
+        _tlsMode = tlsMode;
+        _exportLimit = exportLimit;
     }
+
+    /// <summary>TLS was started on this connection.</summary>
+    public bool UsingTls { get; private set; }
 
     /// <summary>The export chosen by NBD_OPT_GO or NBD_OPT_EXPORT_NAME, once the outcome is <see cref="NbdOptionOutcome.Transmission"/>.</summary>
     public NbdNegotiatedExport? Export { get; private set; }
@@ -54,6 +66,7 @@ internal sealed class NbdOptionHandler
         }
 
         _noZeroes = (flags & NbdWire.ClientFlagNoZeroes) != 0;
+        _fixedNewstyle = (flags & NbdWire.ClientFlagFixedNewstyle) != 0;
     }
 
     public ValueTask<NbdOptionOutcome> HandleAsync(NbdOptionHeader header, ReadOnlySequence<byte> data)
@@ -61,6 +74,11 @@ internal sealed class NbdOptionHandler
         if (_stopping.IsCancellationRequested && header.Option != NbdWire.OptAbort)
         {
             return RefuseAsync(header.Option, NbdWire.RepErrShutdown, "the server is shutting down");
+        }
+
+        if (NeedsTls(header.Option))
+        {
+            return RefuseWithoutTlsAsync(header.Option);
         }
 
         return header.Option switch
@@ -78,8 +96,9 @@ internal sealed class NbdOptionHandler
     }
 
     /// <summary>Option data longer than the server accepts: refused, and the caller skips the data.</summary>
-    public ValueTask<NbdOptionOutcome> RefuseOversizedAsync(NbdOptionHeader header) =>
-        RefuseAsync(header.Option, NbdWire.RepErrTooBig, $"option data of {header.Length} bytes exceeds the {NbdWire.MaxOptionDataLength} accepted");
+    public ValueTask<NbdOptionOutcome> RefuseOversizedAsync(NbdOptionHeader header) => NeedsTls(header.Option)
+        ? RefuseWithoutTlsAsync(header.Option)
+        : RefuseAsync(header.Option, NbdWire.RepErrTooBig, $"option data of {header.Length} bytes exceeds the {NbdWire.MaxOptionDataLength} accepted");
 
     /// <summary>NBD_OPT_EXPORT_NAME cannot return an error: a name that cannot be served ends the connection.</summary>
     private async ValueTask<NbdOptionOutcome> ExportNameAsync(ReadOnlySequence<byte> data)
@@ -94,6 +113,15 @@ internal sealed class NbdOptionHandler
         {
             NbdProtocolException.Throw(NbdConnectionEndReason.ExportRefused, $"NBD_OPT_EXPORT_NAME '{name}': {refusal} {message}");
         }
+
+        var place = TakePlace(name, attachment);
+        if (place is null)
+        {
+            attachment.Dispose();
+            NbdProtocolException.Throw(NbdConnectionEndReason.ExportRefused, $"NBD_OPT_EXPORT_NAME: {_exportLimit!.FullMessage(name)}");
+        }
+
+        attachment = place;
 
         try
         {
@@ -146,11 +174,6 @@ internal sealed class NbdOptionHandler
         return NbdOptionOutcome.Continue;
     }
 
-    /// <summary>This server runs in NOTLS mode: STARTTLS is refused by policy.</summary>
-    private ValueTask<NbdOptionOutcome> StartTlsAsync(ReadOnlySequence<byte> data) => data.IsEmpty
-        ? RefuseAsync(NbdWire.OptStartTls, NbdWire.RepErrPolicy, "TLS is not offered by this server")
-        : RefuseAsync(NbdWire.OptStartTls, NbdWire.RepErrInvalid, "NBD_OPT_STARTTLS takes no data");
-
     /// <summary>
     /// NBD_OPT_INFO and NBD_OPT_GO: INFO_EXPORT always; INFO_NAME and INFO_DESCRIPTION when asked;
     /// INFO_BLOCK_SIZE always, since the maximum is enforced for every client. A client that asks for
@@ -166,6 +189,17 @@ internal sealed class NbdOptionHandler
         if (!_catalog.TryAttach(info.ExportName, out var attachment, out var refusal, out var message))
         {
             return await RefuseAttachAsync(option, info.ExportName, refusal, message);
+        }
+
+        if (option == NbdWire.OptGo)
+        {
+            if (TakePlace(info.ExportName, attachment) is not { } place)
+            {
+                attachment.Dispose();
+                return await RefuseAsync(option, NbdWire.RepErrPolicy, _exportLimit!.FullMessage(info.ExportName));
+            }
+
+            attachment = place;
         }
 
         var keep = false;
@@ -287,6 +321,10 @@ internal sealed class NbdOptionHandler
         await FlushAsync();
         return NbdOptionOutcome.Continue;
     }
+
+    /// <summary>The attachment holding a place among the export's connections; null when the export is full.</summary>
+    private IExportAttachment? TakePlace(string name, IExportAttachment attachment) =>
+        _exportLimit is null ? attachment : _exportLimit.TryEnter(name, attachment);
 
     /// <summary>Whether the export reports allocation; null when it cannot be attached.</summary>
     private bool? ExportSupportsBlockStatus(string name, out AttachRefusal refusal, out string? message)

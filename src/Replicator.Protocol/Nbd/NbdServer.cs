@@ -11,10 +11,16 @@ namespace Replicator.Protocol.Nbd;
 /// connection finish what it has in flight for <see cref="NbdServerOptions.ShutdownTimeout"/>, then
 /// closes whatever is left.
 /// </summary>
+/// <remarks>
+/// Bounds: at most <see cref="NbdServerOptions.MaxConnections"/> connections at once (one more is closed as it is
+/// accepted, with a log line at most once a second) and <see cref="NbdServerOptions.MaxConnectionsPerExport"/> in
+/// transmission on one export (counted by the <see cref="NbdExportConnectionLimit"/> the sessions share).
+/// </remarks>
 internal sealed class NbdServer : IAsyncDisposable
 {
     private readonly INbdExportCatalog _catalog;
     private readonly NbdServerOptions _options;
+    private readonly NbdServerOptions _unixOptions;
     private readonly ILogger _logger;
     private readonly ILogger _sessionLogger;
     private readonly List<NbdListener> _listeners = [];
@@ -22,14 +28,22 @@ internal sealed class NbdServer : IAsyncDisposable
     private readonly ConcurrentDictionary<NbdServerSession, (Task Run, Socket Socket)> _sessions = new();
     private readonly CancellationTokenSource _stopping = new();
     private readonly Lock _stateLock = new();
+    private readonly NbdExportConnectionLimit _exportLimit;
+    private readonly Lock _refusalLock = new();
     private Task? _stopTask;
     private bool _started;
     private long _connections;
+    private int _open;
+    private long _refusedSinceLog;
+    private long _lastRefusalLog = long.MinValue;
 
     public NbdServer(INbdExportCatalog catalog, ILoggerFactory loggerFactory, NbdServerOptions? options = null)
     {
         _catalog = catalog;
         _options = options ?? NbdServerOptions.Default;
+        _options.Validate();
+        _unixOptions = _options with { TlsMode = _options.UnixSocketTlsMode };
+        _exportLimit = new NbdExportConnectionLimit(_options.MaxConnectionsPerExport);
         _logger = loggerFactory.CreateLogger<NbdServer>();
         _sessionLogger = loggerFactory.CreateLogger<NbdServerSession>();
     }
@@ -39,6 +53,9 @@ internal sealed class NbdServer : IAsyncDisposable
 
     /// <summary>Connections currently open.</summary>
     public int ConnectionCount => _sessions.Count;
+
+    /// <summary>Connections in the transmission phase on <paramref name="export"/>.</summary>
+    public int ConnectionsOn(string export) => _exportLimit.CountOf(export);
 
     /// <summary>Binds every end point and starts accepting. If any cannot be bound, none stays bound.</summary>
     public void Start(IEnumerable<EndPoint> endPoints)
@@ -158,15 +175,36 @@ internal sealed class NbdServer : IAsyncDisposable
     private void StartSession(NbdListener listener, Socket socket)
     {
         var id = Interlocked.Increment(ref _connections);
-        if (listener.IsTcp)
+        string name;
+        NetworkStream stream;
+        try
         {
-            socket.NoDelay = true;
+            name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
+            if (listener.IsTcp)
+            {
+                socket.NoDelay = true;
+            }
+
+            stream = new NetworkStream(socket, ownsSocket: true);
+        }
+        catch (Exception exception) when (exception is SocketException or IOException or ObjectDisposedException)
+        {
+            // The client reset the connection between the accept and now: there is nothing to serve, and the
+            // accept loop goes on.
+            socket.Dispose();
+            return;
         }
 
-        var name = listener.IsTcp ? $"{socket.RemoteEndPoint}#{id}" : $"unix:{listener.SocketPath}#{id}";
-        var stream = new NetworkStream(socket, ownsSocket: true);
+        if (Interlocked.Increment(ref _open) > _options.MaxConnections)
+        {
+            Interlocked.Decrement(ref _open);
+            Refuse(name);
+            stream.Dispose();
+            return;
+        }
+
         var transport = new SocketDuplexPipe(socket, stream, _options.ReceiveBufferSize, _options.SendBufferSize);
-        var session = new NbdServerSession(transport, _catalog, _options, _sessionLogger, name);
+        var session = new NbdServerSession(transport, _catalog, listener.IsTcp ? _options : _unixOptions, _sessionLogger, name, _exportLimit);
         var registered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         _sessions[session] = (RunSessionAsync(session, socket, stream, registered.Task), socket);
         registered.SetResult();
@@ -183,6 +221,7 @@ internal sealed class NbdServer : IAsyncDisposable
         finally
         {
             _sessions.TryRemove(session, out _);
+            Interlocked.Decrement(ref _open);
             try
             {
                 socket.Shutdown(SocketShutdown.Both);
@@ -194,5 +233,29 @@ internal sealed class NbdServer : IAsyncDisposable
 
             await stream.DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Logs a connection beyond <see cref="NbdServerOptions.MaxConnections"/>, closed before anything was sent, at
+    /// most once a second, so a flood of connections cannot flood the log too.
+    /// </summary>
+    private void Refuse(string name)
+    {
+        long refused;
+        lock (_refusalLock)
+        {
+            _refusedSinceLog++;
+            var now = Environment.TickCount64;
+            if (_lastRefusalLog != long.MinValue && now - _lastRefusalLog < 1000)
+            {
+                return;
+            }
+
+            _lastRefusalLog = now;
+            refused = _refusedSinceLog;
+            _refusedSinceLog = 0;
+        }
+
+        NbdLog.TooManyConnections(_logger, name, _options.MaxConnections, refused);
     }
 }

@@ -1,3 +1,5 @@
+using System.Net.Security;
+
 namespace Replicator.Protocol.Nbd;
 
 /// <summary>Tunables of the NBD server; the protocol's own numbers live in <see cref="NbdWire"/>.</summary>
@@ -17,7 +19,7 @@ internal sealed record NbdServerOptions
 
     /// <summary>
     /// How long a client may take from connecting to choosing an export (qemu-nbd's default handshake
-    /// limit), so connections that never finish the handshake do not pile up.
+    /// limit), TLS handshake included, so connections that never finish the handshake do not pile up.
     /// </summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
@@ -36,5 +38,57 @@ internal sealed record NbdServerOptions
     /// <summary>Size of the pipe segments replies are written into before they reach the socket.</summary>
     public int SendBufferSize { get; init; } = 256 * 1024;
 
+    /// <summary>
+    /// Whether clients on TCP must, may or cannot upgrade to TLS with NBD_OPT_STARTTLS (<see cref="NbdTlsMode"/>).
+    /// Not <see cref="NbdTlsMode.Off"/> only with <see cref="TlsAuthentication"/>.
+    /// </summary>
+    public NbdTlsMode TlsMode { get; init; } = NbdTlsMode.Off;
+
+    /// <summary>
+    /// The same for clients on a Unix socket, which its file mode protects: no TLS unless asked for (QEMU and libnbd
+    /// can use it there too). In-memory sessions (tests, benchmarks) follow <see cref="TlsMode"/>.
+    /// </summary>
+    public NbdTlsMode UnixSocketTlsMode { get; init; } = NbdTlsMode.Off;
+
+    /// <summary>
+    /// Builds the TLS options of one connection when its client sends STARTTLS: the server's certificate and whether
+    /// and how client certificates are checked (<see cref="NbdTls.Server"/> builds them from certificates). Called per
+    /// connection, so a renewed certificate serves the next connection without a restart.
+    /// </summary>
+    public Func<SslServerAuthenticationOptions>? TlsAuthentication { get; init; }
+
+    /// <summary>
+    /// Connections the server holds open at once, on all its end points together. A connection beyond it is closed
+    /// as soon as it is accepted, with a log line. Each connection may hold <see cref="MaxInFlightBytes"/>, so this
+    /// also bounds the memory clients can make the server hold.
+    /// </summary>
+    public int MaxConnections { get; init; } = 256;
+
+    /// <summary>
+    /// Connections in the transmission phase on one export at once. NBD_OPT_GO beyond it is refused with
+    /// NBD_REP_ERR_POLICY and a message (the client may choose another export); NBD_OPT_EXPORT_NAME, which cannot be
+    /// refused, ends the connection. 64 leaves room for eight gateways of eight connections each.
+    /// </summary>
+    public int MaxConnectionsPerExport { get; init; } = 64;
+
     public static NbdServerOptions Default { get; } = new();
+
+    /// <summary>Throws when a setting cannot work.</summary>
+    public void Validate()
+    {
+        if ((TlsMode != NbdTlsMode.Off || UnixSocketTlsMode != NbdTlsMode.Off) && TlsAuthentication is null)
+        {
+            throw new ArgumentException($"NBD TLS mode {(TlsMode != NbdTlsMode.Off ? TlsMode : UnixSocketTlsMode)} needs the TLS authentication options (a server certificate)");
+        }
+
+        if (MaxConnections < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnections), MaxConnections, "the NBD server must allow at least one connection");
+        }
+
+        if (MaxConnectionsPerExport < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(MaxConnectionsPerExport), MaxConnectionsPerExport, "the NBD server must allow at least one connection per export");
+        }
+    }
 }

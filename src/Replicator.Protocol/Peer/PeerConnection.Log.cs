@@ -34,6 +34,9 @@ internal sealed partial class PeerConnection
         [LoggerMessage(9, LogLevel.Error, "The handler of {Body} request {RequestId} from peer {Peer} failed; replying IO_ERROR")]
         public static partial void HandlerFailed(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, Exception exception);
 
+        [LoggerMessage(11, LogLevel.Warning, "Peer {Peer} has {InUse} bytes of request payloads in flight here, its receive window of {Window} bytes, and sends a {Body} request with {Length} more: reading from it waits until this node has replied to enough of them")]
+        public static partial void ReceiveWindowFull(ILogger logger, string peer, long inUse, long window, Envelope.BodyOneofCase body, int length);
+
         [LoggerMessage(10, LogLevel.Error, "The handler of {Body} request {RequestId} from peer {Peer} returned without replying; replying IO_ERROR")]
         public static partial void HandlerDidNotReply(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId);
     }

@@ -33,7 +33,13 @@ internal sealed partial class PeerConnection
 
                     while (PeerFrameReader.TryReadFrame(ref buffer, _options.FrameLimits, out var frame))
                     {
-                        if (ProcessFrame(frame) is { } end)
+                        var window = 0L;
+                        if (frame.Payload is { } payload && PeerRequestValidator.IsRequest(frame.Header.BodyCase))
+                        {
+                            window = await TakeReceiveWindowAsync(payload.Length, frame.Header);
+                        }
+
+                        if (ProcessFrame(frame, window) is { } end)
                         {
                             return end;
                         }
@@ -56,6 +62,10 @@ internal sealed partial class PeerConnection
         {
             return new PeerConnectionEnd(PeerConnectionEndReason.ProtocolError, exception.Message, exception);
         }
+        catch (OperationCanceledException) when (_closing.IsCancellationRequested)
+        {
+            return End!;
+        }
         catch (Exception exception) when (exception is IOException or SocketException or ObjectDisposedException)
         {
             return End ?? new PeerConnectionEnd(PeerConnectionEndReason.TransportError, $"receiving from the peer failed: {exception.Message}", exception);
@@ -66,8 +76,23 @@ internal sealed partial class PeerConnection
         }
     }
 
-    /// <summary>Acts on one frame, taking ownership of its payload; returns how the connection ends when the frame ends it.</summary>
-    private PeerConnectionEnd? ProcessFrame(PeerFrame frame)
+    /// <summary>
+    /// Room in the receive window for a request's payload, waiting (the loop reads nothing meanwhile)
+    /// while the peer has more in flight than the window it was told.
+    /// </summary>
+    private async ValueTask<long> TakeReceiveWindowAsync(int length, Envelope header)
+    {
+        if (_receiveWindow.TryTake(length))
+        {
+            return _receiveWindow.Cost(length);
+        }
+
+        Log.ReceiveWindowFull(_logger, PeerName, _receiveWindow.InUse, _receiveWindow.Capacity, header.BodyCase, length);
+        return await _receiveWindow.TakeAsync(length, _closing.Token);
+    }
+
+    /// <summary>Acts on one frame, taking ownership of its payload and of <paramref name="window"/> (its share of the receive window); returns how the connection ends when the frame ends it.</summary>
+    private PeerConnectionEnd? ProcessFrame(PeerFrame frame, long window)
     {
         var header = frame.Header;
         switch (header.BodyCase)
@@ -92,7 +117,7 @@ internal sealed partial class PeerConnection
                 PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a handshake message ({header.BodyCase}) after the handshake.");
                 return null;
             default:
-                StartRequest(frame);
+                StartRequest(frame, window);
                 return null;
         }
     }
@@ -133,12 +158,13 @@ internal sealed partial class PeerConnection
         }
     }
 
-    /// <summary>Checks an incoming request at the edge and, when it passes, hands it to the handler.</summary>
-    private void StartRequest(PeerFrame frame)
+    /// <summary>Checks an incoming request at the edge and, when it passes, hands it to the handler (with its share of the receive window).</summary>
+    private void StartRequest(PeerFrame frame, long window)
     {
         var header = frame.Header;
         if (header.RequestId == 0)
         {
+            _receiveWindow.Release(window);
             frame.Payload?.Dispose();
             PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a request ({header.BodyCase}) without a request id.");
         }
@@ -146,6 +172,7 @@ internal sealed partial class PeerConnection
         if (frame.Payload is { } payload && CheckPayload(header, payload) is { } problem)
         {
             Log.RequestPayloadCorrupted(_logger, PeerName, header.BodyCase, header.RequestId, payload.Length, problem);
+            _receiveWindow.Release(window);
             payload.Dispose();
             _ = SendReplyInBackgroundAsync(header.RequestId, ReplyStatus.ChecksumMismatch, "the payload arrived corrupted and was not applied; send it again");
             return;
@@ -154,12 +181,13 @@ internal sealed partial class PeerConnection
         if (PeerRequestValidator.Validate(header, frame.Payload?.Data.Length ?? 0, _options.FrameLimits) is { } refusal)
         {
             Log.RequestRefused(_logger, PeerName, header.BodyCase, header.RequestId, refusal.Status, refusal.Message);
+            _receiveWindow.Release(window);
             frame.Payload?.Dispose();
             _ = SendReplyInBackgroundAsync(header.RequestId, refusal.Status, refusal.Message);
             return;
         }
 
-        _ = DispatchAsync(new PeerIncomingRequest(this, header, frame.Payload));
+        _ = DispatchAsync(new PeerIncomingRequest(this, header, frame.Payload, window));
     }
 
     /// <summary>

@@ -9,6 +9,7 @@ internal sealed partial class PeerConnection
 
     private readonly SemaphoreSlim _sendLock = new(1, 1);
     private readonly SemaphoreSlim _requestSlots;
+    private readonly ByteWindow _sendWindow;
     private readonly ConcurrentDictionary<ulong, TaskCompletionSource<PeerReply>> _pending = new();
     private long _lastRequestId;
 
@@ -49,8 +50,10 @@ internal sealed partial class PeerConnection
 
         PeerFrameWriter.SealPayload(request, payload.Span, blockChecksums.Span);
         await WaitAsync(_requestSlots, cancellationToken);
+        var window = 0L;
         try
         {
+            window = await TakeSendWindowAsync(payload.Length + blockChecksums.Length, cancellationToken);
             for (var attempt = 1; ; attempt++)
             {
                 var reply = await SendOnceAsync(request, payload, blockChecksums, cancellationToken);
@@ -74,7 +77,27 @@ internal sealed partial class PeerConnection
         }
         finally
         {
+            _sendWindow.Release(window);
             _requestSlots.Release();
+        }
+    }
+
+    /// <summary>Room in the peer's receive window for a payload of <paramref name="length"/> bytes (none is needed without one).</summary>
+    private async ValueTask<long> TakeSendWindowAsync(int length, CancellationToken cancellationToken)
+    {
+        if (length == 0 || _sendWindow.TryTake(length))
+        {
+            return _sendWindow.Cost(length);
+        }
+
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _closing.Token);
+        try
+        {
+            return await _sendWindow.TakeAsync(length, linked.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw ClosedException();
         }
     }
 

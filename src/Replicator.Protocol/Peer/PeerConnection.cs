@@ -16,7 +16,12 @@ namespace Replicator.Protocol.Peer;
 /// incoming requests at the edge and starts the handler for each. It never waits for a send:
 /// both nodes may be pushing writes at each other at once, and two receive loops each blocked
 /// on a send the other does not read would deadlock the pair. Replies it sends itself (Pong,
-/// a checksum mismatch, an invalid request) go out as background sends.</item>
+/// a checksum mismatch, an invalid request) go out as background sends. It waits for one thing
+/// only: room in the receive window for a request's payload (<see cref="PeerConnectionOptions.ReceiveWindow"/>),
+/// which frees as this node replies. A peer that follows the protocol never makes it wait, since
+/// it keeps its own requests' payloads within the window it learned from the Hello (the send
+/// window, taken before a request is sent and given back when its reply arrives); one that does not
+/// is held back in its socket instead of being buffered here.</item>
 /// <item>Senders (<c>PeerConnection.Send.cs</c>) come from any thread. A frame is written and
 /// flushed under one lock, so frames never interleave. Requests are correlated with replies by
 /// request id; a semaphore bounds how many are in flight.</item>
@@ -38,6 +43,7 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     private readonly ILogger _logger;
     private readonly CancellationTokenSource _closing = new();
     private readonly TaskCompletionSource _handlersDrained = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ByteWindow _receiveWindow;
     private PeerConnectionEnd? _end;
     private Task<PeerConnectionEnd>? _run;
     private string? _closeReason;
@@ -64,6 +70,8 @@ internal sealed partial class PeerConnection : IAsyncDisposable
         _logger = logger;
         PeerName = peerName;
         _requestSlots = new SemaphoreSlim(options.MaxRequestsInFlight, options.MaxRequestsInFlight);
+        _receiveWindow = new ByteWindow(options.ReceiveWindow);
+        _sendWindow = new ByteWindow(options.EffectiveSendWindow);
     }
 
     public string PeerName { get; }
@@ -173,6 +181,8 @@ internal sealed partial class PeerConnection : IAsyncDisposable
     }
 
     private PeerConnectionClosedException ClosedException() => new(PeerName, End!);
+
+    internal void ReleaseReceiveWindow(long bytes) => _receiveWindow.Release(bytes);
 
     private void ReleaseHandlerHold()
     {

@@ -21,6 +21,22 @@ internal sealed record PeerConnectionOptions
     /// <summary>Requests this node may have outstanding on the connection; further senders wait for a reply.</summary>
     public int MaxRequestsInFlight { get; init; } = 256;
 
+    /// <summary>The default <see cref="ReceiveWindow"/>: 64 MiB, eight times the payloads of a 1 MiB write at queue depth 8.</summary>
+    public const long DefaultReceiveWindow = 64L << 20;
+
+    /// <summary>
+    /// Request payload bytes this node takes in from the peer at once: a request's payload counts from
+    /// when its frame is read until its reply is sent. A frame beyond it waits in the socket (the
+    /// receive loop stops reading), it is not buffered. Sent to the peer in the Hello, which keeps its
+    /// requests in flight within it, so a peer that follows the protocol never makes this node wait.
+    /// </summary>
+    public long ReceiveWindow { get; init; } = DefaultReceiveWindow;
+
+    /// <summary>The peer's receive window (from its Hello), which bounds the payloads this node keeps in flight; null for this node's own.</summary>
+    public long? PeerReceiveWindow { get; init; }
+
+    public long EffectiveSendWindow => PeerReceiveWindow is > 0 and var window ? window : ReceiveWindow;
+
     /// <summary>How often a request whose payload arrived corrupted is sent again before it fails.</summary>
     public int MaxChecksumRetries { get; init; } = 3;
 
@@ -55,6 +71,11 @@ internal sealed record PeerConnectionOptions
         if (MaxRequestsInFlight <= 0)
         {
             throw new ArgumentOutOfRangeException(nameof(MaxRequestsInFlight), MaxRequestsInFlight, "At least one peer request must be allowed in flight.");
+        }
+
+        if (ReceiveWindow < 1 << 20)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ReceiveWindow), ReceiveWindow, "The receive window must be at least 1 MiB.");
         }
 
         if (MaxChecksumRetries < 0)

@@ -21,8 +21,9 @@ internal sealed record PeerHandshakeResult(PeerIdentity Peer, Hello Hello);
 ///   HelloAccepted or Refused{reason} ──▶
 ///                                    ◀── HelloAccepted or Refused{reason}
 /// </code>
-/// Each side refuses a peer with another protocol major version, another cluster id, or its
-/// own node id, and says why in Refused before it gives up, so the operator reads the same
+/// Each side refuses a peer with another protocol major version, another cluster id, its own
+/// node id, or (over TLS) a node other than the one its certificate proved, and says why in
+/// Refused before it gives up, so the operator reads the same
 /// reason in the logs of both nodes. The connection carries requests only after both sides
 /// accepted. The whole exchange is bounded by a timeout. Reconciling the volumes is up to the
 /// caller: the handshake only carries the descriptors.
@@ -56,6 +57,8 @@ internal static partial class PeerHandshake
     /// <param name="timeout">Bound on the whole exchange.</param>
     /// <param name="logger">Logs refusals.</param>
     /// <param name="cancellationToken">Abandons the handshake.</param>
+    /// <param name="certified">Who the peer's certificate proved it is (<see cref="PeerSecureHandshake"/>); its Hello must name the same node.</param>
+    /// <param name="checkPeer">The caller's own check of the peer's Hello, after the protocol's: why this node refuses it, or null.</param>
     /// <exception cref="PeerHandshakeException">Refused by either side, timed out, or a protocol error; the message says which and why.</exception>
     public static async Task<PeerHandshakeResult> RunAsync(
         IDuplexPipe transport,
@@ -63,7 +66,9 @@ internal static partial class PeerHandshake
         string peerAddress,
         TimeSpan timeout,
         ILogger logger,
-        CancellationToken cancellationToken = default)
+        CancellationToken cancellationToken = default,
+        PeerIdentity? certified = null,
+        Func<Hello, string?>? checkPeer = null)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(timeout);
@@ -73,7 +78,7 @@ internal static partial class PeerHandshake
             await channel.SendAsync(new Envelope { Hello = localHello });
             var peerHello = await ReceiveHelloAsync(channel, peerAddress, logger);
 
-            var refusal = PeerHelloValidator.FindRefusal(localHello, peerHello, peerAddress, out var peer);
+            var refusal = PeerHelloValidator.FindRefusal(localHello, peerHello, peerAddress, out var peer, certified) ?? checkPeer?.Invoke(peerHello);
             if (refusal is not null)
             {
                 Log.RefusedPeer(logger, peerAddress, refusal);

@@ -24,4 +24,6 @@ internal enum PeerHandshakeFailure
     ProtocolError,
     /// <summary>The transport failed during the handshake.</summary>
     ConnectionLost,
+    /// <summary>The TLS handshake failed: a certificate was refused (by either side), or the other side does not speak TLS.</summary>
+    NotAuthenticated,
 }

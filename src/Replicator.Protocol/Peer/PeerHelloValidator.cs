@@ -11,7 +11,8 @@ namespace Replicator.Protocol.Peer;
 internal static class PeerHelloValidator
 {
     /// <summary>Why this node refuses the peer, or null (and the peer's identity) when it accepts.</summary>
-    public static string? FindRefusal(Hello local, Hello peer, string peerAddress, out PeerIdentity? peerIdentity)
+    /// <param name="certified">The node the peer's certificate proved, when the connection is authenticated; the Hello must name it.</param>
+    public static string? FindRefusal(Hello local, Hello peer, string peerAddress, out PeerIdentity? peerIdentity, PeerIdentity? certified = null)
     {
         peerIdentity = null;
         var localName = Describe(local.NodeName, local.NodeId);
@@ -46,6 +47,12 @@ internal static class PeerHelloValidator
         {
             return $"node id conflict: node {peerName} has the node id {peerNode} of node {localName}; a node cannot pair with itself, "
                 + "and two nodes must not share an id (was a data directory copied?)";
+        }
+
+        if (certified is not null && (certified.NodeId != peerNode || certified.NodeName != peer.NodeName || certified.ClusterId != peerCluster))
+        {
+            return $"identity mismatch: node {peerName} authenticated with the certificate of node '{certified.NodeName}' ({certified.NodeId}) "
+                + $"but its Hello names node '{peer.NodeName}' ({peerNode}) of cluster {peerCluster}: check that node's node.json against its certificate";
         }
 
         if (FindVolumeProblem(peer, peerName) is { } problem)

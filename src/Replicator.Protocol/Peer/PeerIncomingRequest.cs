@@ -7,14 +7,20 @@ internal sealed class PeerIncomingRequest
 {
     private readonly PeerConnection _connection;
     private readonly PeerPayload? _payload;
+    private long _window;
     private int _replied;
 
-    internal PeerIncomingRequest(PeerConnection connection, Envelope header, PeerPayload? payload)
+    /// <param name="window">The payload's share of the connection's receive window, given back once the request is replied to.</param>
+    internal PeerIncomingRequest(PeerConnection connection, Envelope header, PeerPayload? payload, long window = 0)
     {
         _connection = connection;
         Header = header;
         _payload = payload;
+        _window = window;
     }
+
+    /// <summary>The connection the request arrived on (the node's pairing state is per connection).</summary>
+    public PeerConnection Connection => _connection;
 
     /// <summary>The request: its <see cref="Envelope.BodyCase"/> says which, e.g. <see cref="Envelope.Write"/>.</summary>
     public Envelope Header { get; }
@@ -48,6 +54,7 @@ internal sealed class PeerIncomingRequest
             throw new InvalidOperationException($"Peer request {RequestId} ({Header.BodyCase}) was already replied to.");
         }
 
+        ReleaseWindow();
         return _connection.SendReplyAsync(RequestId, status, message, payload, blockChecksums);
     }
 
@@ -61,8 +68,26 @@ internal sealed class PeerIncomingRequest
             throw new InvalidOperationException($"Peer request {RequestId} ({Header.BodyCase}) was already replied to.");
         }
 
+        ReleaseWindow();
         return _connection.SendReplyAsync(RequestId, reply, payload);
     }
 
-    internal void ReleasePayload() => _payload?.Dispose();
+    internal void ReleasePayload()
+    {
+        ReleaseWindow();
+        _payload?.Dispose();
+    }
+
+    /// <summary>
+    /// Gives the payload's share of the receive window back when the reply goes out, not when the
+    /// handler's task ends: the peer reuses its send window as soon as it has the reply, so the
+    /// receive window must be free by then, or this node's receive loop would wait for no reason.
+    /// </summary>
+    private void ReleaseWindow()
+    {
+        if (Interlocked.Exchange(ref _window, 0) is var window and > 0)
+        {
+            _connection.ReleaseReceiveWindow(window);
+        }
+    }
 }

@@ -3,7 +3,7 @@ using System.Net.Sockets;
 
 namespace Replicator.Protocol.Peer;
 
-/// <summary>Accepts TCP connections from peers.</summary>
+/// <summary>Accepts TCP connections on the peer port.</summary>
 internal sealed class PeerListener : IAsyncDisposable
 {
     private readonly Socket _socket;
@@ -36,13 +36,17 @@ internal sealed class PeerListener : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for the next peer to connect.</summary>
+    /// <summary>
+    /// Waits for the next connection. Whoever it is has proven nothing yet: it goes through
+    /// <see cref="PeerSecureHandshake"/> before anything it sends is read as a peer message.
+    /// </summary>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired.</exception>
     /// <exception cref="ObjectDisposedException">The listener was disposed.</exception>
-    public async ValueTask<PeerSocketTransport> AcceptAsync(CancellationToken cancellationToken = default)
+    public async ValueTask<Socket> AcceptAsync(CancellationToken cancellationToken = default)
     {
         var socket = await _socket.AcceptAsync(cancellationToken);
-        return PeerSocketTransport.Create(socket);
+        PeerSocketTransport.Configure(socket);
+        return socket;
     }
 
     public ValueTask DisposeAsync()

@@ -8,7 +8,7 @@ internal static class PeerTransport
 {
     /// <summary>Connects to the peer at <paramref name="endPoint"/> (an <see cref="IPEndPoint"/> or <see cref="DnsEndPoint"/>).</summary>
     /// <exception cref="PeerConnectException">Refused, unreachable, or not connected within <paramref name="timeout"/>.</exception>
-    public static async Task<PeerSocketTransport> ConnectAsync(EndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public static async Task<Socket> ConnectAsync(EndPoint endPoint, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
@@ -17,7 +17,8 @@ internal static class PeerTransport
         try
         {
             await socket.ConnectAsync(endPoint, deadline.Token);
-            return PeerSocketTransport.Create(socket);
+            PeerSocketTransport.Configure(socket);
+            return socket;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {

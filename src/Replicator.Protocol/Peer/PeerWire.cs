@@ -11,8 +11,12 @@ internal static class PeerWire
     /// Major version of the peer protocol this build speaks. Nodes of different major versions
     /// refuse each other; bump it when a peer of the previous version could misread a message.
     /// </summary>
-    /// <remarks>3: block checksums travel with block data (Envelope.block_checksum_size) and region checksums carry a status.</remarks>
-    public const uint ProtocolMajor = 3;
+    /// <remarks>
+    /// 3 came twice, from two lines of work merged later: block checksums travelling with block data
+    /// (Envelope.block_checksum_size, region checksums with a status) on one, the mutual TLS session before
+    /// the first frame on the other. 4 is both: a node of either 3 cannot talk to a node of 4.
+    /// </remarks>
+    public const uint ProtocolMajor = 4;
 
     /// <summary>Minor version: compatible additions (new messages, new fields).</summary>
     public const uint ProtocolMinor = 0;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Storage;
 using Replicator.Core.Metadata;
 
 namespace Replicator.Core.Tests.Metadata;
@@ -64,13 +65,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 3));
         }
 
         var intact = new FileInfo(path).Length;
-        using (var journal = MetadataJournal.Replay(path, 0, _ => { }, out _))
+        using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _))
         {
             journal.Append(Samples.AsSpan(3, 2));
         }
@@ -81,7 +82,7 @@ public class JournalTests
         {
             File.WriteAllBytes(path, full.AsSpan(0, (int)cut).ToArray());
             var applied = new List<JournalRecord>();
-            using (var journal = MetadataJournal.Replay(path, 0, applied.Add, out var result))
+            using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out var result))
             {
                 var expected = cut >= secondRecordEnd ? 4 : 3;
                 Assert.Equal(Samples.Take(expected), applied);
@@ -99,13 +100,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 2));
         }
 
         File.AppendAllText(path, "garbage from a torn write");
-        using (var journal = MetadataJournal.Replay(path, 0, _ => { }, out var result))
+        using (var journal = MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out var result))
         {
             Assert.Equal(2, result.Applied);
             Assert.True(result.DroppedBytes > 0);
@@ -113,7 +114,7 @@ public class JournalTests
         }
 
         var applied = new List<JournalRecord>();
-        using (MetadataJournal.Replay(path, 0, applied.Add, out var again))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out var again))
         {
             Assert.Equal(0, again.DroppedBytes);
         }
@@ -129,7 +130,7 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 5));
         }
@@ -140,7 +141,7 @@ public class JournalTests
         File.WriteAllBytes(path, bytes);
 
         var applied = new List<JournalRecord>();
-        var e = Assert.Throws<Replicator.Core.Storage.StorageDamagedException>(() => MetadataJournal.Replay(path, 0, applied.Add, out _));
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out _));
         Assert.Contains("that is not a torn tail", e.Message);
         Assert.Contains(path, e.Message);
         Assert.Empty(applied);
@@ -153,7 +154,7 @@ public class JournalTests
         using var dir = new TempDirectory();
         var path = dir.File("journal");
         long synced;
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 2));
             synced = journal.Length;
@@ -167,7 +168,7 @@ public class JournalTests
         var tail = (byte[])bytes.Clone();
         tail[^3] ^= 0x01;
         File.WriteAllBytes(path, tail);
-        using (MetadataJournal.Replay(path, 0, _ => { }, out var result))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out var result))
         {
             Assert.Equal(3, result.Applied);
             Assert.True(result.DroppedBytes > 0);
@@ -177,7 +178,7 @@ public class JournalTests
         var synchronous = bytes.AsSpan(0, (int)synced + Encode(JournalRecord.SyncMark(synced), 3).Length).ToArray();
         synchronous[(int)synced - 3] ^= 0x01;
         File.WriteAllBytes(path, synchronous);
-        var e = Assert.Throws<Replicator.Core.Storage.StorageDamagedException>(() => MetadataJournal.Replay(path, 0, _ => { }, out _));
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _));
         Assert.Contains("an intact record (sequence 3) follows", e.Message, StringComparison.Ordinal);
         Assert.Equal(synchronous, File.ReadAllBytes(path));
     }
@@ -187,13 +188,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 2));
         }
 
         File.AppendAllBytes(path, Encode(Samples[2], 7));
-        var e = Assert.Throws<Replicator.Core.Storage.StorageDamagedException>(() => MetadataJournal.Replay(path, 0, _ => { }, out _));
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _));
         Assert.Contains("has sequence 7 where 3 was due", e.Message, StringComparison.Ordinal);
     }
 
@@ -201,7 +202,7 @@ public class JournalTests
     public void A_flush_that_synced_new_records_marks_how_far_and_one_with_nothing_new_writes_nothing()
     {
         using var dir = new TempDirectory();
-        using var store = PoolMetadataStore.Create(dir.Path, 65536, 1 << 30);
+        using var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30);
         store.Commit(JournalRecord.VolumeCreated(1, Guid.NewGuid(), "v", 1 << 30));
         var before = store.JournalLength;
         store.Flush();
@@ -211,7 +212,7 @@ public class JournalTests
         Assert.Equal(marked, store.JournalLength);
 
         var records = new List<JournalRecord>();
-        using (MetadataJournal.Replay(Directory.GetFiles(dir.Path, "journal.*").Single(), 0, records.Add, out _))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, Directory.GetFiles(dir.Path, "journal.*").Single(), 0, records.Add, out _))
         {
         }
 
@@ -224,13 +225,13 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("journal");
-        using (var journal = MetadataJournal.Create(path, 1))
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
         {
             journal.Append(Samples.AsSpan(0, 4));
         }
 
         var applied = new List<JournalRecord>();
-        using (MetadataJournal.Replay(path, 2, applied.Add, out _))
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 2, applied.Add, out _))
         {
         }
 
@@ -242,7 +243,7 @@ public class JournalTests
     {
         using var dir = new TempDirectory();
         var id = Guid.NewGuid();
-        using (var store = PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
             store.Commit(JournalRecord.VolumeCreated(1, id, "v", 1 << 30));
             store.Commit(JournalRecord.UnitMapped(1, 10, 3));
@@ -251,7 +252,7 @@ public class JournalTests
             store.Commit(JournalRecord.UnitUnmapped(1, 10));
         }
 
-        using var reopened = PoolMetadataStore.Open(dir.Path, NullLogger.Instance);
+        using var reopened = PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance);
         var volume = reopened.State.Find("v")!;
         Assert.Equal(id, volume.Id);
         Assert.False(volume.Map.TryGet(10, out _));
@@ -265,7 +266,7 @@ public class JournalTests
     public void A_crash_between_new_journal_and_snapshot_rename_loses_nothing()
     {
         using var dir = new TempDirectory();
-        using (var store = PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
             store.Commit(JournalRecord.VolumeCreated(1, Guid.NewGuid(), "v", 1 << 30));
             store.Commit(JournalRecord.UnitMapped(1, 1, 1));
@@ -273,12 +274,12 @@ public class JournalTests
 
         // What a checkpoint that died before renaming its snapshot leaves: the old snapshot,
         // the old journal, and records already appended to the next journal file.
-        using (var next = MetadataJournal.Create(Path.Combine(dir.Path, "journal.000002"), 3))
+        using (var next = MetadataJournal.Create(PhysicalFileSystem.Instance, Path.Combine(dir.Path, "journal.000002"), 3))
         {
             next.Append([JournalRecord.UnitMapped(1, 2, 2)]);
         }
 
-        using var reopened = PoolMetadataStore.Open(dir.Path, NullLogger.Instance);
+        using var reopened = PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance);
         var map = reopened.State.Find("v")!.Map;
         Assert.True(map.TryGet(1, out _));
         Assert.True(map.TryGet(2, out _));
@@ -288,7 +289,7 @@ public class JournalTests
     public void A_damaged_snapshot_is_refused_with_a_clear_error()
     {
         using var dir = new TempDirectory();
-        using (PoolMetadataStore.Create(dir.Path, 65536, 1 << 30))
+        using (PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30))
         {
         }
 
@@ -296,7 +297,7 @@ public class JournalTests
         var bytes = File.ReadAllBytes(path);
         bytes[12] ^= 0xff;
         File.WriteAllBytes(path, bytes);
-        var e = Assert.Throws<InvalidDataException>(() => PoolMetadataStore.Open(dir.Path, NullLogger.Instance));
+        var e = Assert.Throws<InvalidDataException>(() => PoolMetadataStore.Open(PhysicalFileSystem.Instance, dir.Path, NullLogger.Instance));
         Assert.Contains("checksum", e.Message);
     }
 

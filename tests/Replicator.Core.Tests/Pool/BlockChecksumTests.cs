@@ -13,14 +13,19 @@ public sealed class BlockChecksumTests : IDisposable
     private const int Unit = 64 * 1024;
     private const int Block = BlockChecksum.BlockSize;
     private readonly TempDirectory _dir = new();
+    private readonly List<IStorageFile> _opened = [];
 
-    public void Dispose() => _dir.Dispose();
+    public void Dispose()
+    {
+        _opened.ForEach(f => f.Dispose());
+        _dir.Dispose();
+    }
 
     [Fact]
     public async Task A_byte_flipped_in_the_pool_file_fails_the_read_of_its_block_only()
     {
         var poolDir = Path.Combine(_dir.Path, "pool");
-        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
+        using var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
         var volume = pool.CreateVolume("v", 16L * Unit);
         var data = ThinVolumeTests.Pattern(4 * Unit, seed: 5);
         await volume.WriteAsync(Unit, data, IoFlags.Fua);
@@ -49,7 +54,7 @@ public sealed class BlockChecksumTests : IDisposable
     public async Task An_unwritten_block_must_read_as_zeros_and_a_stray_write_into_it_is_caught()
     {
         var poolDir = Path.Combine(_dir.Path, "pool");
-        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
+        using var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance);
         var volume = pool.CreateVolume("v", 16L * Unit);
         await volume.WriteAsync(0, ThinVolumeTests.Pattern(Block, 1), IoFlags.Fua);
 
@@ -270,9 +275,9 @@ public sealed class BlockChecksumTests : IDisposable
     [Fact]
     public async Task A_read_that_sees_a_block_between_its_new_data_and_its_new_checksum_is_no_alarm()
     {
-        var data = new HookedStore(new MemoryBackingStore(64L * Unit));
-        var sums = new MemoryBackingStore(BlockChecksumStore.FileLength(data.Length));
-        using var pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_dir.Path, "hooked")).FullName, [data], Unit, NullLogger.Instance, [sums]);
+        var files = new HookedFileSystem();
+        using var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 64L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        var data = files.DataFile!;
         var volume = pool.CreateVolume("v", 8L * Unit);
         await volume.WriteAsync(0, ThinVolumeTests.Pattern(Block, 1), IoFlags.None);
         var fresh = ThinVolumeTests.Pattern(Block, 2);
@@ -304,9 +309,9 @@ public sealed class BlockChecksumTests : IDisposable
     [Fact]
     public async Task Two_writes_of_different_parts_of_one_block_never_lose_each_others_bytes()
     {
-        var data = new HookedStore(new MemoryBackingStore(64L * Unit));
-        var sums = new MemoryBackingStore(BlockChecksumStore.FileLength(data.Length));
-        using var pool = StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_dir.Path, "merge")).FullName, [data], Unit, NullLogger.Instance, [sums]);
+        var files = new HookedFileSystem();
+        using var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 64L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        var data = files.DataFile!;
         var volume = pool.CreateVolume("v", 8L * Unit);
         await volume.WriteAsync(0, new byte[Block], IoFlags.None);
 
@@ -333,12 +338,12 @@ public sealed class BlockChecksumTests : IDisposable
     {
         var poolDir = Path.Combine(_dir.Path, "pool");
         var data = ThinVolumeTests.Pattern(2 * Unit, 12);
-        using (var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
+        using (var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
         {
             await pool.CreateVolume("v", 8L * Unit).WriteAsync(Block, data, IoFlags.None);
         }
 
-        using (var pool = StoragePool.OpenOnDisk(poolDir, NullLogger.Instance, blockChecksums: false))
+        using (var pool = StoragePool.Open(PhysicalFileSystem.Instance, poolDir, NullLogger.Instance, blockChecksums: false))
         {
             Assert.False(pool.BlockChecksums);
             Assert.False(File.Exists(Path.Combine(poolDir, "data-000.sums")));
@@ -348,7 +353,7 @@ public sealed class BlockChecksumTests : IDisposable
             await pool.Find("v")!.WriteAsync(Unit * 4, data, IoFlags.None);
         }
 
-        using (var pool = StoragePool.OpenOnDisk(poolDir, NullLogger.Instance))
+        using (var pool = StoragePool.Open(PhysicalFileSystem.Instance, poolDir, NullLogger.Instance))
         {
             Assert.True(pool.BlockChecksums);
             Assert.False(File.Exists(Path.Combine(poolDir, "NO-BLOCK-CHECKSUMS")));
@@ -365,7 +370,7 @@ public sealed class BlockChecksumTests : IDisposable
         }
 
         File.WriteAllBytes(Path.Combine(poolDir, "data-000.sums"), new byte[BlockChecksumStore.FileLength(64L * Unit)]);
-        var e = Assert.Throws<InvalidDataException>(() => StoragePool.OpenOnDisk(poolDir, NullLogger.Instance));
+        var e = Assert.Throws<InvalidDataException>(() => StoragePool.Open(PhysicalFileSystem.Instance, poolDir, NullLogger.Instance));
         Assert.Contains("header is damaged", e.Message);
     }
 
@@ -398,10 +403,32 @@ public sealed class BlockChecksumTests : IDisposable
     }
 
     [Fact]
+    public async Task A_data_file_of_less_than_a_page_of_slots_keeps_its_checksum_file_whole_and_opens_again()
+    {
+        // 8 extents of 64 KiB: 128 slots, a quarter of the 4 KiB page the slots are written back in.
+        var files = new MemoryFileSystem();
+        var data = ThinVolumeTests.Pattern(2 * Unit, 6);
+        using (var pool = StoragePool.Create(files, "/small", new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit }, NullLogger.Instance))
+        {
+            await pool.CreateVolume("v", 8L * Unit).WriteAsync(Unit, data, IoFlags.Fua);
+        }
+
+        using (var sums = files.OpenFile("/small/data-000.sums", FileOpenMode.Open))
+        {
+            Assert.Equal(BlockChecksumStore.FileLength(8L * Unit), sums.Length);
+        }
+
+        using var reopened = StoragePool.Open(files, "/small", NullLogger.Instance);
+        var back = new byte[2 * Unit];
+        await reopened.Find("v")!.ReadAsync(Unit, back);
+        Assert.Equal(data, back);
+    }
+
+    [Fact]
     public async Task A_pool_without_checksums_reads_what_it_holds()
     {
         var poolDir = Path.Combine(_dir.Path, "off");
-        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit, BlockChecksums = false }, NullLogger.Instance);
+        using var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 64L * Unit, BlockChecksums = false }, NullLogger.Instance);
         Assert.False(pool.BlockChecksums);
         var volume = pool.CreateVolume("v", 8L * Unit);
         await volume.WriteAsync(100, ThinVolumeTests.Pattern(Block, 1), IoFlags.Fua);
@@ -410,19 +437,53 @@ public sealed class BlockChecksumTests : IDisposable
         Assert.False(File.Exists(Path.Combine(poolDir, "data-000.sums")));
     }
 
-    /// <summary>A store that runs a test's code right after a write, or a read, reaches it (set anew for each, cleared by the test).</summary>
-    private sealed class HookedStore(MemoryBackingStore inner) : IBackingStore
+    /// <summary>
+    /// A file system in memory whose pool data file runs a test's code right after a write, or a read, reaches it
+    /// (set anew for each, cleared by the test).
+    /// </summary>
+    private sealed class HookedFileSystem : IFileSystem
+    {
+        private readonly MemoryFileSystem _inner = new();
+
+        /// <summary>The pool's data file as the pool opened it, once it did.</summary>
+        public HookedFile? DataFile { get; private set; }
+
+        public bool FileExists(string path) => _inner.FileExists(path);
+
+        public IStorageFile OpenFile(string path, FileOpenMode mode)
+        {
+            var file = _inner.OpenFile(path, mode);
+            return path.EndsWith(".img", StringComparison.Ordinal) ? DataFile = new HookedFile(file) : file;
+        }
+
+        public void DeleteFile(string path) => _inner.DeleteFile(path);
+
+        public void RenameFile(string source, string destination) => _inner.RenameFile(source, destination);
+
+        public IReadOnlyList<string> ListFiles(string directory, string prefix) => _inner.ListFiles(directory, prefix);
+
+        public void CreateDirectory(string path) => _inner.CreateDirectory(path);
+
+        public void SyncDirectory(string path) => _inner.SyncDirectory(path);
+
+        public IDisposable LockFile(string path) => _inner.LockFile(path);
+    }
+
+    private sealed class HookedFile(IStorageFile inner) : IStorageFile
     {
         public Action? AfterWrite { get; set; }
 
         public Action? OnRead { get; set; }
 
+        public string Path => inner.Path;
+
         public long Length => inner.Length;
 
-        public void Read(long offset, Span<byte> destination)
+        public int Read(long offset, Span<byte> destination)
         {
-            inner.Read(offset, destination);
+            var read = inner.Read(offset, destination);
             OnRead?.Invoke();
+            return read;
         }
 
         public void Write(long offset, ReadOnlySpan<byte> source)
@@ -431,9 +492,15 @@ public sealed class BlockChecksumTests : IDisposable
             AfterWrite?.Invoke();
         }
 
-        public void Discard(long offset, long length) => inner.Discard(offset, length);
+        public void SetLength(long length) => inner.SetLength(length);
 
         public void Flush() => inner.Flush();
+
+        public void Discard(long offset, long length) => inner.Discard(offset, length);
+
+        public long NextData(long offset) => inner.NextData(offset);
+
+        public long NextHole(long offset) => inner.NextHole(offset);
 
         public void Dispose() => inner.Dispose();
     }
@@ -453,7 +520,7 @@ public sealed class BlockChecksumTests : IDisposable
         RandomAccess.Write(handle, one, offset);
     }
 
-    private static ulong StoredChecksum(IBackingStore sums, StoragePool pool, ThinVolume volume, long volumeOffset)
+    private static ulong StoredChecksum(IStorageFile sums, StoragePool pool, ThinVolume volume, long volumeOffset)
     {
         pool.Flush();
         var slot = new byte[BlockChecksum.Size];
@@ -461,11 +528,15 @@ public sealed class BlockChecksumTests : IDisposable
         return BlockChecksum.Get(slot, 0);
     }
 
-    private StoragePool NewMemoryPool(out MemoryBackingStore data, out MemoryBackingStore sums)
+    /// <summary>A pool in memory, with its data file and its checksum file opened beside it (to corrupt them, or look into them).</summary>
+    private StoragePool NewMemoryPool(out IStorageFile data, out IStorageFile sums)
     {
-        data = new MemoryBackingStore(64L * Unit);
-        sums = new MemoryBackingStore(BlockChecksumStore.FileLength(data.Length));
-        return StoragePool.OpenWithStores(Directory.CreateDirectory(Path.Combine(_dir.Path, Guid.NewGuid().ToString("N"))).FullName,
-            [data], Unit, NullLogger.Instance, [sums]);
+        var files = new MemoryFileSystem();
+        var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 64L * Unit, ExtentSize = Unit }, NullLogger.Instance);
+        data = files.OpenFile("/pool/data-000.img", FileOpenMode.Open);
+        sums = files.OpenFile("/pool/data-000.sums", FileOpenMode.Open);
+        _opened.Add(data);
+        _opened.Add(sums);
+        return pool;
     }
 }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Replicator.Core.Devices;
 using Replicator.Core.Hashing;
 using Replicator.Core.Pool;
+using Replicator.Core.Tests.Support.Faults;
 using Replicator.Core.Volumes;
 using Xunit.Abstractions;
 
@@ -11,16 +12,14 @@ namespace Replicator.Core.Tests.Pool;
 /// Blocks and their checksums across power losses at random points: what was flushed (or written with FUA) reads
 /// back exactly and passes its check, with nothing checked at start; what was not may hold any value written to it
 /// since the last flush, or, torn, be marked unverified by the check of the activity log's extents at start; never
-/// is a block reported damaged.
+/// is a block reported damaged. The pool's files are in a <see cref="FaultFileSystem"/> whose power loss tears every
+/// page written since its file's last flush (each 512-byte sector old or new).
 /// </summary>
-public sealed class CrashConsistencyTests(ITestOutputHelper output) : IDisposable
+public sealed class CrashConsistencyTests(ITestOutputHelper output)
 {
     private const int Unit = 64 * 1024;
     private const int Block = BlockChecksum.BlockSize;
     private const int Units = 8;
-    private readonly TempDirectory _dir = new();
-
-    public void Dispose() => _dir.Dispose();
 
     [Fact]
     public async Task Flushed_blocks_survive_a_power_loss_with_their_checksums_and_the_rest_are_old_new_or_unverified_never_damaged()
@@ -38,10 +37,8 @@ public sealed class CrashConsistencyTests(ITestOutputHelper output) : IDisposabl
 
     private async Task<long> CrashOnceAsync(Random random, int seed)
     {
-        var data = new PowerLossStore(64L * Unit);
-        var sums = new PowerLossStore(BlockChecksumStore.FileLength(data.Length));
-        var metadata = Directory.CreateDirectory(Path.Combine(_dir.Path, $"{seed}")).FullName;
-        var pool = StoragePool.OpenWithStores(metadata, [data], Unit, NullLogger.Instance, [sums]);
+        var files = new FaultFileSystem(seed) { Mode = PowerLossMode.TornSectors };
+        var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = 64L * Unit, ExtentSize = Unit }, NullLogger.Instance);
         var volume = pool.CreateVolume("v", Units * Unit);
         var blocks = Units * Unit / Block;
 
@@ -91,17 +88,9 @@ public sealed class CrashConsistencyTests(ITestOutputHelper output) : IDisposabl
             }
         }
 
-        data.PowerLoss(random);
-        sums.PowerLoss(random);
-
-        // The node starts again (the pool's metadata survives whole here; the journal's own crash cases are tested apart).
-        var copy = Directory.CreateDirectory(Path.Combine(_dir.Path, $"{seed}-after")).FullName;
-        foreach (var file in Directory.EnumerateFiles(metadata))
-        {
-            File.Copy(file, Path.Combine(copy, Path.GetFileName(file)));
-        }
-
-        using var reopened = StoragePool.OpenWithStores(copy, [data], Unit, NullLogger.Instance, [sums]);
+        // The node starts again, on what the disk kept; the pool it ran is gone with the process.
+        files.PowerLoss();
+        using var reopened = StoragePool.Open(files, "/pool", NullLogger.Instance);
         var after = reopened.Find("v")!;
 
         // Blocks untouched since the last flush pass their checks before anything is checked at start.

@@ -19,7 +19,7 @@ public sealed class PoolDamageTests : IDisposable
         var live = Path.Combine(_dir.Path, "live");
         var crashed = Path.Combine(_dir.Path, "crashed");
         var data = ThinVolumeTests.Pattern(4 * Unit, seed: 3);
-        using (var pool = StoragePool.CreateOnDisk(live, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
+        using (var pool = StoragePool.Create(PhysicalFileSystem.Instance, live, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
         {
             await pool.CreateVolume("v", 16L * Unit).WriteAsync(0, data, IoFlags.Fua);
 
@@ -39,7 +39,7 @@ public sealed class PoolDamageTests : IDisposable
         var dataFile = Path.Combine(crashed, "data-000.img");
         var before = File.ReadAllBytes(dataFile);
 
-        var e = Assert.Throws<StorageDamagedException>(() => StoragePool.OpenOnDisk(crashed, NullLogger.Instance));
+        var e = Assert.Throws<StorageDamagedException>(() => StoragePool.Open(PhysicalFileSystem.Instance, crashed, NullLogger.Instance));
 
         Assert.Contains("not a torn tail", e.Message, StringComparison.Ordinal);
         Assert.Contains("nothing in it was changed", e.Message, StringComparison.Ordinal);

@@ -181,7 +181,7 @@ public sealed class ThinVolumeTests : IDisposable
     {
         var poolDir = Path.Combine(_dir.Path, "pool");
         var crashCopy = Path.Combine(_dir.Path, "crash");
-        using (var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
+        using (var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 64L * Unit }, NullLogger.Instance))
         {
             var volume = pool.CreateVolume("v", 32L * Unit);
             await volume.WriteAsync(0, Pattern(3 * Unit, 14), IoFlags.None);
@@ -199,7 +199,7 @@ public sealed class ThinVolumeTests : IDisposable
 
         foreach (var dir in new[] { poolDir, crashCopy })
         {
-            using var pool = StoragePool.OpenOnDisk(dir, NullLogger.Instance);
+            using var pool = StoragePool.Open(PhysicalFileSystem.Instance, dir, NullLogger.Instance);
             var volume = pool.Find("v")!;
 
             // Block checksums not written back before the kill lie where the activity log points; the node checks those at start.
@@ -219,8 +219,8 @@ public sealed class ThinVolumeTests : IDisposable
     public void A_second_process_cannot_open_a_pool_in_use()
     {
         var poolDir = Path.Combine(_dir.Path, "pool");
-        using var pool = StoragePool.CreateOnDisk(poolDir, new PoolOptions { FileCapacity = 4L * Unit }, NullLogger.Instance);
-        var e = Assert.Throws<IOException>(() => StoragePool.OpenOnDisk(poolDir, NullLogger.Instance));
+        using var pool = StoragePool.Create(PhysicalFileSystem.Instance, poolDir, new PoolOptions { FileCapacity = 4L * Unit }, NullLogger.Instance);
+        var e = Assert.Throws<IOException>(() => StoragePool.Open(PhysicalFileSystem.Instance, poolDir, NullLogger.Instance));
         Assert.Contains("in use", e.Message);
     }
 
@@ -312,7 +312,7 @@ public sealed class ThinVolumeTests : IDisposable
     [Fact]
     public async Task Memory_backed_pools_behave_like_file_backed_ones()
     {
-        using var pool = StoragePool.OpenWithStores(_dir.Path, [new MemoryBackingStore(8L * Unit)], Unit, NullLogger.Instance);
+        using var pool = StoragePool.Create(new MemoryFileSystem(), "/pool", new PoolOptions { FileCapacity = 8L * Unit, ExtentSize = Unit }, NullLogger.Instance);
         var volume = pool.CreateVolume("m", 4L * Unit);
         await volume.WriteAsync(123, Pattern(Unit, 19), IoFlags.Fua);
         var back = new byte[Unit];
@@ -328,5 +328,5 @@ public sealed class ThinVolumeTests : IDisposable
     }
 
     private StoragePool NewDiskPool(long capacity = 256L * Unit) =>
-        StoragePool.CreateOnDisk(Path.Combine(_dir.Path, "pool-" + Guid.NewGuid().ToString("N")), new PoolOptions { FileCapacity = capacity }, NullLogger.Instance);
+        StoragePool.Create(PhysicalFileSystem.Instance, Path.Combine(_dir.Path, "pool-" + Guid.NewGuid().ToString("N")), new PoolOptions { FileCapacity = capacity }, NullLogger.Instance);
 }

@@ -15,8 +15,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out var loaded))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal(0, loaded.Sequence);
             Assert.Empty(loaded.Extents);
@@ -24,7 +24,7 @@ public class ActivityLogFileTests
             Assert.Equal(E, file.ExtentSize);
         }
 
-        Assert.Throws<IOException>(() => ActivityLogFile.Create(path, Slots, E));
+        Assert.Throws<IOException>(() => ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E));
     }
 
     [Fact]
@@ -32,8 +32,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             Assert.True(file.Write(new ActivityLogSnapshot(1, [1, 2])));
             Assert.True(file.Write(new ActivityLogSnapshot(5, [2, 7, 9])));
@@ -41,7 +41,7 @@ public class ActivityLogFileTests
             Assert.False(file.Write(new ActivityLogSnapshot(5, [3])));
         }
 
-        using var reopened = ActivityLogFile.Open(path, out var loaded);
+        using var reopened = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         Assert.Equal(new ActivityLogSnapshot(5, [2, 7, 9]).Sequence, loaded.Sequence);
         Assert.Equal([2L, 7L, 9L], loaded.Extents);
     }
@@ -51,8 +51,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(1, [10]));
             file.Write(new ActivityLogSnapshot(2, [10, 11]));
@@ -62,7 +62,7 @@ public class ActivityLogFileTests
         Assert.Equal(3, SequenceIn(path, SlotB));
         Assert.Equal(2, SequenceIn(path, SlotA));
         Damage(path, SlotB + 20);
-        using var reopened = ActivityLogFile.Open(path, out var loaded);
+        using var reopened = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         Assert.Equal(2, loaded.Sequence);
         Assert.Equal([10L, 11L], loaded.Extents);
     }
@@ -72,13 +72,13 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(1, [1]));
         }
 
-        using (var file = ActivityLogFile.Open(path, out _))
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(2, [2]));
         }
@@ -92,15 +92,15 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(1, [1, 2, 3]));
             file.Write(new ActivityLogSnapshot(2, [4, 5, 6, 7, 8]));
         }
 
         var before = File.ReadAllBytes(path);
-        using (var file = ActivityLogFile.Open(path, out _))
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(3, [9]));
         }
@@ -112,7 +112,7 @@ public class ActivityLogFileTests
             var torn = (byte[])before.Clone();
             Array.Copy(after, SlotB, torn, SlotB, cut);
             File.WriteAllBytes(path, torn);
-            using var file = ActivityLogFile.Open(path, out var loaded);
+            using var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
             var expected = cut == recordLength ? new long[] { 9 } : [4, 5, 6, 7, 8];
             Assert.Equal(expected, loaded.Extents);
         }
@@ -123,8 +123,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(1, [1]));
             file.Write(new ActivityLogSnapshot(2, [2]));
@@ -136,7 +136,7 @@ public class ActivityLogFileTests
             stream.SetLength(SlotB + 20);
         }
 
-        using (ActivityLogFile.Open(path, out var loaded))
+        using (ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal([2L], loaded.Extents);
         }
@@ -150,8 +150,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using (var file = ActivityLogFile.Open(path, out _))
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _))
         {
             file.Write(new ActivityLogSnapshot(1, [1]));
         }
@@ -161,7 +161,7 @@ public class ActivityLogFileTests
             Damage(path, offset);
         }
 
-        var error = Assert.Throws<StorageDamagedException>(() => ActivityLogFile.Open(path, out _));
+        var error = Assert.Throws<StorageDamagedException>(() => ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _));
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
     }
 
@@ -170,8 +170,8 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
-        using var file = ActivityLogFile.Open(path, out _);
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
+        using var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _);
         Assert.Throws<ArgumentException>(() => file.Write(new ActivityLogSnapshot(1, Enumerable.Range(0, Slots + 1).Select(i => (long)i).ToArray())));
     }
 
@@ -180,11 +180,11 @@ public class ActivityLogFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("al");
-        ActivityLogFile.Create(path, Slots, E);
+        ActivityLogFile.Create(PhysicalFileSystem.Instance, path, Slots, E);
         var random = new Random(5);
         var inFlight = new List<long>();
         ActivityLogSnapshot lastWritten;
-        using (var file = ActivityLogFile.Open(path, out lastWritten))
+        using (var file = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out lastWritten))
         {
             var log = ActivityLog.Restore(lastWritten, Slots, E);
             for (var step = 0; step < 2000; step++)
@@ -192,7 +192,7 @@ public class ActivityLogFileTests
                 if (inFlight.Count > 0 && random.Next(2) == 0)
                 {
                     var i = random.Next(inFlight.Count);
-                    log.End(inFlight[i], 1);
+                    log.End(inFlight[i], 1, stamp: step + 1);
                     inFlight.RemoveAt(i);
                     continue;
                 }
@@ -214,7 +214,7 @@ public class ActivityLogFileTests
             }
         }
 
-        using var reopened = ActivityLogFile.Open(path, out var loaded);
+        using var reopened = ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         Assert.Equal(lastWritten.Sequence, loaded.Sequence);
         Assert.Equal(lastWritten.Extents, loaded.Extents);
         Assert.All(inFlight, offset => Assert.Contains(offset / E, loaded.Extents));

@@ -16,7 +16,7 @@ public class ActivityLogTests
         Assert.Equal([1L], begin.Update!.Added);
         Assert.Empty(begin.Update.Evicted);
         log.MarkDurable(begin.Sequence);
-        log.End(E + 10, 4096);
+        log.End(E + 10, 4096, stamp: 1);
 
         Assert.Equal(ActivityLogBegin.Active, log.Begin(E, E));
         Assert.Equal(1, log.Sequence);
@@ -54,7 +54,7 @@ public class ActivityLogTests
         var log = new ActivityLog();
         var begin = log.Begin(E - 1, 2);
         Assert.Equal([0L, 1L], begin.Update!.Added);
-        Assert.True(log.End(E - 1, 2));
+        Assert.True(log.End(E - 1, 2, stamp: 1));
         Assert.Equal(2, log.IdleExtents);
     }
 
@@ -86,7 +86,7 @@ public class ActivityLogTests
         Assert.Equal(sequence, log.Sequence);
         Assert.DoesNotContain(100L, log.ActiveExtents);
 
-        Assert.True(log.End(7 * E, 1));
+        Assert.True(log.End(7 * E, 1, stamp: 1));
         var begin = log.Begin(100 * E, 1);
         Assert.Equal([7L], begin.Update!.Evicted);
     }
@@ -100,11 +100,11 @@ public class ActivityLogTests
             log.Begin(e * E, 1);
         }
 
-        log.End(3 * E, 1);
+        log.End(3 * E, 1, stamp: 1);
         Assert.Equal(ActivityLogBegin.Full, log.Begin(100 * E, 2 * E));
         Assert.Equal(1, log.IdleExtents);
         Assert.Contains(3L, log.ActiveExtents);
-        Assert.True(log.End(4 * E, 1));
+        Assert.True(log.End(4 * E, 1, stamp: 1));
         Assert.Equal(2, log.IdleExtents);
     }
 
@@ -117,7 +117,7 @@ public class ActivityLogTests
             log.Begin(e * E, 1);
         }
 
-        log.End(15 * E, 1);
+        log.End(15 * E, 1, stamp: 1);
         Assert.Equal(ActivityLogBegin.Full, log.Begin(15 * E, 2 * E));
         Assert.Equal(1, log.IdleExtents);
     }
@@ -136,10 +136,10 @@ public class ActivityLogTests
         var log = new ActivityLog();
         log.Begin(0, 1);
         log.Begin(0, 1);
-        Assert.False(log.End(0, 1));
-        Assert.True(log.End(0, 1));
-        Assert.Throws<InvalidOperationException>(() => log.End(0, 1));
-        Assert.Throws<InvalidOperationException>(() => log.End(9 * E, 1));
+        Assert.False(log.End(0, 1, stamp: 1));
+        Assert.True(log.End(0, 1, stamp: 1));
+        Assert.Throws<InvalidOperationException>(() => log.End(0, 1, stamp: 1));
+        Assert.Throws<InvalidOperationException>(() => log.End(9 * E, 1, stamp: 1));
     }
 
     [Fact]
@@ -147,7 +147,7 @@ public class ActivityLogTests
     {
         var log = new ActivityLog();
         Assert.Equal(ActivityLogBegin.Active, log.Begin(5 * E, 0));
-        Assert.False(log.End(5 * E, 0));
+        Assert.False(log.End(5 * E, 0, stamp: 1));
         Assert.Empty(log.ActiveExtents);
     }
 
@@ -201,8 +201,8 @@ public class ActivityLogTests
         log.Begin(3 * E, 1);
         log.MarkDurable(log.Sequence);
         Assert.Throws<InvalidOperationException>(() => log.Clear());
-        log.End(0, 1);
-        log.End(3 * E, 1);
+        log.End(0, 1, stamp: 1);
+        log.End(3 * E, 1, stamp: 1);
 
         var update = log.Clear()!;
         Assert.Equal([0L, 3L], update.Evicted);
@@ -225,7 +225,7 @@ public class ActivityLogTests
             if (inFlight.Count > 0 && (random.Next(2) == 0 || inFlight.Count > 40))
             {
                 var i = random.Next(inFlight.Count);
-                log.End(inFlight[i].Offset, inFlight[i].Length);
+                log.End(inFlight[i].Offset, inFlight[i].Length, stamp: 1);
                 inFlight.RemoveAt(i);
                 continue;
             }
@@ -258,7 +258,7 @@ public class ActivityLogTests
             }
             else
             {
-                log.End(offset, length);
+                log.End(offset, length, stamp: 1);
             }
 
             Assert.True(log.ActiveExtents.Count <= log.Slots);
@@ -273,7 +273,7 @@ public class ActivityLogTests
         for (var e = 0; e < slots; e++)
         {
             log.Begin(e * E, 1);
-            log.End(e * E, 1);
+            log.End(e * E, 1, stamp: 1);
         }
 
         log.MarkDurable(log.Sequence);
@@ -283,6 +283,61 @@ public class ActivityLogTests
     private static void Touch(ActivityLog log, long extent)
     {
         Assert.Equal(ActivityLogBegin.Active, log.Begin(extent * E, 1));
-        log.End(extent * E, 1);
+        log.End(extent * E, 1, stamp: 1);
+    }
+
+    [Fact]
+    public void An_eviction_requires_the_evicted_extents_writes_to_be_durable_before_the_snapshot_is_written()
+    {
+        var log = new ActivityLog(slots: ActivityLog.MinSlots);
+        for (var extent = 0L; extent < ActivityLog.MinSlots; extent++)
+        {
+            log.Begin(extent * E, 1);
+            log.End(extent * E, 1, stamp: extent + 1);
+        }
+
+        log.MarkDurable(log.Snapshot().Sequence);
+        Assert.Equal(0, log.DurableStampRequired(log.Sequence));
+
+        // Extent 0 (stamp 1) is the least recently used: writing extent 100 evicts it.
+        var begin = log.Begin(100 * E, 1);
+        Assert.Equal([0L], begin.Update!.Evicted);
+        Assert.Equal(1, log.DurableStampRequired(begin.Sequence));
+        Assert.Equal(0, log.DurableStampRequired(begin.Sequence - 1));
+
+        log.MarkDurable(begin.Sequence);
+        Assert.Equal(0, log.DurableStampRequired(log.Sequence));
+    }
+
+    [Fact]
+    public void The_requirement_is_the_newest_write_of_any_extent_evicted_since_the_last_durable_snapshot()
+    {
+        var log = new ActivityLog(slots: ActivityLog.MinSlots);
+        for (var extent = 0L; extent < ActivityLog.MinSlots; extent++)
+        {
+            log.Begin(extent * E, 1);
+            log.End(extent * E, 1, stamp: 10 * (extent + 1));
+        }
+
+        // A later write to extent 0 moves it to the back; extents 1 and 2 go next, newest stamp 30.
+        log.Begin(0, 1);
+        log.End(0, 1, stamp: 500);
+        log.Begin(100 * E, 1);
+        log.Begin(101 * E, 1);
+        Assert.Equal(30, log.DurableStampRequired(log.Sequence));
+    }
+
+    [Fact]
+    public void A_clean_clear_requires_every_extents_writes_to_be_durable()
+    {
+        var log = new ActivityLog();
+        log.Begin(0, 1);
+        log.End(0, 1, stamp: 7);
+        log.Begin(3 * E, 1);
+        log.End(3 * E, 1, stamp: 9);
+        log.MarkDurable(log.Snapshot().Sequence);
+
+        var clear = log.Clear()!;
+        Assert.Equal(9, log.DurableStampRequired(clear.Sequence));
     }
 }

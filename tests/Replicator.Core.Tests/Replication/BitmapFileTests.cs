@@ -1,4 +1,5 @@
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Tests.Replication;
 
@@ -12,7 +13,7 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("vol.bitmap");
         var expected = new DirtyBitmap(1L << 36);
-        using (var file = BitmapFile.Create(path, 1L << 36, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 36, K4))
         {
             foreach (var (offset, length) in new[] { (0L, 1L), (60L * K4, 10L * K4), (1L << 35, 1L << 20), ((1L << 36) - 1, 1L) })
             {
@@ -20,7 +21,7 @@ public class BitmapFileTests
             }
         }
 
-        using var reopened = BitmapFile.Open(path, out var loaded);
+        using var reopened = BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         AssertSame(expected, loaded);
         Assert.Equal(K4, reopened.Granularity);
         Assert.Equal(1L << 36, reopened.VolumeSize);
@@ -32,9 +33,9 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("b");
         var bitmap = new DirtyBitmap(1L << 30);
-        var file = BitmapFile.Create(path, 1L << 30, K4);
+        var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, K4);
         file.WriteWords(bitmap.Mark(12345, 1).ToArray());
-        using (BitmapFile.Open(path, out var seenMeanwhile))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var seenMeanwhile))
         {
             AssertSame(bitmap, seenMeanwhile);
         }
@@ -47,17 +48,17 @@ public class BitmapFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("big.bitmap");
-        using (BitmapFile.Create(path, 16L << 40, K4))
+        using (BitmapFile.Create(PhysicalFileSystem.Instance, path, 16L << 40, K4))
         {
         }
 
         Assert.Equal(BitmapFile.DataOffset + (512L << 20), new FileInfo(path).Length);
-        using (var handle = File.OpenHandle(path))
+        using (var raw = PhysicalFileSystem.Instance.OpenFile(path, FileOpenMode.Open))
         {
-            Assert.Equal(-1, SparseFileInterop.NextData(handle, BitmapFile.DataOffset));
+            Assert.Equal(-1, raw.NextData(BitmapFile.DataOffset));
         }
 
-        using var file = BitmapFile.Open(path, out var bitmap);
+        using var file = BitmapFile.Open(PhysicalFileSystem.Instance, path, out var bitmap);
         Assert.Equal(0, bitmap.DirtyRegions);
         Assert.Equal(16L << 40, bitmap.VolumeSize);
     }
@@ -68,13 +69,13 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("b");
         var bitmap = new DirtyBitmap(1L << 30);
-        using (var file = BitmapFile.Create(path, 1L << 30, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, K4))
         {
             file.WriteWords(bitmap.Mark(0, 2 * K4).ToArray());
             bitmap.ClearRegion(0, null);
         }
 
-        using (BitmapFile.Open(path, out var loaded))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal([(0L, 2L)], loaded.DirtyRuns());
         }
@@ -86,7 +87,7 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("b");
         var bitmap = new DirtyBitmap(1L << 30);
-        using (var file = BitmapFile.Create(path, 1L << 30, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, K4))
         {
             file.WriteWords(bitmap.Mark(0, 2 * K4).ToArray());
             var changed = new List<BitmapWord>();
@@ -95,7 +96,7 @@ public class BitmapFileTests
             file.Flush();
         }
 
-        using (BitmapFile.Open(path, out var loaded))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal([(1L, 1L)], loaded.DirtyRuns());
         }
@@ -107,7 +108,7 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("b");
         var bitmap = new DirtyBitmap(10 * K4 + 1);
-        using (var file = BitmapFile.Create(path, bitmap.VolumeSize, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, bitmap.VolumeSize, K4))
         {
             file.WriteWords(bitmap.Mark(10 * K4, 1).ToArray());
             Assert.Throws<ArgumentOutOfRangeException>(() => file.WriteWords(new[] { new BitmapWord(1, 1) }));
@@ -117,7 +118,7 @@ public class BitmapFileTests
             Assert.Throws<ArgumentOutOfRangeException>(() => file.Grow(1L << 39));
         }
 
-        using var reopened = BitmapFile.Open(path, out var loaded);
+        using var reopened = BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         Assert.Equal(1L << 40, loaded.VolumeSize);
         AssertSame(bitmap, loaded);
     }
@@ -127,20 +128,20 @@ public class BitmapFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("b");
-        using (var file = BitmapFile.Create(path, 1L << 30, 65536))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, 65536))
         {
             file.WriteWords(new DirtyBitmap(1L << 30, 65536).Mark(0, 1).ToArray());
         }
 
         Damage(path, 20);
-        using (BitmapFile.Open(path, out var loaded))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal(65536, loaded.Granularity);
             Assert.Equal(1, loaded.DirtyRegions);
         }
 
         Damage(path, 512 + 3);
-        var error = Assert.Throws<InvalidDataException>(() => BitmapFile.Open(path, out _));
+        var error = Assert.Throws<InvalidDataException>(() => BitmapFile.Open(PhysicalFileSystem.Instance, path, out _));
         Assert.Contains("header", error.Message, StringComparison.Ordinal);
     }
 
@@ -149,13 +150,13 @@ public class BitmapFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("b");
-        using (var file = BitmapFile.Create(path, 1L << 30, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, K4))
         {
             file.Grow(1L << 31);
         }
 
         var grown = File.ReadAllBytes(path).AsSpan(0, 36).ToArray();
-        using (var file = BitmapFile.Create(dir.File("old"), 1L << 30, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, dir.File("old"), 1L << 30, K4))
         {
         }
 
@@ -166,7 +167,7 @@ public class BitmapFileTests
             stream.Write(old);
         }
 
-        using (BitmapFile.Open(path, out var loaded))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal(1L << 31, loaded.VolumeSize);
         }
@@ -178,7 +179,7 @@ public class BitmapFileTests
             stream.Write(grown);
         }
 
-        using (BitmapFile.Open(path, out var loaded))
+        using (BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded))
         {
             Assert.Equal(1L << 31, loaded.VolumeSize);
         }
@@ -195,7 +196,7 @@ public class BitmapFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("b");
-        using (var file = BitmapFile.Create(path, 1L << 30, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, 1L << 30, K4))
         {
             file.WriteWords(new DirtyBitmap(1L << 30).Mark(0, 1 << 20).ToArray());
         }
@@ -205,7 +206,7 @@ public class BitmapFileTests
             stream.SetLength(length);
         }
 
-        Assert.Throws<InvalidDataException>(() => BitmapFile.Open(path, out _));
+        Assert.Throws<InvalidDataException>(() => BitmapFile.Open(PhysicalFileSystem.Instance, path, out _));
     }
 
     [Fact]
@@ -214,7 +215,7 @@ public class BitmapFileTests
         using var dir = new TempDirectory();
         var path = dir.File("b");
         var bitmap = new DirtyBitmap(1L << 40);
-        using (var file = BitmapFile.Create(path, bitmap.VolumeSize, K4))
+        using (var file = BitmapFile.Create(PhysicalFileSystem.Instance, path, bitmap.VolumeSize, K4))
         {
             file.WriteWords(bitmap.Mark(0, 1).ToArray());
             file.WriteWords(bitmap.Mark(1L << 39, 1).ToArray());
@@ -224,13 +225,13 @@ public class BitmapFileTests
             Assert.Throws<ArgumentException>(() => file.WriteAll(new DirtyBitmap(1L << 39)));
         }
 
-        using (var handle = File.OpenHandle(path))
+        using (var raw = PhysicalFileSystem.Instance.OpenFile(path, FileOpenMode.Open))
         {
-            var firstData = SparseFileInterop.NextData(handle, BitmapFile.DataOffset);
+            var firstData = raw.NextData(BitmapFile.DataOffset);
             Assert.Equal(BitmapFile.DataOffset + (1L << 38) / K4 / 8, firstData);
         }
 
-        using var reopened = BitmapFile.Open(path, out var loaded);
+        using var reopened = BitmapFile.Open(PhysicalFileSystem.Instance, path, out var loaded);
         AssertSame(bitmap, loaded);
     }
 
@@ -239,11 +240,11 @@ public class BitmapFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("b");
-        using (BitmapFile.Create(path, 1 << 30, K4))
+        using (BitmapFile.Create(PhysicalFileSystem.Instance, path, 1 << 30, K4))
         {
         }
 
-        Assert.Throws<IOException>(() => BitmapFile.Create(path, 1 << 30, K4));
+        Assert.Throws<IOException>(() => BitmapFile.Create(PhysicalFileSystem.Instance, path, 1 << 30, K4));
     }
 
     private static void Damage(string path, long offset)

@@ -76,4 +76,31 @@ public sealed class PairingTests
         Assert.Equal(pair.A.Replica.Generation, pair.B.Replica.Generation);
         Assert.Equal(ReplicaDiskState.UpToDate, pair.B.Replica.DiskState);
     }
+
+    [Fact]
+    public async Task After_the_owner_lost_power_while_connected_the_replica_that_stayed_up_resyncs_it_and_no_acknowledged_write_is_lost()
+    {
+        await using var pair = await ReplicaPair.ConnectedAsync(preferred: "A");
+        var durable = Pattern(4096, seed: 66);
+        var acknowledged = Pattern(4096, seed: 67);
+        await pair.A.Volume.WriteAsync(0, durable, IoFlags.None);
+        await pair.A.Volume.FlushAsync();
+        await pair.A.Volume.WriteAsync(0, acknowledged, IoFlags.None);
+
+        // A loses power: the connection ends, A's page cache is gone (the block holds what was flushed),
+        // and A restarts finding it was connected: its activity log marks the extent, and it records the crash.
+        await pair.DisconnectAsync();
+        await pair.A.Thin.WriteAsync(0, durable, IoFlags.None);
+        pair.A.Replica.MarkOutOfSync(0, Unit);
+        pair.A.Replica.AddFlags(ReplicaFlags.CrashedWhileConnected);
+
+        await pair.ConnectAsync();
+        await Eventually.TrueAsync(() => pair.A.Volume.Resync.Progress.Completed + pair.B.Volume.Resync.Progress.Completed == 1
+            && pair.A.Replica.IsUpToDate && pair.B.Replica.IsUpToDate && pair.A.Replica.OutOfSyncBytes == 0 && pair.B.Replica.OutOfSyncBytes == 0,
+            "one resync completes, either way");
+
+        Assert.Equal(acknowledged, await pair.B.ReadLocalAsync(0, 4096));
+        Assert.Equal(acknowledged, await pair.A.ReadLocalAsync(0, 4096));
+        Assert.Equal(1, pair.B.Volume.Resync.Progress.Completed);
+    }
 }

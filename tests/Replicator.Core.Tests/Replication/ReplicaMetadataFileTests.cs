@@ -22,9 +22,9 @@ public class ReplicaMetadataFileTests
     {
         using var dir = new TempDirectory();
         var path = dir.File("vol.replica");
-        ReplicaMetadataFile.Write(path, ReplicaMetadata.ForNewVolume(Guid.NewGuid(), Guid.NewGuid()));
-        ReplicaMetadataFile.Write(path, Sample);
-        Assert.Equal(Sample, ReplicaMetadataFile.Read(path));
+        ReplicaMetadataFile.Write(PhysicalFileSystem.Instance, path, ReplicaMetadata.ForNewVolume(Guid.NewGuid(), Guid.NewGuid()));
+        ReplicaMetadataFile.Write(PhysicalFileSystem.Instance, path, Sample);
+        Assert.Equal(Sample, ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
         Assert.Equal([path], Directory.GetFiles(dir.Path));
     }
 
@@ -63,12 +63,12 @@ public class ReplicaMetadataFileTests
         for (var length = 0; length < bytes.Length; length++)
         {
             File.WriteAllBytes(path, bytes.AsSpan(0, length).ToArray());
-            var error = Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(path));
+            var error = Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
             Assert.Contains(path, error.Message, StringComparison.Ordinal);
         }
 
         File.WriteAllBytes(path, [.. bytes, 0]);
-        Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(path));
+        Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
     }
 
     [Theory]
@@ -90,7 +90,7 @@ public class ReplicaMetadataFileTests
     public void A_missing_file_is_reported_as_missing()
     {
         using var dir = new TempDirectory();
-        Assert.Throws<FileNotFoundException>(() => ReplicaMetadataFile.Read(dir.File("none")));
+        Assert.Throws<FileNotFoundException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, dir.File("none")));
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Replicator.Core.Storage;
 using Replicator.Core.Replication;
 using Replicator.Core.Tests.Replication.Support;
 
@@ -22,7 +23,7 @@ public sealed class ReplicaStoreTests : IDisposable
         store.EndActivity(done);
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.True(reopened.Crashed);
         Assert.Equal([(0L, 2 * Extent), (5 * Extent, Extent)], ReplicaData.MarkedRanges(reopened, Size));
@@ -37,7 +38,7 @@ public sealed class ReplicaStoreTests : IDisposable
         await store.BeginActivityAsync(6 * Extent, 4096, CancellationToken.None);
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.Equal(
             [new OutOfSyncRun(2 * Extent, 4096, MayMatch: false), new OutOfSyncRun((2 * Extent) + 4096, Extent - 4096, MayMatch: true), new OutOfSyncRun(6 * Extent, Extent, MayMatch: true)],
@@ -59,7 +60,9 @@ public sealed class ReplicaStoreTests : IDisposable
         Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 8192, MayMatch: true)], Runs(store));
         store.MarkOutOfSync(12288, 100, store.GenerationForWritingAlone());
         Assert.Equal([new OutOfSyncRun(0, 8192, MayMatch: false), new OutOfSyncRun(8192, 4096, MayMatch: true), new OutOfSyncRun(12288, 4096, MayMatch: false)], Runs(store));
-        store.ClearOutOfSync(0, 4 * 4096);
+        store.NoteSent(0, 4 * 4096);
+        store.BeginFlushOfSent();
+        store.CompleteFlushOfSent();
         store.MarkOutOfSync(8192, 4096);
         Assert.Equal([new OutOfSyncRun(8192, 4096, MayMatch: false)], Runs(store));
     }
@@ -70,11 +73,11 @@ public sealed class ReplicaStoreTests : IDisposable
         var store = Create();
         await store.BeginActivityAsync(3 * Extent, 4096, CancellationToken.None);
         store.Dispose();
-        var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
         reopened.CloseCleanly();
         reopened.Dispose();
 
-        using var again = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var again = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.False(again.Crashed);
         Assert.Equal([(3 * Extent, Extent)], ReplicaData.MarkedRanges(again, Size));
@@ -84,11 +87,11 @@ public sealed class ReplicaStoreTests : IDisposable
     public async Task An_extent_past_the_end_of_the_volume_is_marked_only_up_to_the_end()
     {
         const long Smaller = (5 * Extent) + (Extent / 2);
-        var store = ReplicaStore.Create(_dir.Path, Guid.NewGuid(), Smaller, GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
+        var store = ReplicaStore.Create(PhysicalFileSystem.Instance, _dir.Path, Guid.NewGuid(), Smaller, GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
         await store.BeginActivityAsync(Smaller - 4096, 4096, CancellationToken.None);
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Smaller, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Smaller, NullLogger.Instance);
 
         Assert.Equal([(5 * Extent, Extent / 2)], ReplicaData.MarkedRanges(reopened, Smaller));
         Assert.Equal(Extent / 2, reopened.OutOfSyncBytes);
@@ -102,7 +105,7 @@ public sealed class ReplicaStoreTests : IDisposable
         await store.BeginActivityAsync(0, 4096, CancellationToken.None);
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.True(reopened.Status.Crashed);
         Assert.Equal(ReplicaFlags.CrashedWhileConnected, reopened.Status.Flags);
@@ -118,7 +121,7 @@ public sealed class ReplicaStoreTests : IDisposable
         store.CloseCleanly();
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.False(reopened.Crashed);
         Assert.Equal(0, reopened.OutOfSyncBytes);
@@ -134,7 +137,7 @@ public sealed class ReplicaStoreTests : IDisposable
         store.CloseCleanly();
         store.Dispose();
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.Equal(GenerationIds.NewVolume.Current, generation.Bitmap);
         Assert.Equal(generation, reopened.Generation);
@@ -162,7 +165,7 @@ public sealed class ReplicaStoreTests : IDisposable
         store.Dispose();
         File.WriteAllBytes(Path.Combine(_dir.Path, ReplicaStore.BitmapFileName), new byte[100]);
 
-        using var reopened = ReplicaStore.Open(_dir.Path, Size, NullLogger.Instance);
+        using var reopened = ReplicaStore.Open(PhysicalFileSystem.Instance, _dir.Path, Size, NullLogger.Instance);
 
         Assert.True(reopened.Status.NeedsFullSync);
         Assert.Equal(0, reopened.OutOfSyncBytes);
@@ -180,5 +183,5 @@ public sealed class ReplicaStoreTests : IDisposable
     }
 
     private ReplicaStore Create() =>
-        ReplicaStore.Create(_dir.Path, Guid.NewGuid(), Size, GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
+        ReplicaStore.Create(PhysicalFileSystem.Instance, _dir.Path, Guid.NewGuid(), Size, GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, NullLogger.Instance);
 }

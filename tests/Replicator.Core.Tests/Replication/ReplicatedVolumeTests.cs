@@ -205,7 +205,7 @@ public sealed class ReplicatedVolumeTests
         await pair.A.Volume.WriteAsync(0, Pattern(4 * ReplicaSide.UnitSize, seed: 10), IoFlags.None);
         await pair.DisconnectAsync();
         var markedWhenApplied = new List<List<(long, long)>>();
-        pair.A.Store.Changing = () => markedWhenApplied.Add(MarkedRanges(pair.A));
+        pair.A.DataChanging = () => markedWhenApplied.Add(MarkedRanges(pair.A));
 
         await pair.A.Volume.ChangeAsync(kind, offset, length).AsTask().WaitAsync(Timeout);
 

@@ -11,6 +11,8 @@ public class SyncDecisionTests
     private const ulong X = 0xA1, Y = 0xB2, Z = 0xC3, W = 0xD4, V = 0xE5;
     private const ReplicaFlags Crashed = ReplicaFlags.CrashedWhileConnected;
     private const ReplicaFlags LostBitmap = ReplicaFlags.FullSyncRequired;
+    private const ReplicaFlags Failed = ReplicaFlags.DiskFailed;
+    private const ReplicaFlags SawPeerFail = ReplicaFlags.PeerDiskFailed;
 
     private sealed record Row(
         GenerationIds Local, ReplicaDiskState LocalDisk, ReplicaFlags LocalFlags,
@@ -44,8 +46,10 @@ public class SyncDecisionTests
         ["split brain: one side's bitmap id in the other's history"] = R(Ids(Y, X), Ids(Z, 0, X), SplitBrain, Full, 100),
         ["unrelated data sets"] = R(Ids(Y, X, W), Ids(Z, V), Unrelated, None, 110),
         ["unrelated fresh volumes with one written"] = R(Ids(Y, X), Ids(CT), Unrelated, None, 110),
-        ["same data set, this replica crashed while connected"] = R(Ids(Y), Ids(Y), BecomeSource, Bitmap, 41, localFlags: Crashed),
-        ["same data set, the peer crashed while connected"] = R(Ids(Y), Ids(Y), BecomeTarget, Bitmap, 42, peerFlags: Crashed),
+        ["same data set, this replica crashed while connected: the peer, which stayed up, sends"] = R(Ids(Y), Ids(Y), BecomeTarget, Bitmap, 42, localFlags: Crashed),
+        ["same data set, the peer crashed while connected: this replica, which stayed up, sends"] = R(Ids(Y), Ids(Y), BecomeSource, Bitmap, 41, peerFlags: Crashed),
+        ["same data set, a crash outweighs a bitmap id left by an unrecorded resync end"] = R(Ids(Y, X), Ids(Y, 0, X), BecomeTarget, Bitmap, 42, localFlags: Crashed),
+        ["same data set, both did not record a resync end: the tie-breaker"] = R(Ids(Y, X), Ids(Y, X), BecomeSource, Bitmap, 43),
         ["same data set, both crashed, this node wins the tie"] = R(Ids(Y), Ids(Y), BecomeSource, Bitmap, 43, localFlags: Crashed, peerFlags: Crashed),
         ["same data set, both crashed, the peer wins the tie"] = R(Ids(Y), Ids(Y), BecomeTarget, Bitmap, 43, localFlags: Crashed, peerFlags: Crashed, localWinsTies: false),
         ["same data set, this replica did not record the end of its resync"] = R(Ids(Y, X), Ids(Y, 0, X), BecomeSource, Bitmap, 41),
@@ -57,8 +61,26 @@ public class SyncDecisionTests
         ["an empty replica and an inconsistent peer"] = R(Ids(0), Ids(Y), NoUsableSource, None, 2, Inconsistent, Inconsistent),
         ["split brain stays split brain when one side is inconsistent"] = R(Ids(Y, X), Ids(Z, X), SplitBrain, Bitmap, 90, Inconsistent),
         ["unrelated stays unrelated when one side is inconsistent"] = R(Ids(Y), Ids(Z), Unrelated, None, 110, peerDisk: Inconsistent),
-        ["this node has no disk"] = R(Ids(Y), Ids(Y), NoUsableSource, None, 1, Diskless),
-        ["the peer's disk state is unknown"] = R(Ids(Y), Ids(Y), NoUsableSource, None, 1, peerDisk: Unknown),
+        ["this node has no disk: the peer serves both"] = R(Ids(Y), Ids(Y), LocalDiskless, None, 4, Diskless, localFlags: Failed),
+        ["the peer has no disk: this node serves both"] = R(Ids(Y), Ids(Y), PeerDiskless, None, 4, peerDisk: Diskless, peerFlags: ReplicaFlags.PoolFull),
+        ["the peer's disk state is unknown: it counts as none"] = R(Ids(Y), Ids(Y), PeerDiskless, None, 4, peerDisk: Unknown),
+        ["no disk here, the peer wrote alone since: it serves both"] = R(Ids(X), Ids(Y, X), LocalDiskless, None, 4, Diskless),
+        ["no disk here, and it had received a full sync"] = R(Ids(0), Ids(Y), LocalDiskless, None, 4, Diskless),
+        ["no disk on either side"] = R(Ids(Y), Ids(Y), NoUsableSource, None, 1, Diskless, Diskless),
+        ["no disk here and the peer is not up to date"] = R(Ids(Y), Ids(Y), NoUsableSource, None, 1, Diskless, Outdated),
+        ["no disk here and the peer is inconsistent"] = R(Ids(X), Ids(Y, X), NoUsableSource, None, 1, Diskless, Inconsistent),
+        ["no disk here, but this replica wrote alone since the peer's data set"] = R(Ids(Y, X), Ids(X), NoUsableSource, None, 1, Diskless),
+        ["no disk on the peer, which moved on past this data set"] = R(Ids(X), Ids(Z, 0, X), NoUsableSource, None, 1, peerDisk: Diskless),
+        ["no disk here, in split brain"] = R(Ids(Y, X), Ids(Z, X), SplitBrain, Bitmap, 90, Diskless),
+        ["the peer's disk failed and was attached again: every region is compared"] = R(Ids(Y), Ids(Y), BecomeSource, Compare, 5, peerDisk: Inconsistent, peerFlags: Failed),
+        ["this replica saw the peer's disk fail, the peer did not record it"] = R(Ids(Y), Ids(Y), BecomeSource, Compare, 5, localFlags: SawPeerFail),
+        ["this replica's disk failed, the peer wrote alone since"] = R(Ids(X), Ids(Y, X), BecomeTarget, Compare, 5, Inconsistent, localFlags: Failed),
+        ["the peer saw this disk fail while it wrote alone"] = R(Ids(X), Ids(Y, X), BecomeTarget, Compare, 5, peerFlags: SawPeerFail),
+        ["the disks of both replicas failed"] = R(Ids(Y), Ids(Y), NoUsableSource, None, 5, localFlags: Failed, peerFlags: Failed),
+        ["a failed disk that needs a full sync gets a full one"] = R(Ids(X), Ids(Z, 0, Y, X), BecomeTarget, Full, 70, localFlags: Failed),
+        ["a failed disk does not change a split brain"] = R(Ids(Y, X), Ids(Z, X), SplitBrain, Bitmap, 90, localFlags: Failed),
+        ["a failed disk whose replica wrote alone since stays the source (a second fault)"] = R(Ids(Y, X), Ids(X), BecomeSource, Bitmap, 60, localFlags: Failed),
+        ["a lost bitmap does not turn a compare resync full"] = R(Ids(Y), Ids(Y), BecomeSource, Compare, 5, peerFlags: Failed | LostBitmap),
         ["a lost bitmap here makes the bitmap resync full"] = R(Ids(Y, X), Ids(X), BecomeSource, Full, 60, localFlags: LostBitmap),
         ["a lost bitmap on the peer makes the bitmap resync full"] = R(Ids(X), Ids(Y, X), BecomeTarget, Full, 50, peerFlags: LostBitmap),
         ["a lost bitmap with the same data set costs nothing"] = R(Ids(Y), Ids(Y), NoSync, None, 40, localFlags: LostBitmap),
@@ -97,6 +119,8 @@ public class SyncDecisionTests
         {
             BecomeSource => BecomeTarget,
             BecomeTarget => BecomeSource,
+            LocalDiskless => PeerDiskless,
+            PeerDiskless => LocalDiskless,
             var same => same,
         };
         Assert.Equal(mirrored, peer.Outcome);

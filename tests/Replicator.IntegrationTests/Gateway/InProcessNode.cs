@@ -13,7 +13,7 @@ namespace Replicator.IntegrationTests.Gateway;
 /// socket, exporting one in-memory volume whose calls can be held back or failed on cue (the errors a real node
 /// gives only in states that cannot be produced from outside on demand: EIO from its disk, EPERM without quorum).
 /// </summary>
-internal sealed class InProcessNode : INbdExportCatalog, IAsyncDisposable
+internal sealed class InProcessNode : IAsyncDisposable
 {
     public const string Volume = "vol";
     public const int Size = 8 << 20;
@@ -24,7 +24,7 @@ internal sealed class InProcessNode : INbdExportCatalog, IAsyncDisposable
     {
         Name = name;
         var socket = Path.Combine(directory, name + ".sock");
-        _server = new NbdServer(this, NullLoggerFactory.Instance, new NbdServerOptions { ShutdownTimeout = TimeSpan.FromMilliseconds(100) });
+        _server = new NbdServer(new SingleVolumeCatalog(Volume, Device), NullLoggerFactory.Instance, new NbdServerOptions { ShutdownTimeout = TimeSpan.FromMilliseconds(100) });
         _server.Start([new UnixDomainSocketEndPoint(socket)]);
         Node = new GatewayNode(name, new NbdUri(new UnixDomainSocketEndPoint(socket), ""), new Uri("http://127.0.0.1:1"));
     }
@@ -45,17 +45,21 @@ internal sealed class InProcessNode : INbdExportCatalog, IAsyncDisposable
     /// <summary>Stops the NBD server: every connection to it ends, as when the node dies.</summary>
     public Task StopAsync() => _server.StopAsync();
 
-    public IReadOnlyList<NbdExportInfo> ListExports() => [new NbdExportInfo(Volume, "")];
+    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
+}
+
+/// <summary>An NBD catalog of one export on one device, which any number of connections may attach to.</summary>
+internal sealed class SingleVolumeCatalog(string volume, IBlockDevice device) : INbdExportCatalog
+{
+    public IReadOnlyList<NbdExportInfo> ListExports() => [new NbdExportInfo(volume, "")];
 
     public bool TryAttach(string name, [NotNullWhen(true)] out IExportAttachment? attachment, out AttachRefusal refusal, out string? message)
     {
-        attachment = name == Volume ? new Attachment(Device) : null;
+        attachment = name == volume ? new Attachment(device) : null;
         refusal = attachment is null ? AttachRefusal.UnknownExport : AttachRefusal.None;
         message = null;
         return attachment is not null;
     }
-
-    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
 
     private sealed class Attachment(IBlockDevice device) : IExportAttachment
     {

@@ -30,7 +30,7 @@ public sealed class PartitionTests(ITestOutputHelper output)
 
         // Whichever node the witness gave the vote to writes; the other may not, and serves no
         // reads either: from the moment it lost its peer it may be stale, before it learns it is.
-        var holder = await VoteHolderAsync(cluster, volume);
+        var holder = await cluster.VoteHolderAsync(volume);
         var other = holder == "a" ? "b" : "a";
         output.WriteLine($"the witness gave the vote for {volume} to {holder}");
         var unsure = await ExternalTool.RunAsync("qemu-io", ["-f", "raw", "-c", "read 0 4k", cluster.Uri(other, volume)]);
@@ -168,22 +168,6 @@ public sealed class PartitionTests(ITestOutputHelper output)
             $"({(a.ResyncSentBytes + b.ResyncSentBytes) >> 20} MiB sent), {state.Switches} gateway path switches");
         Assert.True(reconnects <= 20, $"{reconnects} reconnects for 20 flaps");
         Assert.True(state.Switches <= 20, $"the gateway switched paths {state.Switches} times");
-    }
-
-    /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>
-    private static async Task<string> VoteHolderAsync(TestCluster cluster, string volume)
-    {
-        using var info = await cluster.GetJsonAsync("a", $"/api/v1/volumes/{volume}");
-        var id = info.RootElement.GetProperty("id").GetString();
-        string? holder = null;
-        await TestCluster.WaitUntilAsync(async () =>
-        {
-            using var view = await cluster.GetJsonAsync("b", "/api/v1/cluster");
-            holder = view.RootElement.GetProperty("witness").GetProperty("votes").EnumerateArray()
-                .Where(v => v.GetProperty("volume").GetString() == id).Select(v => v.GetProperty("holder").GetString()).FirstOrDefault();
-            return holder is not null;
-        }, TimeSpan.FromSeconds(15), "no node got the witness's vote");
-        return holder!;
     }
 
     private static async Task<int> ConnectsAsync(TestCluster cluster)

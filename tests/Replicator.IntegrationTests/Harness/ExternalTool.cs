@@ -16,6 +16,12 @@ public static class ExternalTool
         ["nbdkit"] = "nbdkit",
         ["ip"] = "iproute2",
         ["nbdsh"] = "python3-libnbd",
+        ["mkfs.ext4"] = "e2fsprogs",
+        ["fallocate"] = "util-linux",
+        ["mount"] = "mount",
+        ["umount"] = "mount",
+        ["fiu-run"] = "fiu-utils",
+        ["fiu-ctrl"] = "fiu-utils",
     };
 
     /// <summary>The program's full path; fails the test, naming the Debian package, when it is not installed.</summary>
@@ -35,7 +41,8 @@ public static class ExternalTool
         return null!;
     }
 
-    public static async Task<ToolResult> RunAsync(string program, IEnumerable<string> arguments, TimeSpan? timeout = null, string? stdin = null)
+    public static async Task<ToolResult> RunAsync(string program, IEnumerable<string> arguments, TimeSpan? timeout = null, string? stdin = null,
+        IReadOnlyDictionary<string, string>? environment = null)
     {
         var start = new ProcessStartInfo(Require(program))
         {
@@ -54,6 +61,11 @@ public static class ExternalTool
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            start.Environment[name] = value;
         }
 
         using var process = Process.Start(start)!;

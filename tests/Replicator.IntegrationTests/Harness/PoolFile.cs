@@ -1,6 +1,6 @@
 using System.Globalization;
 using Replicator.Core.Metadata;
-using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 
 namespace Replicator.IntegrationTests.Harness;
 
@@ -14,19 +14,19 @@ public static class PoolFile
     /// </summary>
     public static int FlipByteInEveryRun(string path, byte fill, int runLength)
     {
-        using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite);
-        var length = RandomAccess.GetLength(handle);
+        using var file = PhysicalFileSystem.Instance.OpenFile(path, FileOpenMode.Open);
+        var length = file.Length;
         var buffer = new byte[runLength];
         var changed = 0;
-        for (var data = SparseFileInterop.NextData(handle, 0); data >= 0 && data < length; data = SparseFileInterop.NextData(handle, data))
+        for (var data = file.NextData(0); data >= 0 && data < length; data = file.NextData(data))
         {
-            var hole = SparseFileInterop.NextHole(handle, data);
+            var hole = file.NextHole(data);
             for (var offset = data / runLength * runLength; offset + runLength <= Math.Min(hole, length); offset += runLength)
             {
-                RandomAccess.Read(handle, buffer, offset);
+                file.Read(offset, buffer);
                 if (buffer[0] == fill && buffer.AsSpan().IndexOfAnyExcept(fill) < 0)
                 {
-                    RandomAccess.Write(handle, new[] { (byte)~fill }, offset + 100);
+                    file.Write(offset + 100, new[] { (byte)~fill });
                     changed++;
                 }
             }
@@ -34,7 +34,7 @@ public static class PoolFile
             data = hole;
         }
 
-        RandomAccess.FlushToDisk(handle);
+        file.Flush();
         return changed;
     }
 

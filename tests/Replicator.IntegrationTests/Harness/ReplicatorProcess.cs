@@ -49,24 +49,53 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
     /// <summary>Path of the built replicator assembly that tests run.</summary>
     public static string AssemblyPath => Path.Combine(AppContext.BaseDirectory, "replicator.dll");
 
-    public static ReplicatorProcess Start(IEnumerable<string> arguments, string logPath)
+    /// <param name="wrapper">A program (and its arguments) that runs the replicator, such as <c>fiu-run -x</c>; it must exec it, keeping the pid.</param>
+    public static ReplicatorProcess Start(IEnumerable<string> arguments, string logPath, IReadOnlyList<string>? wrapper = null)
     {
-        var start = new ProcessStartInfo(DotnetHost())
+        var start = new ProcessStartInfo(wrapper is null ? DotnetHost() : wrapper[0]);
+        if (wrapper is not null)
         {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
+            foreach (var argument in wrapper.Skip(1).Append(DotnetHost()))
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+
         start.ArgumentList.Add(AssemblyPath);
         foreach (var argument in arguments)
         {
             start.ArgumentList.Add(argument);
         }
 
+        return Launch(start, logPath, "replicator " + string.Join(' ', start.ArgumentList.SkipWhile(a => a != AssemblyPath).Skip(1)));
+    }
+
+    /// <summary>
+    /// Runs a shell script that ends by exec'ing <c>$REPLICATOR</c> (the start scripts of
+    /// <c>scripts/pair-hosts.sh</c>): the process is then the replicator itself, ended by its pid like any other.
+    /// </summary>
+    public static ReplicatorProcess StartScript(string script, IEnumerable<string> arguments, string logPath)
+    {
+        var start = new ProcessStartInfo("bash");
+        start.ArgumentList.Add(script);
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["REPLICATOR"] = $"{DotnetHost()} {AssemblyPath}";
+        return Launch(start, logPath, $"{script} {string.Join(' ', arguments)}");
+    }
+
+    private static ReplicatorProcess Launch(ProcessStartInfo start, string logPath, string description)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        start.RedirectStandardInput = true;
+        start.UseShellExecute = false;
         start.Environment["DOTNET_gcServer"] = "0";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
-        var result = new ReplicatorProcess(process, logPath, "replicator " + string.Join(' ', start.ArgumentList.Skip(1)));
+        var result = new ReplicatorProcess(process, logPath, description);
         process.OutputDataReceived += (_, e) => result.Append(e.Data);
         process.ErrorDataReceived += (_, e) => result.Append(e.Data);
         process.Start();
@@ -187,7 +216,15 @@ public sealed partial class ReplicatorProcess : IAsyncDisposable
         lock (_lock)
         {
             _output.AppendLine(line);
-            File.AppendAllText(_logPath, line + "\n");
+            try
+            {
+                File.AppendAllText(_logPath, line + "\n");
+            }
+            catch (IOException)
+            {
+                // A last line that arrives after the test removed the process's directory: the output
+                // above keeps it, and a harness must never take the test host down with it.
+            }
         }
     }
 

@@ -85,6 +85,27 @@ public sealed class TestCluster : IAsyncDisposable
         return cluster;
     }
 
+    /// <summary>
+    /// A cluster (with its witness) whose node <paramref name="node"/> keeps its pool on a small loop-mounted ext4
+    /// file system of <paramref name="fileSystemBytes"/> (see <see cref="SmallPool"/>): its pool file, sparse and
+    /// far larger, fills that file system for real.
+    /// </summary>
+    public static async Task<TestCluster> StartWithSmallPoolAsync(string node, long fileSystemBytes)
+    {
+        var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
+        var cluster = new TestCluster(directory, ownsDirectory: true);
+        var init = await ReplicatorProcess.RunAsync(["cluster", "init", "--dir", directory, "--pool-size", "8G"]);
+        Assert.True(init.ExitCode == 0, init.Describe());
+        cluster.SmallPool = await LoopFileSystem.MountAsync(Path.Combine(directory, $"pool-{node}.img"), Path.Combine(directory, $"pool-{node}.mnt"), fileSystemBytes);
+        var pool = System.IO.Directory.CreateDirectory(Path.Combine(cluster.SmallPool.MountPoint, "pool")).FullName;
+        System.IO.Directory.CreateSymbolicLink(Path.Combine(directory, node, "pool"), pool);
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    /// <summary>The small file system under one node's pool, when started with one.</summary>
+    public LoopFileSystem? SmallPool { get; private set; }
+
     /// <summary>The relay between node a (which dials) and node b, when started with cuttable links.</summary>
     public TcpProxy? PeerLink { get; private set; }
 
@@ -180,9 +201,10 @@ public sealed class TestCluster : IAsyncDisposable
     }
 
     /// <summary>Starts the node again by hand (<c>node run --dir DIR/&lt;node&gt;</c>) and waits until it serves.</summary>
-    public async Task RestartAsync(string node)
+    /// <param name="wrapper">A program that runs the node, such as <see cref="LibFiu.Wrapper"/>.</param>
+    public async Task RestartAsync(string node, IReadOnlyList<string>? wrapper = null)
     {
-        var process = ReplicatorProcess.Start(["node", "run", "--dir", DataDir(node)], Path.Combine(DataDir(node), "test-restart.log"));
+        var process = ReplicatorProcess.Start(["node", "run", "--dir", DataDir(node)], Path.Combine(DataDir(node), "test-restart.log"), wrapper);
         _restarted[node] = process;
         await process.WaitForOutputAsync(" ready", TimeSpan.FromSeconds(30));
     }
@@ -215,6 +237,22 @@ public sealed class TestCluster : IAsyncDisposable
         {
             ResyncCoveredBytes = resync.GetProperty("coveredBytes").GetInt64(),
         };
+    }
+
+    /// <summary>The node the witness gave the volume's vote to (waiting until one has it).</summary>
+    public async Task<string> VoteHolderAsync(string volume)
+    {
+        using var info = await GetJsonAsync("a", $"/api/v1/volumes/{volume}");
+        var id = info.RootElement.GetProperty("id").GetString();
+        string? holder = null;
+        await WaitUntilAsync(async () =>
+        {
+            using var view = await GetJsonAsync("b", "/api/v1/cluster");
+            holder = view.RootElement.GetProperty("witness").GetProperty("votes").EnumerateArray()
+                .Where(v => v.GetProperty("volume").GetString() == id).Select(v => v.GetProperty("holder").GetString()).FirstOrDefault();
+            return holder is not null;
+        }, TimeSpan.FromSeconds(15), "no node got the witness's vote");
+        return holder!;
     }
 
     /// <summary>Waits until both replicas of the volume are connected, up to date and in sync.</summary>
@@ -368,6 +406,11 @@ public sealed class TestCluster : IAsyncDisposable
         foreach (var link in _witnessLinks.Values)
         {
             await link.DisposeAsync();
+        }
+
+        if (SmallPool is not null)
+        {
+            await SmallPool.DisposeAsync();
         }
 
         if (_ownsDirectory)

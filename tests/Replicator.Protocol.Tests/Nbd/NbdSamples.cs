@@ -4,10 +4,11 @@ using Replicator.Protocol.Tests.Nbd.Support;
 namespace Replicator.Protocol.Tests.Nbd;
 
 /// <summary>
-/// Valid client messages, shared by the parser tests (every prefix, one byte per segment) and usable by
-/// benchmarks and fuzzing. Each entry is a name for the test runner and the bytes on the wire.
+/// Valid client messages, shared by the parser tests (every prefix, one byte per segment) and the fuzzing
+/// harness (<c>benchmarks/fuzz</c>, which compiles this file into its seed corpus). Each entry is a name for the
+/// test runner and the bytes on the wire. No test framework here: the theories' data is in NbdSamples.Theories.cs.
 /// </summary>
-internal static class NbdSamples
+internal static partial class NbdSamples
 {
     public static readonly IReadOnlyDictionary<string, byte[]> Options = new Dictionary<string, byte[]>
     {
@@ -37,8 +38,4 @@ internal static class NbdSamples
         ["write-zeroes"] = NbdBytes.Request(NbdWire.CmdWriteZeroes, offset: 0, length: 4096, flags: NbdWire.CmdFlagNoHole, handle: 9),
         ["block-status"] = NbdBytes.Request(NbdWire.CmdBlockStatus, offset: 0, length: 1 << 20, flags: NbdWire.CmdFlagReqOne, handle: ulong.MaxValue),
     };
-
-    public static TheoryData<string> OptionNames() => [.. Options.Keys];
-
-    public static TheoryData<string> RequestNames() => [.. Requests.Keys];
 }

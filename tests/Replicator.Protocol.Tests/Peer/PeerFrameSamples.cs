@@ -7,8 +7,11 @@ using Replicator.Protocol.Peer.Messages;
 
 namespace Replicator.Protocol.Tests.Peer;
 
-/// <summary>Sample frames shared by the framing tests (and usable by benchmarks and fuzzing).</summary>
-internal static class PeerFrameSamples
+/// <summary>
+/// Sample frames shared by the framing tests and the fuzzing harness (<c>benchmarks/fuzz</c>, which compiles this
+/// file into its seed corpus). No test framework here: the theories' data is in PeerFrameSamples.Theories.cs.
+/// </summary>
+internal static partial class PeerFrameSamples
 {
     public static readonly Guid ClusterId = Guid.Parse("6f1c3e2a-8d4b-4c1e-9a57-2b0f6d9e4c11");
     public static readonly Guid NodeA = Guid.Parse("a0000000-0000-4000-8000-00000000000a");
@@ -52,7 +55,7 @@ internal static class PeerFrameSamples
     };
 
     /// <summary>Named sample frames: header and payload.</summary>
-    public static TheoryData<string> Names => new() { "write 4 KiB", "write 1 byte", "flush", "hello", "empty envelope" };
+    public static readonly IReadOnlyList<string> AllNames = ["write 4 KiB", "write 1 byte", "flush", "hello", "empty envelope"];
 
     public static (Envelope Header, byte[] Payload) Get(string name) => name switch
     {

@@ -42,8 +42,8 @@ public sealed class PeerTransportTests
         });
         await using var listener = PeerListener.Start(AnyLoopbackPort);
         var accepting = listener.AcceptAsync().AsTask();
-        await using var transportA = await PeerTransport.ConnectAsync(listener.LocalEndPoint, TimeSpan.FromSeconds(5)).WaitAsync(TestTimeouts.Wait);
-        await using var transportB = await accepting.WaitAsync(TestTimeouts.Wait);
+        await using var transportA = PeerSocketTransport.Create(await PeerTransport.ConnectAsync(listener.LocalEndPoint, TimeSpan.FromSeconds(5)).WaitAsync(TestTimeouts.Wait));
+        await using var transportB = PeerSocketTransport.Create(await accepting.WaitAsync(TestTimeouts.Wait));
 
         var helloA = PeerHandshake.CreateHello(new PeerIdentity(PeerFrameSamples.ClusterId, PeerFrameSamples.NodeA, "node-a"), []);
         var helloB = PeerHandshake.CreateHello(new PeerIdentity(PeerFrameSamples.ClusterId, PeerFrameSamples.NodeB, "node-b"), []);
@@ -82,8 +82,8 @@ public sealed class PeerTransportTests
     {
         await using var listener = PeerListener.Start(AnyLoopbackPort);
         var accepting = listener.AcceptAsync().AsTask();
-        await using var transportA = await PeerTransport.ConnectAsync(listener.LocalEndPoint, TimeSpan.FromSeconds(5)).WaitAsync(TestTimeouts.Wait);
-        var transportB = await accepting.WaitAsync(TestTimeouts.Wait);
+        await using var transportA = PeerSocketTransport.Create(await PeerTransport.ConnectAsync(listener.LocalEndPoint, TimeSpan.FromSeconds(5)).WaitAsync(TestTimeouts.Wait));
+        var transportB = PeerSocketTransport.Create(await accepting.WaitAsync(TestTimeouts.Wait));
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var b = new PeerConnection(transportB, new DelegateHandler(async (_, token) =>
         {

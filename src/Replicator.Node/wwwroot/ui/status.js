@@ -336,6 +336,13 @@
     if (replications.length === 0) {
       return { kind: 'standalone', label: 'not replicated' };
     }
+    const detached = replications.find((r) => r.detached);
+    if (detached) {
+      return { kind: 'bad', label: detached.detached === 'pool-full' ? 'pool full' : 'disk failed' };
+    }
+    if (replications.some((r) => r.alert)) {
+      return { kind: 'degraded', label: 'one copy' };
+    }
     const everywhere = view.nodes.every((n) => n.reachable && volume.replicas.has(n.name));
     const inSync = everywhere && replications.length === view.nodes.length
       && replications.every((r) => r.connection === 'connected' && r.diskState === 'up-to-date' && r.outOfSyncBytes === 0);
@@ -542,11 +549,11 @@
         view.nodes.map((node) => replicaCell(node, volume)),
         h('td', { class: 'resync-col' }, resyncProgress(volume, nodes)),
         ioCell(volume)));
-      const problems = [...volume.replicas].filter(([, v]) => v.replication && v.replication.problem);
+      const problems = [...volume.replicas].filter(([, v]) => v.replication && (v.replication.problem || v.replication.alert));
       if (problems.length > 0) {
         rows.push(h('tr', { class: 'problem-row', dataset: { volume: volume.name } },
           h('td', { colspan: nodes.length + 4 },
-            problems.map(([node, v]) => h('div', { class: 'problem' }, h('strong', null, `node ${node}: `), v.replication.problem)))));
+            problems.map(([node, v]) => h('div', { class: 'problem' }, h('strong', null, `node ${node}: `), v.replication.problem || v.replication.alert)))));
       }
     }
     return h('section', { class: 'panel volumes' },
@@ -581,13 +588,13 @@
     if (!r) {
       return h('td', { class: 'replica', dataset: { node: node.name } }, pill('unknown', 'standalone'));
     }
-    const disk = r.diskState === 'up-to-date' ? 'ok' : r.diskState === 'inconsistent' || r.diskState === 'outdated' ? 'degraded' : 'unknown';
+    const disk = r.diskState === 'up-to-date' ? 'ok' : r.diskState === 'inconsistent' || r.diskState === 'outdated' ? 'degraded' : r.detached ? 'bad' : 'unknown';
     const connection = r.connection === 'connected' ? '' : r.connection === 'unpaired' ? 'bad-text' : 'warn-text';
     return h('td', {
       class: 'replica',
       dataset: { node: node.name, connection: r.connection, diskState: r.diskState, role: r.role, outOfSyncBytes: r.outOfSyncBytes },
     },
-    pill(disk, r.diskState),
+    pill(disk, r.detached === 'pool-full' ? 'diskless: pool full' : r.detached === 'failed' ? 'diskless: disk failed' : r.diskState),
     h('div', { class: 'small' },
       h('span', { class: connection }, r.connection),
       r.role && r.role !== 'none' ? ` · resync ${r.role}` : '',

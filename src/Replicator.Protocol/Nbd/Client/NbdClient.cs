@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Security.Authentication;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
@@ -24,7 +25,7 @@ namespace Replicator.Protocol.Nbd.Client;
 internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
 {
     private readonly IDuplexPipe _transport;
-    private readonly IDisposable? _transportOwner;
+    private readonly Func<bool, ValueTask> _closeUnderTransport;
     private readonly NbdClientOptions _options;
     private readonly ILogger _logger;
     private readonly NbdClientRequest[] _slots;
@@ -41,10 +42,16 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
     private NbdClientEndReason _endReason;
     private string _endDetail = "";
 
-    private NbdClient(IDuplexPipe transport, IDisposable? transportOwner, NbdClientExport export, NbdClientOptions options, ILogger logger, string name)
+    /// <param name="transport">The pipe the messages travel on.</param>
+    /// <param name="closeUnderTransport">
+    /// Closes what lies under <paramref name="transport"/> once both its halves are completed (TLS, the socket); told
+    /// whether the connection ended cleanly.
+    /// </param>
+    private NbdClient(
+        IDuplexPipe transport, Func<bool, ValueTask> closeUnderTransport, NbdClientExport export, NbdClientOptions options, ILogger logger, string name)
     {
         _transport = transport;
-        _transportOwner = transportOwner;
+        _closeUnderTransport = closeUnderTransport;
         _options = options;
         _logger = logger;
         Export = export;
@@ -100,7 +107,12 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             var transport = new DuplexPipe(
                 PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: options.ReceiveBufferSize, leaveOpen: true)),
                 PipeWriter.Create(stream, new StreamPipeWriterOptions(minimumBufferSize: options.SendBufferSize, leaveOpen: true)));
-            return await ConnectAsync(transport, uri.ExportName, logger, options, name ?? uri.ToString(), stream, deadline.Token);
+            if (uri.RequiresTls)
+            {
+                options = options with { TlsMode = NbdTlsMode.Required };
+            }
+
+            return await ConnectAsync(transport, uri.ExportName, logger, options, name ?? uri.ToString(), stream, deadline.Token, uri.Host);
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -115,30 +127,88 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
     }
 
     /// <summary>Runs the handshake over any duplex pipe (an in-memory one in tests) and starts the transmission phase.</summary>
+    /// <param name="transportOwner">Disposed once the connection is over (the socket's stream).</param>
+    /// <param name="tlsHost">The name or address the server's TLS certificate must carry, if TLS is used.</param>
+    /// <exception cref="NbdHandshakeException">The server refused the export or TLS, or broke the handshake, or the TLS handshake failed.</exception>
     public static async Task<NbdClient> ConnectAsync(
         IDuplexPipe transport, string exportName, ILogger logger, NbdClientOptions? options = null, string? name = null,
-        IDisposable? transportOwner = null, CancellationToken cancellationToken = default)
+        IAsyncDisposable? transportOwner = null, CancellationToken cancellationToken = default, string tlsHost = "localhost")
     {
         options ??= NbdClientOptions.Default;
+        if (options.TlsMode != NbdTlsMode.Off && options.TlsAuthentication is null)
+        {
+            throw new ArgumentException($"NBD TLS mode {options.TlsMode} needs the TLS authentication options (the trusted CA)", nameof(options));
+        }
+
+        NbdTlsTransport? tls = null;
         try
         {
-            var export = await NbdClientHandshake.RunAsync(transport, exportName, options.RequestBlockSizes, cancellationToken);
-            var client = new NbdClient(transport, transportOwner, export, options, logger, name ?? exportName);
+            var export = await NbdClientHandshake.RunAsync(
+                transport, exportName, options.RequestBlockSizes, options.TlsMode,
+                async carrier =>
+                {
+                    tls = await NbdTlsTransport.ConnectAsync(
+                        carrier, options.TlsAuthentication!(tlsHost), options.ReceiveBufferSize, options.SendBufferSize, cancellationToken);
+                    return tls;
+                },
+                cancellationToken);
+            var client = new NbdClient(
+                (IDuplexPipe?)tls ?? transport, clean => CloseUnderAsync(tls, transport, transportOwner, clean), export, options, logger, name ?? exportName);
             NbdClientLog.Connected(logger, client.Name, export.Size, export.TransmissionFlags, export.StructuredReplies,
-                export.BaseAllocationContextId is not null);
+                export.BaseAllocationContextId is not null, tls?.Description ?? "no");
             return client;
         }
         catch (Exception exception)
         {
-            await transport.Input.CompleteAsync();
-            await transport.Output.CompleteAsync();
-            transportOwner?.Dispose();
-            if (exception is NbdReplyProtocolException)
+            try
             {
-                throw new NbdHandshakeException(0, $"the server broke the handshake: {exception.Message}");
+                if (tls is not null)
+                {
+                    await tls.Input.CompleteAsync();
+                    await tls.Output.CompleteAsync(new IOException("the NBD handshake failed"));
+                }
+
+                await transport.Input.CompleteAsync();
+                await transport.Output.CompleteAsync();
+            }
+            catch (Exception closing) when (IsTransportFailure(closing))
+            {
+                // The connection is over either way.
             }
 
-            throw;
+            await CloseUnderAsync(tls, transport, transportOwner, clean: false);
+            throw exception switch
+            {
+                NbdReplyProtocolException => new NbdHandshakeException(0, $"the server broke the handshake: {exception.Message}"),
+                AuthenticationException => new NbdHandshakeException(0, $"the TLS handshake with the server failed: {exception.Message}"),
+                _ => exception,
+            };
+        }
+    }
+
+    /// <summary>
+    /// Closes what lies under a connection's pipe once both its halves are completed: TLS (with close_notify after a
+    /// clean end), then the pipe that carried it, then its owner.
+    /// </summary>
+    private static async ValueTask CloseUnderAsync(NbdTlsTransport? tls, IDuplexPipe carrier, IAsyncDisposable? owner, bool clean)
+    {
+        if (tls is not null)
+        {
+            await tls.CloseAsync(notify: clean);
+            try
+            {
+                await carrier.Input.CompleteAsync();
+                await carrier.Output.CompleteAsync(clean ? null : new IOException("the NBD connection ended"));
+            }
+            catch (Exception exception) when (IsTransportFailure(exception))
+            {
+                // The connection is over either way.
+            }
+        }
+
+        if (owner is not null)
+        {
+            await owner.DisposeAsync();
         }
     }
 
@@ -348,7 +418,7 @@ internal sealed partial class NbdClient : IBlockDevice, IAsyncDisposable
             // The connection is over either way.
         }
 
-        _transportOwner?.Dispose();
+        await _closeUnderTransport(_endReason == NbdClientEndReason.Disconnected);
 
         var failed = new List<NbdClientRequest>();
         lock (_slotLock)

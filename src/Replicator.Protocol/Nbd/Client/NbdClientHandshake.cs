@@ -40,14 +40,19 @@ internal sealed class NbdHandshakeException(uint reply, string message) : IOExce
 }
 
 /// <summary>
-/// The client's side of the fixed newstyle handshake: greeting, client flags, NBD_OPT_STRUCTURED_REPLY,
+/// The client's side of the fixed newstyle handshake: greeting, client flags, NBD_OPT_STARTTLS when TLS is wanted
+/// (then the TLS handshake, and everything after it over TLS), NBD_OPT_STRUCTURED_REPLY,
 /// NBD_OPT_SET_META_CONTEXT for <c>base:allocation</c>, then NBD_OPT_GO (asking for block sizes if told to). Each option is
 /// answered before the next is sent. A refused structured reply or meta context only means those features are
-/// not used; a refused GO fails the handshake.
+/// not used; a refused GO fails the handshake. A refused STARTTLS fails it too unless TLS is only
+/// <see cref="NbdTlsMode.Optional"/>.
 /// </summary>
 internal static class NbdClientHandshake
 {
-    public static async Task<NbdClientExport> RunAsync(IDuplexPipe transport, string exportName, bool requestBlockSizes, CancellationToken cancellationToken)
+    /// <param name="startTls">Runs the TLS handshake over the pipe it is given and returns the pipe over TLS.</param>
+    public static async Task<NbdClientExport> RunAsync(
+        IDuplexPipe transport, string exportName, bool requestBlockSizes, NbdTlsMode tlsMode,
+        Func<IDuplexPipe, Task<IDuplexPipe>> startTls, CancellationToken cancellationToken)
     {
         var input = transport.Input;
         var output = transport.Output;
@@ -59,6 +64,25 @@ internal static class NbdClientHandshake
         }
 
         NbdHandshakeMessages.WriteClientFlags(output, handshakeFlags);
+        if (tlsMode != NbdTlsMode.Off)
+        {
+            NbdHandshakeMessages.WriteOption(output, NbdWire.OptStartTls);
+            await FlushAsync(output, cancellationToken);
+            if (await ReadRepliesAsync(input, NbdWire.OptStartTls, static (_, _) => { }, cancellationToken) is { } refused)
+            {
+                if (tlsMode == NbdTlsMode.Required)
+                {
+                    throw new NbdHandshakeException(refused.Reply, $"the server refused TLS: {NbdErrors.ReplyName(refused.Reply)} {refused.Message}".TrimEnd());
+                }
+            }
+            else
+            {
+                var tls = await startTls(transport);
+                input = tls.Input;
+                output = tls.Output;
+            }
+        }
+
         NbdHandshakeMessages.WriteOption(output, NbdWire.OptStructuredReply);
         await FlushAsync(output, cancellationToken);
         var structured = await ReadRepliesAsync(input, NbdWire.OptStructuredReply, static (_, _) => { }, cancellationToken) is null;

@@ -6,8 +6,8 @@ namespace Replicator.Protocol.Nbd.Client;
 internal static partial class NbdClientLog
 {
     [LoggerMessage(EventId = 100, Level = LogLevel.Debug,
-        Message = "NBD client {Connection} connected: {Size} bytes, transmission flags 0x{Flags:x4}, structured replies {Structured}, base:allocation {BaseAllocation}")]
-    public static partial void Connected(ILogger logger, string connection, long size, ushort flags, bool structured, bool baseAllocation);
+        Message = "NBD client {Connection} connected: {Size} bytes, transmission flags 0x{Flags:x4}, structured replies {Structured}, base:allocation {BaseAllocation}, TLS {Tls}")]
+    public static partial void Connected(ILogger logger, string connection, long size, ushort flags, bool structured, bool baseAllocation, string tls);
 
     [LoggerMessage(EventId = 101, Message = "NBD client {Connection} ended ({Reason}): {Detail}; {Failed} requests in flight failed")]
     public static partial void Ended(ILogger logger, LogLevel level, string connection, NbdClientEndReason reason, string detail, int failed);

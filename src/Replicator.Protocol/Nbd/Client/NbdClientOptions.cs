@@ -1,3 +1,5 @@
+using System.Net.Security;
+
 namespace Replicator.Protocol.Nbd.Client;
 
 /// <summary>Tunables of an NBD client connection; the protocol's numbers live in <see cref="NbdWire"/>.</summary>
@@ -27,6 +29,20 @@ internal sealed record NbdClientOptions
 
     /// <summary>Size of the pipe segments requests are written into before they reach the socket.</summary>
     public int SendBufferSize { get; init; } = 256 * 1024;
+
+    /// <summary>
+    /// Whether the client upgrades to TLS with NBD_OPT_STARTTLS, sent as the first option: never, when the server
+    /// agrees (going on in clear if it refuses, libnbd's <c>tls=allow</c>), or always (giving up if it refuses). An
+    /// <c>nbds://</c> URI asks for <see cref="NbdTlsMode.Required"/> whatever this says.
+    /// </summary>
+    public NbdTlsMode TlsMode { get; init; } = NbdTlsMode.Off;
+
+    /// <summary>
+    /// Builds the TLS options for a connection to a host (the name or address the server's certificate must carry):
+    /// the CAs trusted and the client's own certificate. <see cref="NbdTls.Client"/> builds them from certificates.
+    /// Needed whenever TLS may be used.
+    /// </summary>
+    public Func<string, SslClientAuthenticationOptions>? TlsAuthentication { get; init; }
 
     public static NbdClientOptions Default { get; } = new();
 }

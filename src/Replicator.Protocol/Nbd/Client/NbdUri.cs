@@ -6,13 +6,22 @@ namespace Replicator.Protocol.Nbd.Client;
 
 /// <summary>
 /// Where an NBD export is, written the way qemu and libnbd write it: <c>nbd://host[:port]/export</c> over TCP
-/// (port 10809 by default) or <c>nbd+unix:///export?socket=PATH</c> over a Unix socket.
+/// (port 10809 by default) or <c>nbd+unix:///export?socket=PATH</c> over a Unix socket; <c>nbds</c> and
+/// <c>nbds+unix</c> for the same over TLS, which the client then insists on.
 /// </summary>
-internal sealed record NbdUri(EndPoint EndPoint, string ExportName)
+internal sealed record NbdUri(EndPoint EndPoint, string ExportName, bool RequiresTls = false)
 {
     public const int DefaultPort = 10809;
 
     public bool IsUnix => EndPoint is UnixDomainSocketEndPoint;
+
+    /// <summary>The host as written (a name or an address): what the server's TLS certificate must name.</summary>
+    public string Host => EndPoint switch
+    {
+        IPEndPoint ip => ip.Address.ToString(),
+        DnsEndPoint dns => dns.Host,
+        _ => "localhost",
+    };
 
     public static NbdUri Parse(string text) =>
         TryParse(text, out var uri, out var error) ? uri : throw new FormatException($"'{text}' is not an NBD URI: {error}");
@@ -29,7 +38,7 @@ internal sealed record NbdUri(EndPoint EndPoint, string ExportName)
         var export = Uri.UnescapeDataString(parsed.AbsolutePath.TrimStart('/'));
         switch (parsed.Scheme)
         {
-            case "nbd":
+            case "nbd" or "nbds":
                 if (parsed.Host.Length == 0)
                 {
                     error = "nbd:// needs a host";
@@ -40,11 +49,11 @@ internal sealed record NbdUri(EndPoint EndPoint, string ExportName)
                 EndPoint endPoint = IPAddress.TryParse(parsed.Host.Trim('[', ']'), out var address)
                     ? new IPEndPoint(address, port)
                     : new DnsEndPoint(parsed.Host, port);
-                uri = new NbdUri(endPoint, export);
+                uri = new NbdUri(endPoint, export, parsed.Scheme == "nbds");
                 error = null;
                 return true;
 
-            case "nbd+unix":
+            case "nbd+unix" or "nbds+unix":
                 var socket = SocketParameter(parsed.Query);
                 if (string.IsNullOrEmpty(socket))
                 {
@@ -52,12 +61,12 @@ internal sealed record NbdUri(EndPoint EndPoint, string ExportName)
                     return false;
                 }
 
-                uri = new NbdUri(new UnixDomainSocketEndPoint(socket), export);
+                uri = new NbdUri(new UnixDomainSocketEndPoint(socket), export, parsed.Scheme == "nbds+unix");
                 error = null;
                 return true;
 
             default:
-                error = $"scheme '{parsed.Scheme}' is neither nbd nor nbd+unix";
+                error = $"scheme '{parsed.Scheme}' is none of nbd, nbds, nbd+unix and nbds+unix";
                 return false;
         }
     }
@@ -67,11 +76,13 @@ internal sealed record NbdUri(EndPoint EndPoint, string ExportName)
 
     public override string ToString() => EndPoint switch
     {
-        UnixDomainSocketEndPoint unix => $"nbd+unix:///{Uri.EscapeDataString(ExportName)}?socket={unix}",
-        IPEndPoint ip => $"nbd://{ip}/{Uri.EscapeDataString(ExportName)}",
-        DnsEndPoint dns => $"nbd://{dns.Host}:{dns.Port}/{Uri.EscapeDataString(ExportName)}",
+        UnixDomainSocketEndPoint unix => $"{Scheme}+unix:///{Uri.EscapeDataString(ExportName)}?socket={unix}",
+        IPEndPoint ip => $"{Scheme}://{ip}/{Uri.EscapeDataString(ExportName)}",
+        DnsEndPoint dns => $"{Scheme}://{dns.Host}:{dns.Port}/{Uri.EscapeDataString(ExportName)}",
         _ => EndPoint.ToString() ?? "",
     };
+
+    private string Scheme => RequiresTls ? "nbds" : "nbd";
 
     private static string? SocketParameter(string query)
     {

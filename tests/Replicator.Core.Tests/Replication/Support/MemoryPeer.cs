@@ -133,11 +133,7 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     }
 
     public ValueTask FlushAsync(CancellationToken cancellationToken) =>
-        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), async t =>
-        {
-            await remote.Volume.Local.FlushAsync(t);
-            remote.Replica.Flush();
-        }, cancellationToken);
+        SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), t => remote.Volume.FlushForPeerAsync(t), cancellationToken);
 
     public async ValueTask ReadAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken)
     {
@@ -150,11 +146,7 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     }
 
     public ValueTask CompleteResyncAsync(GenerationIds source, CancellationToken cancellationToken) =>
-        SendAsync(new PeerRequest(PeerCall.CompleteResync, null, 0, 0), _ =>
-        {
-            remote.Volume.CompleteResyncAsTarget(source);
-            return ValueTask.CompletedTask;
-        }, cancellationToken);
+        SendAsync(new PeerRequest(PeerCall.CompleteResync, null, 0, 0), t => remote.Volume.CompleteResyncAsTargetAsync(source, t), cancellationToken);
 
     public ValueTask<RegionSums> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken) =>
         SendAsync(new PeerRequest(PeerCall.Checksums, null, offset, length), t => remote.Volume.ChecksumsAsync(offset, length, regionSize, t), cancellationToken);

@@ -4,11 +4,12 @@ using Replicator.Core.Replication;
 namespace Replicator.Core.Tests.Replication.Support;
 
 /// <summary>
-/// Two replicas of one volume, "A" and "B", paired in memory the way the node pairs them
-/// (ReplicationManager.Pairing): both sides hold their writes (<see cref="ReplicatedVolume.BeginPairingAsync"/>),
-/// decide with <see cref="SyncDecision.Decide"/>, exchange bitmaps, then attach a
-/// <see cref="ReplicationSession"/> whose owner is the resync source, or the preferred node when
-/// there is nothing to resync.
+/// Two replicas of one volume, "A" and "B", paired in memory the way the node pairs them: both sides hold
+/// their writes (<see cref="ReplicatedVolume.BeginPairingAsync"/>), feed the pairing machine the other's
+/// facts (<see cref="ReplicatedVolume.ConnectAsync"/>, which decides and marks), exchange bitmaps, then start
+/// (<see cref="ReplicatedVolume.StartAsync"/>, which attaches the session the plan calls for). No decision is
+/// made here: the machine makes them, as on a node. A side whose disk is detached or attached again asks for
+/// a new pairing (<see cref="ReplicatedVolume.RepairRequested"/>), which the pair makes on the same link.
 /// </summary>
 internal sealed class ReplicaPair : IAsyncDisposable
 {
@@ -16,12 +17,17 @@ internal sealed class ReplicaPair : IAsyncDisposable
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private const int BitmapChunkBytes = 4 << 20;
 
+    private readonly Lock _repairLock = new();
+    private Task _repairs = Task.CompletedTask;
+
     private ReplicaPair(long size, string preferred, bool emptyB)
     {
         var id = Guid.NewGuid();
         A = new ReplicaSide("A", "B", id, size);
         B = new ReplicaSide("B", "A", id, size, emptyB);
         Preferred = preferred;
+        A.Volume.RepairRequested = (_, _) => RepairInBackground();
+        B.Volume.RepairRequested = (_, _) => RepairInBackground();
     }
 
     public ReplicaSide A { get; }
@@ -33,6 +39,9 @@ internal sealed class ReplicaPair : IAsyncDisposable
 
     /// <summary>The current connection, null while disconnected.</summary>
     public MemoryLink? Link { get; private set; }
+
+    /// <summary>New pairings on the current link made because a side asked (its disk was detached or attached again).</summary>
+    public int Repairs { get; private set; }
 
     /// <param name="emptyB">B's replica holds no meaningful data yet (a replaced disk): the first pairing is a full sync.</param>
     public static ReplicaPair Create(long size = DefaultSize, string preferred = "A", bool emptyB = false) => new(size, preferred, emptyB);
@@ -48,75 +57,67 @@ internal sealed class ReplicaPair : IAsyncDisposable
 
     public ReplicaSide Side(string name) => name == "A" ? A : B;
 
-    /// <summary>Pairs both sides and attaches them, the side that does not order writes first.</summary>
-    /// <param name="afterCrash">The sessions compare before resending, as the node's are when a side stopped uncleanly while connected.</param>
-    public async Task ConnectAsync(bool afterCrash = false)
+    /// <summary>Pairs both sides on a new link and attaches them, the side that does not order writes first.</summary>
+    public async Task ConnectAsync()
     {
-        var pending = await BeginPairingAsync(afterCrash);
+        var pending = await BeginPairingAsync();
         pending.Attach(pending.NonOwner);
         pending.Attach(pending.Owner);
     }
 
-    /// <summary>The pairing up to the point where each side would attach: both hold their writes, bitmaps are exchanged.</summary>
-    public async Task<PendingPairing> BeginPairingAsync(bool afterCrash = false)
+    /// <summary>The pairing on a new link up to the point where each side would start: both hold their writes, bitmaps are exchanged.</summary>
+    public async Task<PendingPairing> BeginPairingAsync()
     {
         if (Link is not null)
         {
             throw new InvalidOperationException("the pair is already connected; disconnect it first");
         }
 
-        var pairingA = await A.Volume.BeginPairingAsync(CancellationToken.None).WaitAsync(Timeout);
-        var pairingB = await B.Volume.BeginPairingAsync(CancellationToken.None).WaitAsync(Timeout);
-        var statusA = A.Replica.Status;
-        var statusB = B.Replica.Status;
-        var decisionA = SyncDecision.Decide(statusA, statusB, localWinsTies: true);
-        var decisionB = SyncDecision.Decide(statusB, statusA, localWinsTies: false);
-        if (decisionA.Outcome is SyncOutcome.SplitBrain or SyncOutcome.Unrelated or SyncOutcome.NoUsableSource)
-        {
-            pairingA.Dispose();
-            pairingB.Dispose();
-            throw new InvalidOperationException($"the pairing is refused: {decisionA.Outcome} by rule {decisionA.Rule} ({decisionA.Reason})");
-        }
-
-        if (decisionA.Kind == SyncKind.Full)
-        {
-            A.Replica.MarkForFullSync(await AllocatedRangesAsync(A));
-            B.Replica.MarkForFullSync(await AllocatedRangesAsync(B));
-        }
-
-        foreach (var chunk in A.Replica.EncodeBitmap(BitmapChunkBytes))
-        {
-            B.Replica.MergePeerBitmap(chunk);
-        }
-
-        foreach (var chunk in B.Replica.EncodeBitmap(BitmapChunkBytes))
-        {
-            A.Replica.MergePeerBitmap(chunk);
-        }
-
+        A.Volume.OnLinkUp();
+        B.Volume.OnLinkUp();
         Link = new MemoryLink();
-        return new PendingPairing(this, Link, afterCrash, new Dictionary<ReplicaSide, (ReplicatedVolume.Pairing, SyncDecision)>
+        try
         {
-            [A] = (pairingA, decisionA),
-            [B] = (pairingB, decisionB),
-        });
+            return await PairAsync(Link);
+        }
+        catch (InvalidOperationException)
+        {
+            Link.Dispose();
+            Link = null;
+            throw;
+        }
     }
 
     /// <summary>The link fails (every request, waiting ones too), then each side detaches, as the node does when the connection ends.</summary>
     public async Task DisconnectAsync()
     {
         Link?.Cut();
+        Task repairs;
+        lock (_repairLock)
+        {
+            repairs = _repairs;
+        }
+
+        await repairs.WaitAsync(Timeout);
         foreach (var side in new[] { A, B })
         {
-            if (side.Session is { } session)
-            {
-                await side.Volume.DetachAsync(session).WaitAsync(Timeout);
-                side.Session = null;
-            }
+            await side.Volume.DisconnectAsync().WaitAsync(Timeout);
         }
 
         Link?.Dispose();
         Link = null;
+    }
+
+    /// <summary>Waits until every pairing a side asked for has been made.</summary>
+    public async Task WaitForRepairsAsync()
+    {
+        Task repairs;
+        lock (_repairLock)
+        {
+            repairs = _repairs;
+        }
+
+        await repairs.WaitAsync(Timeout);
     }
 
     /// <summary>Waits until the owner has completed <paramref name="count"/> resyncs and both replicas are up to date.</summary>
@@ -135,54 +136,78 @@ internal sealed class ReplicaPair : IAsyncDisposable
         B.Dispose();
     }
 
-    private static async Task<List<(long Offset, long Length)>> AllocatedRangesAsync(ReplicaSide side)
+    /// <summary>The node's pairing of the volume on <paramref name="link"/>, up to the start.</summary>
+    private async Task<PendingPairing> PairAsync(MemoryLink link)
     {
-        var ranges = new List<(long, long)>();
-        var position = 0L;
-        foreach (var extent in await side.Thin.GetAllocationAsync(0, side.Thin.Size))
+        var holdA = await A.Volume.BeginPairingAsync(CancellationToken.None).WaitAsync(Timeout);
+        var holdB = await B.Volume.BeginPairingAsync(CancellationToken.None).WaitAsync(Timeout);
+        var statusA = A.Replica.Status;
+        var statusB = B.Replica.Status;
+        var planA = await A.Volume.ConnectAsync(holdA, statusA, new PeerFacts(B.NodeId, B.Name, statusB, LocalWinsTies: true, LocalPreferred: Preferred == A.Name));
+        var planB = await B.Volume.ConnectAsync(holdB, statusB, new PeerFacts(A.NodeId, A.Name, statusA, LocalWinsTies: false, LocalPreferred: Preferred == B.Name));
+        if (planA.Refused || planB.Refused)
         {
-            if ((extent.State & AllocationState.Hole) == 0)
-            {
-                ranges.Add((position, extent.Length));
-            }
-
-            position += extent.Length;
+            throw new InvalidOperationException($"the pairing is refused: {planA.Decision.Outcome} by rule {planA.Decision.Rule} ({planA.Decision.Reason})");
         }
 
-        return ranges;
+        foreach (var chunk in A.Replica.EncodeBitmap(BitmapChunkBytes))
+        {
+            B.Replica.MergePeerBitmap(chunk);
+        }
+
+        foreach (var chunk in B.Replica.EncodeBitmap(BitmapChunkBytes))
+        {
+            A.Replica.MergePeerBitmap(chunk);
+        }
+
+        return new PendingPairing(this, link, new Dictionary<ReplicaSide, ReplicatedVolume.PairingHold> { [A] = holdA, [B] = holdB });
     }
 
-    /// <summary>Both sides hold their writes; <see cref="Attach"/> lets each go, as the node's Start does.</summary>
-    internal sealed class PendingPairing(ReplicaPair pair, MemoryLink link, bool afterCrash, Dictionary<ReplicaSide, (ReplicatedVolume.Pairing Pairing, SyncDecision Decision)> sides)
+    /// <summary>A side's disk was detached or attached: pair again on the same link, one pairing after the other, as the dialing node does.</summary>
+    private void RepairInBackground()
     {
-        public ReplicaSide Owner => IsOwner(pair.A) ? pair.A : pair.B;
+        lock (_repairLock)
+        {
+            _repairs = _repairs.ContinueWith(async _ =>
+            {
+                if (Link is not { IsCut: false } link)
+                {
+                    return;
+                }
+
+                PendingPairing pending;
+                try
+                {
+                    pending = await PairAsync(link);
+                }
+                catch (InvalidOperationException)
+                {
+                    // Refused (no usable source): both sides say why in their pairing state, as a node's status would.
+                    return;
+                }
+
+                pending.Attach(pending.NonOwner);
+                pending.Attach(pending.Owner);
+                Repairs++;
+            }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+        }
+    }
+
+    /// <summary>Both sides hold their writes; <see cref="Attach"/> starts each, as the node's VolumeStart does.</summary>
+    internal sealed class PendingPairing(ReplicaPair pair, MemoryLink link, Dictionary<ReplicaSide, ReplicatedVolume.PairingHold> holds)
+    {
+        /// <summary>The side the machine made owner (decided at connect; both sides agree).</summary>
+        public ReplicaSide Owner => WillOwn(pair.A) ? pair.A : pair.B;
 
         public ReplicaSide NonOwner => pair.Other(Owner);
 
         public void Attach(ReplicaSide side)
         {
-            var (pairing, decision) = sides[side];
             var other = pair.Other(side);
-            var owner = IsOwner(side);
-            var role = side.Replica.OutOfSyncBytes == 0 && decision.Outcome == SyncOutcome.NoSync
-                ? SyncRole.None
-                : owner ? SyncRole.Source : SyncRole.Target;
-            if (role == SyncRole.Target)
-            {
-                side.Replica.SetDiskState(ReplicaDiskState.Inconsistent);
-            }
-
-            var session = new ReplicationSession(new MemoryPeer(other, link), other.Name, owner, role, link.LeaseOf(side.Name)) { CompareFirst = afterCrash };
-            side.Session = session;
-            side.Volume.AttachAsync(pairing, session, other.NodeId).GetAwaiter().GetResult();
+            side.Volume.StartAsync(holds[side], new MemoryPeer(other, link), other.Name, link.LeaseOf(side.Name)).WaitAsync(Timeout).GetAwaiter().GetResult();
         }
 
-        private bool IsOwner(ReplicaSide side) => sides[side].Decision.Outcome switch
-        {
-            SyncOutcome.BecomeSource => true,
-            SyncOutcome.BecomeTarget => false,
-            _ => pair.Preferred == side.Name,
-        };
+        private static bool WillOwn(ReplicaSide side) => side.Volume.PairingState.PlanMakesLocalOwner;
     }
 }
 

@@ -4,8 +4,11 @@ using Replicator.Protocol.Nbd;
 
 namespace Replicator.Protocol.Tests.Nbd.Support;
 
-/// <summary>Encodes client messages the way a client puts them on the wire.</summary>
-internal static class NbdBytes
+/// <summary>
+/// Encodes client messages the way a client puts them on the wire. Also compiled into the fuzzing harness, so no
+/// test framework here: the assertions are in NbdBytes.Asserts.cs.
+/// </summary>
+internal static partial class NbdBytes
 {
     public static byte[] ClientFlags(uint flags)
     {
@@ -81,13 +84,6 @@ internal static class NbdBytes
         var bytes = new byte[length];
         new Random(seed).NextBytes(bytes);
         return bytes;
-    }
-
-    /// <summary>Asserts every byte is zero, naming the first one that is not.</summary>
-    public static void AssertZero(byte[] bytes)
-    {
-        var index = bytes.AsSpan().IndexOfAnyExcept((byte)0);
-        Assert.True(index < 0, $"byte {index} is {(index < 0 ? 0 : bytes[index])}, not zero");
     }
 
     private static void AddString(List<byte> parts, string value)

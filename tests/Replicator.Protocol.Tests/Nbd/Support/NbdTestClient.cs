@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
+using System.Net.Security;
 using System.Text;
 using Replicator.Protocol.Nbd;
 
@@ -52,8 +53,8 @@ internal sealed class NbdTestClient
 {
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
 
-    private readonly PipeReader _input;
-    private readonly PipeWriter _output;
+    private PipeReader _input;
+    private PipeWriter _output;
     private bool _structured;
 
     public NbdTestClient(IDuplexPipe pipe)
@@ -143,6 +144,22 @@ internal sealed class NbdTestClient
             BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(8)),
             BinaryPrimitives.ReadUInt32BigEndian(header.AsSpan(12)),
             await ReadExactAsync((int)length));
+    }
+
+    /// <summary>
+    /// NBD_OPT_STARTTLS, asserting the ACK, then the TLS handshake: from then on the client talks over TLS, with
+    /// nothing negotiated before it. Returns the TLS layer, which the caller closes.
+    /// </summary>
+    public async Task<NbdTlsTransport> StartTlsAsync(Func<string, SslClientAuthenticationOptions> authentication)
+    {
+        var reply = (await OptionAsync(NbdWire.OptStartTls)).Single();
+        Assert.Equal(NbdWire.RepAck, reply.Type);
+        using var timeout = new CancellationTokenSource(Timeout);
+        var tls = await NbdTlsTransport.ConnectAsync(new DuplexPipe(_input, _output), authentication("localhost"), 4096, 4096, timeout.Token);
+        _input = tls.Input;
+        _output = tls.Output;
+        _structured = false;
+        return tls;
     }
 
     /// <summary>Sends an option and reads its replies up to the final one (an ACK or an error).</summary>
