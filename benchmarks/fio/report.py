@@ -4,8 +4,9 @@
 Usage: report.py RESULTS_DIR [OUT_JSON]
 
 RESULTS_DIR holds meta.json (written by run.sh), one fio JSON per job named
-WORKLOAD.TARGET.ROUND.json (with WORKLOAD.TARGET.ROUND.json.perf from --perf-stat), and for the
-resync workload resync-*.json fio results, resync-*.timeline (pair_monitor.py) and resync-fg.window.
+WORKLOAD.TARGET.ROUND.json (with WORKLOAD.TARGET.ROUND.json.perf from --perf-stat), for the
+scrub workload scrub.json (scrub_rate.py), and for the resync workload resync-*.json fio results,
+resync-*.timeline (pair_monitor.py) and resync-fg.window.
 """
 import json
 import os
@@ -110,11 +111,12 @@ def main(results, out):
           f"{repeat} round{'s' if repeat > 1 else ''} interleaved; figures are medians over rounds, ratios the median of "
           f"each round's ratio (range in brackets). Ratios compare MiB/s within the same round.")
     print()
-    # Each layered target against the one it adds to: the pair against the single node (what
-    # replication costs), the encrypted pair against the pair (what peer encryption costs), the proxy
-    # and each gateway target against the pair attached directly (what one more NBD hop costs, and
-    # what the gateway costs).
-    below = {t: b for t, b in (("pair", "node"), ("pair-tls", "pair"), ("proxy", "pair"), ("gateway", "pair"), ("gateway-tcp", "pair"))
+    # Each layered target against the one it adds to: the node against the same node without block
+    # checksums (what they cost), the pair against the single node (what replication costs), the
+    # encrypted pair against the pair (what peer encryption costs), the proxy and each gateway target
+    # against the pair attached directly (what one more NBD hop costs, and what the gateway costs).
+    below = {t: b for t, b in (("node", "node-nosums"), ("pair", "node"), ("pair-tls", "pair"), ("proxy", "pair"),
+                               ("gateway", "pair"), ("gateway-tcp", "pair"))
              if t in names and b in names}
     pair_column = bool(below)
     header = "| workload | target | MiB/s | IOPS | mean lat | p99 lat | ratio to nbdkit |" + (" vs layer below: MiB/s; mean lat |" if pair_column else "")
@@ -124,7 +126,7 @@ def main(results, out):
     rows = []
     summary = {}
     for name, title, args in meta["workloads"]:
-        if name == "resync":
+        if name in ("resync", "scrub"):
             continue
         rounds = [{t: measure(os.path.join(results, f"{name}.{t}.{r}.json"), runtime) for t in names} for r in range(1, repeat + 1)]
         for t in names:
@@ -156,6 +158,7 @@ def main(results, out):
                 line += f" {pair_text} |"
             print(line)
 
+    scrub = report_scrub(results) if any(w[0] == "scrub" for w in meta["workloads"]) else None
     resync = report_resync(results, meta, rows) if any(w[0] == "resync" for w in meta["workloads"]) else None
 
     if any(c for r in rows for c in r["server"]):
@@ -178,8 +181,25 @@ def main(results, out):
     if out:
         with open(out, "w") as f:
             json.dump({"runtime_s": runtime, "ramp_s": meta["ramp"], "size": meta["size"], "repeat": repeat,
-                       "reference": reference, "results": rows, "resync": resync}, f, indent=2)
+                       "reference": reference, "results": rows, "scrub": scrub, "resync": resync}, f, indent=2)
         print(f"\nresults written to {out}", file=sys.stderr)
+
+
+def report_scrub(results):
+    """The scrub section: how fast node a reads and checks every allocated block of an idle pair's volume."""
+    with open(os.path.join(results, "scrub.json")) as f:
+        scrub = json.load(f)
+    cap = scrub["default_cap"]
+    print()
+    print("Scrub on the idle pair (node a reads and checks every allocated block of vol0, no rate cap; each node scrubs its own replica):")
+    print()
+    print("| measurement | value |")
+    print("|---|---:|")
+    print(f"| read and checked | {scrub['bytes'] / 2**20:.0f} MiB in {scrub['seconds']:.2f} s |")
+    print(f"| rate, uncapped | {scrub['mib_s']:.0f} MiB/s |")
+    if cap > 0:
+        print(f"| default cap (scrub.rateLimit) | {cap / 2**20:.0f} MiB/s: a 1 TiB replica in {2**40 / cap / 3600:.1f} h |")
+    return scrub
 
 
 def report_resync(results, meta, rows):
@@ -249,6 +269,11 @@ def print_targets(rows, resync):
         return next((r for r in rows if r["workload"] == workload and r["target"] == target), None)
 
     lines = []
+    sums = [r for r in rows if r["target"] == "node" and r["below"] == "node-nosums" and r["pair_ratio"] is not None]
+    if sums:
+        costly = [f"{r['workload']} ({r['pair_ratio']:.2f})" for r in sums if r["pair_ratio"] < 0.90]
+        lines.append("node with block checksums >= 0.90 × without, on every workload: "
+                     + ("missed on " + ", ".join(costly) if costly else f"met on the {len(sums)} measured"))
     node_checks = [row(w, "node") for w in ("seq-write-1m", "rand-write-4k", "rand-read-4k")]
     node_checks = [r for r in node_checks if r and r["ratio"] is not None]
     if node_checks:

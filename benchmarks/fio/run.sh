@@ -3,8 +3,9 @@
 # one run: each workload runs against every target in turn (the reference first), so all
 # targets see the same machine state. Prints a Markdown table of MiB/s, IOPS, mean and p99
 # latency, each target's throughput as a ratio to the reference (nbdkit's file plugin on a file
-# in the same directory as the node's pool) and the replicated pair's as a ratio to the single
-# node; then the resync measurements and the project's targets, met or missed.
+# in the same directory as the node's pool), the node's as a ratio to the same node without
+# block checksums (what they cost) and the replicated pair's as a ratio to the single node; then
+# the scrub and resync measurements and the project's targets, met or missed.
 #
 # Usage: benchmarks/fio/run.sh [--runtime SEC] [--ramp SEC] [--size SIZE] [--repeat N]
 #                              [--workloads a,b,...] [--targets a,b,...] [--resync-size SIZE]
@@ -16,17 +17,19 @@
 #                      medians and each ratio's range over the rounds; the idle resync is
 #                      timed once per round too (default 1)
 #   --workloads LIST   subset of: seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw
-#                      kbench-lat resync (default: all; resync needs the pair and runs last)
-#   --targets LIST     subset of: nbdkit node pair pair-tls proxy gateway gateway-tcp (default: all
-#                      but pair-tls and gateway-tcp); the ratio columns need nbdkit, the node for
-#                      the pair's, the pair for pair-tls's, the proxy's and the gateways' (they sit
-#                      in front of the pair's node a, so they need the pair): gateway attaches
-#                      through its Unix socket, as a host does by default, gateway-tcp through its
-#                      loopback TCP export; proxy is nbdkit's NBD proxy (its nbd plugin, C) in the
-#                      gateway's place, a reference for what one more NBD hop costs on this
-#                      machine; pair-tls is a second pair whose peer link is encrypted (TLS 1.3)
-#                      where the pair's, on loopback, is authenticated only: its ratio to the
-#                      pair is what peer encryption costs
+#                      kbench-lat scrub resync (default: all; scrub and resync need the pair and
+#                      run last, resync after scrub)
+#   --targets LIST     subset of: nbdkit node-nosums node pair pair-tls proxy gateway gateway-tcp
+#                      (default: all but pair-tls and gateway-tcp); the ratio columns need nbdkit,
+#                      node-nosums for the node's (a node whose pool keeps no block checksums: what
+#                      they cost), the node for the pair's, the pair for pair-tls's, the proxy's
+#                      and the gateways' (they sit in front of the pair's node a, so they need the
+#                      pair): gateway attaches through its Unix socket, as a host does by default,
+#                      gateway-tcp through its loopback TCP export; proxy is nbdkit's NBD proxy (its
+#                      nbd plugin, C) in the gateway's place, a reference for what one more NBD hop
+#                      costs on this machine; pair-tls is a second pair whose peer link is
+#                      encrypted (TLS 1.3) where the pair's, on loopback, is authenticated only:
+#                      its ratio to the pair is what peer encryption costs
 #   --resync-size SIZE what the resync workload makes node b miss (default 2G; the pair's volume
 #                      is at least this big)
 #   --out FILE         also write every result (and fio's own JSON per job) to FILE as JSON
@@ -45,13 +48,14 @@ set -euo pipefail
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../.." && pwd)"
 
-TARGETS=(nbdkit node pair proxy gateway)
+TARGETS=(nbdkit node-nosums node pair proxy gateway)
 REFERENCE=nbdkit
-WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat resync)
+WORKLOADS=(seq-write-1m rand-write-4k rand-read-4k kbench-iops kbench-bw kbench-lat scrub resync)
 
 target_label() {
   case "$1" in
     nbdkit) echo "nbdkit file (reference)" ;;
+    node-nosums) echo "replicator node, block checksums off (reference)" ;;
     node) echo "replicator node" ;;
     pair) echo "replicated pair (a → b)" ;;
     pair-tls) echo "replicated pair, peer link encrypted (a → b, TLS 1.3)" ;;
@@ -73,6 +77,7 @@ workload_args() {
     kbench-iops) echo "--rw=randwrite --bs=4k --iodepth=64" ;;
     kbench-bw) echo "--rw=write --bs=128k --iodepth=64" ;;
     kbench-lat) echo "--rw=randwrite --bs=4k --iodepth=1" ;;
+    scrub) echo "" ;;
     resync) echo "" ;;
     *) return 1 ;;
   esac
@@ -86,6 +91,7 @@ workload_title() {
     kbench-iops) echo "kbench IOPS: rand write 4 KiB, QD64" ;;
     kbench-bw) echo "kbench bandwidth: seq write 128 KiB, QD64" ;;
     kbench-lat) echo "kbench latency: rand write 4 KiB, QD1" ;;
+    scrub) echo "scrub" ;;
     resync) echo "resync" ;;
   esac
 }
@@ -141,18 +147,23 @@ fi
 for w in "${WORKLOADS[@]}"; do
   workload_args "$w" >/dev/null || { echo "unknown workload '$w'" >&2; exit 2; }
 done
-# The resync workload kills and restarts node b, so it runs after every other workload.
-if [[ " ${WORKLOADS[*]} " == *" resync "* ]]; then
-  if [[ " ${TARGETS[*]} " != *" pair "* ]]; then
-    echo "the resync workload needs the pair target" >&2
-    exit 2
+# The scrub reads what the other workloads wrote; the resync workload kills and restarts node b.
+# So they run last, in that order.
+last=()
+for w in scrub resync; do
+  if [[ " ${WORKLOADS[*]} " == *" $w "* ]]; then
+    if [[ " ${TARGETS[*]} " != *" pair "* ]]; then
+      echo "the $w workload needs the pair target" >&2
+      exit 2
+    fi
+    last+=("$w")
   fi
-  others=()
-  for w in "${WORKLOADS[@]}"; do
-    if [[ "$w" != resync ]]; then others+=("$w"); fi
-  done
-  WORKLOADS=("${others[@]}" resync)
-fi
+done
+others=()
+for w in "${WORKLOADS[@]}"; do
+  if [[ "$w" != resync && "$w" != scrub ]]; then others+=("$w"); fi
+done
+WORKLOADS=("${others[@]}" "${last[@]}")
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/replicator-fio.XXXXXX")"
 results="$work/results"
@@ -232,11 +243,12 @@ await_nbdkit() {
   return 1
 }
 
-# One replicator node on a fresh directory, with one volume.
+# One replicator node on a fresh directory, with one volume ($2: more options of node run).
 start_node() {
-  local dir="$work/node"
+  local dir="$work/node${2:+-nosums}"
   mkdir -p "$dir"
-  "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --pool-size 8G >"$dir/node.log" 2>&1 &
+  # shellcheck disable=SC2086 # $2 is a list of options
+  "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --pool-size 8G ${2:-} >"$dir/node.log" 2>&1 &
   track_pid $!
   TARGET_PIDS=$!
   wait_for_text "$dir/node.log" " ready" 60 $!
@@ -244,6 +256,12 @@ start_node() {
   local listen
   listen="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["nbdListen"])' "$dir/node.json")"
   TARGET_URI="nbd://$listen/bench"
+}
+
+# The same node without block checksums (a measurement option, never for data that matters): the
+# node's ratio to it is what storing and checking a checksum per 4 KiB block costs.
+start_node-nosums() {
+  start_node "$1" "--block-checksums false"
 }
 
 # The replicated pair as `cluster up` runs it: two nodes on loopback and vol0, whose writes node
@@ -370,6 +388,14 @@ run_measured() {
   wait "$fio_pid"
 }
 
+# The scrub workload, on the pair: node a reads and checks every allocated block of vol0 (what the
+# prefill and the other workloads wrote) as its background scrub does, with no rate cap, and the
+# time it takes gives the rate an idle pair scrubs at; the default cap is restored after.
+run_scrub() {
+  log "scrub: node a scrubs vol0 with no rate cap"
+  python3 "$root/benchmarks/fio/scrub_rate.py" "$PAIR_ADMIN" "$PAIR_TOKEN_FILE" vol0 "$results/scrub.json"
+}
+
 # Kills node b (SIGKILL) and writes $resync_size sequentially through node a alone, so b misses it.
 degrade_pair() {
   log "resync: killing node b (pid $PAIR_B_PID), writing $resync_size through node a alone"
@@ -455,6 +481,10 @@ done
 for w in "${WORKLOADS[@]}"; do
   if [[ "$w" == resync ]]; then
     run_resync
+    continue
+  fi
+  if [[ "$w" == scrub ]]; then
+    run_scrub
     continue
   fi
   read -r -a args <<<"$(workload_args "$w")"

@@ -20,7 +20,7 @@ public enum StorageError
 }
 
 /// <summary>A block device request that failed for a reason the client should be told.</summary>
-public sealed class BlockDeviceException : IOException
+public class BlockDeviceException : IOException
 {
     public BlockDeviceException(StorageError error, string message, Exception? innerException = null)
         : base(message, innerException)
@@ -44,4 +44,17 @@ public sealed class BlockDeviceException : IOException
     }
 
     private const int ENOSPC = 28;
+}
+
+/// <summary>
+/// A block of the volume fails its checksum (or could not be vouched for after a crash) and nothing
+/// here could repair it: an I/O error (EIO) to the client, never the wrong bytes.
+/// </summary>
+internal sealed class CorruptBlockException(long offset, Hashing.BlockStatus status, string message)
+    : BlockDeviceException(StorageError.Io, message)
+{
+    /// <summary>The volume offset of the 4 KiB block.</summary>
+    public long Offset { get; } = offset;
+
+    public Hashing.BlockStatus Status { get; } = status;
 }

@@ -16,9 +16,9 @@ namespace Replicator.Core.Metadata;
 ///  length = bytes from sequence to the end of body; crc32c covers the same bytes.
 ///  All integers little-endian.
 /// </code>
-/// A record whose length is implausible, whose CRC does not match or whose sequence number
-/// does not follow its predecessor ends the valid journal: everything from it on is a torn
-/// tail and is dropped, never applied.
+/// A record whose length is implausible or whose CRC does not match ends the valid journal. What
+/// follows it decides whether that is a torn tail (dropped, never applied) or damage (the pool is
+/// not opened): see <see cref="MetadataJournal.Replay"/>.
 /// </remarks>
 public static class JournalCodec
 {
@@ -64,7 +64,8 @@ public static class JournalCodec
                 n = 20;
                 break;
             case JournalRecordType.PoolFileAdded:
-                BinaryPrimitives.WriteInt64LittleEndian(fields, record.Capacity);
+            case JournalRecordType.SyncMark:
+                BinaryPrimitives.WriteInt64LittleEndian(fields, record.A);
                 n = 8;
                 break;
             default:
@@ -135,6 +136,7 @@ public static class JournalCodec
                 JournalRecordType.UnitUnmapped => JournalRecord.UnitUnmapped(
                     BinaryPrimitives.ReadUInt32LittleEndian(fields), BinaryPrimitives.ReadInt64LittleEndian(fields[4..])),
                 JournalRecordType.PoolFileAdded => JournalRecord.PoolFileAdded(BinaryPrimitives.ReadInt64LittleEndian(fields)),
+                JournalRecordType.SyncMark => JournalRecord.SyncMark(BinaryPrimitives.ReadInt64LittleEndian(fields)),
                 _ => throw new InvalidDataException($"unknown record type {(byte)type}"),
             };
         }

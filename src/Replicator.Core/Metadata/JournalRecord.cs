@@ -8,6 +8,9 @@ public enum JournalRecordType : byte
     UnitMapped = 4,
     UnitUnmapped = 5,
     PoolFileAdded = 6,
+
+    /// <summary>Changes nothing: says the journal's first <see cref="JournalRecord.SyncedLength"/> bytes were synced before it was written.</summary>
+    SyncMark = 7,
 }
 
 /// <summary>
@@ -35,6 +38,8 @@ public readonly record struct JournalRecord(
 
     public static JournalRecord PoolFileAdded(long capacity) => new(JournalRecordType.PoolFileAdded, 0, capacity, 0);
 
+    public static JournalRecord SyncMark(long syncedLength) => new(JournalRecordType.SyncMark, 0, syncedLength, 0);
+
     public long Size => A;
 
     public long Unit => A;
@@ -42,4 +47,6 @@ public readonly record struct JournalRecord(
     public long Extent => B;
 
     public long Capacity => A;
+
+    public long SyncedLength => A;
 }

@@ -7,6 +7,21 @@ namespace Replicator.Core.Metadata;
 /// so a batch reaches the page cache (and survives a kill -9 of the process) before the caller
 /// acknowledges anything that depends on it; <see cref="Flush"/> makes it survive power loss.
 /// </summary>
+/// <remarks>
+/// <para><b>Torn tail or damage.</b> A crash can tear only what was appended since the last sync: the
+/// records at the end. So when replay meets a record that is cut short or fails its CRC, it is a torn
+/// tail only if nothing intact follows it. Every flush that synced new records appends a
+/// <see cref="JournalRecordType.SyncMark"/> right after them (naming the length synced; it reaches the
+/// disk with the next flush, so it never claims more than was synced): a synced record is then followed
+/// by an intact one as soon as its mark is durable, and damage to it (a bad sector, a stray write) cannot
+/// pass for a torn tail. A bad record followed by an intact one, or an intact record whose sequence does
+/// not follow, is damage: replay refuses with <see cref="StorageDamagedException"/> and changes nothing,
+/// because cutting there would drop mappings of data that was flushed, and the pool would then punch
+/// their extents. The one window left: the records synced by the last flush before a power loss that also
+/// lost their mark, damaged afterwards. A power loss that persists a torn batch's sectors out of order can
+/// make an unsynced tail look damaged: the node then refuses to start, which is safe and recoverable
+/// (docs/recovery.md).</para>
+/// </remarks>
 public sealed class MetadataJournal : IDisposable
 {
     private readonly IStorageFile _file;
@@ -59,6 +74,7 @@ public sealed class MetadataJournal : IDisposable
             var expected = afterSequence + 1;
             var applied = 0;
             string? problem = null;
+            var records = new List<(JournalRecord Record, ulong Sequence)>();
             while (position < read)
             {
                 if (!JournalCodec.TryDecode(bytes.AsSpan(position, read - position), out var record, out var sequence, out var consumed, out problem))
@@ -66,22 +82,30 @@ public sealed class MetadataJournal : IDisposable
                     break;
                 }
 
-                if (sequence <= afterSequence)
+                if (sequence > afterSequence && sequence != expected)
                 {
-                    position += consumed;
-                    continue;
+                    throw DamageAt(path, position, $"the record at byte {position} is intact but has sequence {sequence} where {expected} was due");
                 }
 
-                if (sequence != expected)
+                if (sequence > afterSequence)
                 {
-                    problem = $"record sequence {sequence} does not follow {expected - 1}";
-                    break;
+                    records.Add((record, sequence));
+                    expected++;
                 }
 
+                position += consumed;
+            }
+
+            if (position < read)
+            {
+                // Decide before applying anything: a refusal leaves the caller's state as it was.
+                CheckTornTail(path, bytes.AsSpan(0, read), position, problem);
+            }
+
+            foreach (var (record, _) in records)
+            {
                 apply(record);
                 applied++;
-                expected++;
-                position += consumed;
             }
 
             var dropped = bytes.Length - position;
@@ -164,6 +188,24 @@ public sealed class MetadataJournal : IDisposable
     }
 
     public void Dispose() => _file.Dispose();
+
+    /// <summary>
+    /// Throws <see cref="StorageDamagedException"/> unless the bad bytes at <paramref name="bad"/> are a torn tail, with no
+    /// intact record after them (looked for at every byte: damage to a record's length would hide where the next begins).
+    /// </summary>
+    private static void CheckTornTail(string path, ReadOnlySpan<byte> bytes, int bad, string? problem)
+    {
+        for (var at = bad + 1; at + JournalCodec.PrefixSize < bytes.Length; at++)
+        {
+            if (JournalCodec.TryDecode(bytes[at..], out _, out var sequence, out _, out _))
+            {
+                throw DamageAt(path, bad, $"the record at byte {bad} is bad ({problem}), but an intact record (sequence {sequence}) follows at byte {at}: that is not a torn tail");
+            }
+        }
+    }
+
+    private static StorageDamagedException DamageAt(string path, long at, string what) =>
+        new($"the pool's metadata journal {path} is damaged at byte {at}: {what}. The pool was not opened and nothing in it was changed");
 }
 
 /// <summary>What a replay found: records applied, and the bytes of a torn tail that were dropped (and why).</summary>

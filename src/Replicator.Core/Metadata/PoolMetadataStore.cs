@@ -27,6 +27,7 @@ public sealed class PoolMetadataStore : IDisposable
     private readonly string _directory;
     private MetadataJournal _journal;
     private ulong _generation;
+    private long _markedLength;
 
     /// <summary>A checkpoint got as far as the rename of its snapshot and failed: until one succeeds, nothing is known durable.</summary>
     private bool _mustCheckpoint;
@@ -131,7 +132,11 @@ public sealed class PoolMetadataStore : IDisposable
 
     public void Commit(in JournalRecord record) => Commit([record]);
 
-    /// <summary>Makes every committed record durable: an fsync of the journal, or a checkpoint when the journal cannot be trusted.</summary>
+    /// <summary>
+    /// Makes every committed record durable: an fsync of the journal, or a checkpoint when the journal cannot be trusted.
+    /// When the fsync synced new records, a mark saying how far the journal is synced follows them (see
+    /// <see cref="MetadataJournal"/>): it reaches the disk with the next flush.
+    /// </summary>
     public void Flush()
     {
         if (!_mustCheckpoint && !_journal.Damaged)
@@ -139,12 +144,16 @@ public sealed class PoolMetadataStore : IDisposable
             try
             {
                 _journal.Flush();
-                return;
             }
             catch (IOException)
             {
-                // Damaged now: rewrite everything below; if that fails too, its error is the one to report.
+                // Damaged now: rewrite everything, as a checkpoint; if that fails too, its error is the one to report.
+                Checkpoint();
+                return;
             }
+
+            MarkSynced();
+            return;
         }
 
         Checkpoint();
@@ -180,6 +189,7 @@ public sealed class PoolMetadataStore : IDisposable
         _journal.Dispose();
         _journal = journal;
         _generation = next;
+        _markedLength = 0;
         _mustCheckpoint = true;
         _files.ReplaceWithTemporary(snapshotPath);
         _mustCheckpoint = false;
@@ -199,6 +209,25 @@ public sealed class PoolMetadataStore : IDisposable
     }
 
     public void Dispose() => _journal.Dispose();
+
+    /// <summary>Appends the sync mark after records the last fsync made durable, when there are new ones.</summary>
+    private void MarkSynced()
+    {
+        if (_journal.Length <= _markedLength)
+        {
+            return;
+        }
+
+        try
+        {
+            Commit(JournalRecord.SyncMark(_journal.Length));
+            _markedLength = _journal.Length;
+        }
+        catch (IOException)
+        {
+            // The records are durable already; the mark only lets a replay tell damage from a torn tail. The next flush appends it.
+        }
+    }
 
     private static string JournalPath(string directory, ulong generation) =>
         Path.Combine(directory, JournalPrefix + generation.ToString("D6", CultureInfo.InvariantCulture));

@@ -111,6 +111,9 @@ public sealed class PoolState
                 Get(record.Volume).Map.Map(record.Unit, record.Extent);
                 break;
 
+            case JournalRecordType.SyncMark:
+                break;
+
             case JournalRecordType.UnitUnmapped:
                 if (!Get(record.Volume).Map.TryUnmap(record.Unit, out var freed))
                 {

@@ -1,4 +1,5 @@
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
 using Replicator.Core.Metadata;
 
 namespace Replicator.Core.Pool;
@@ -286,6 +287,7 @@ public sealed partial class StoragePool
         {
             var (file, offset) = Locate(extent);
             _data[file].Discard(offset, ExtentSize);
+            _checksums?[file].Clear(offset >> BlockChecksum.BlockShift, ExtentSize >> BlockChecksum.BlockShift);
         }
 
         lock (_lock)
@@ -299,6 +301,35 @@ public sealed partial class StoragePool
     {
         var (file, offset) = Locate(extent);
         _data[file].Discard(offset + within, length);
+    }
+
+    /// <summary>The pool-wide number of the block at <paramref name="within"/> in an extent (the key of <see cref="Guard"/>).</summary>
+    internal long PoolBlock(long extent, long within) => ((extent * ExtentSize) + within) >> BlockChecksum.BlockShift;
+
+    /// <summary>Reads the stored checksums of the blocks from <paramref name="within"/> (block-aligned) in one extent run.</summary>
+    internal void ReadChecksums(long extent, long within, Span<byte> slots)
+    {
+        var (store, offset) = Locate(extent);
+        _checksums![store].Read((offset + within) >> BlockChecksum.BlockShift, slots);
+    }
+
+    internal void WriteChecksums(long extent, long within, ReadOnlySpan<byte> slots)
+    {
+        var (store, offset) = Locate(extent);
+        _checksums![store].Write((offset + within) >> BlockChecksum.BlockShift, slots);
+    }
+
+    /// <summary>
+    /// Writes the checksums held in memory to their files (the page cache: a kill -9 keeps them; see
+    /// <see cref="BlockChecksumStore"/>), without syncing.
+    /// </summary>
+    internal void WriteBackChecksums() => _checksums?.ForEach(c => c.WriteBack());
+
+    /// <summary>Marks whole blocks unwritten: their data was just punched and reads as zeros.</summary>
+    internal void ClearChecksums(long extent, long within, long length)
+    {
+        var (store, offset) = Locate(extent);
+        _checksums![store].Clear((offset + within) >> BlockChecksum.BlockShift, length >> BlockChecksum.BlockShift);
     }
 
     internal long AllocatedBytesOf(VolumeState volume)

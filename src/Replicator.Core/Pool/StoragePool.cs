@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
 using Replicator.Core.Metadata;
 using Replicator.Core.Storage;
 using Replicator.Core.Volumes;
@@ -16,6 +17,10 @@ namespace Replicator.Core.Pool;
 /// under the lock, moves data without it, then unpins. An extent unmapped (trim, delete) while
 /// pinned is not reused until the last pin goes, so a slow write can never land in an extent that
 /// another volume has since been given.</para>
+/// <para><b>Block checksums</b> (unless the pool was made without them, a measurement option):
+/// every data file has a checksum file beside it (<see cref="BlockChecksumStore"/>); the volume's data
+/// path stores and checks them (see <see cref="ThinVolume"/>), <see cref="Guard"/> orders the few
+/// accesses that need it. Freeing an extent clears its checksums with its data.</para>
 /// <para><b>Crash safety.</b> A new mapping is appended to the journal (one pwrite, so it survives a
 /// kill -9) before the data is written and before any write to that unit is acknowledged. A freed
 /// extent is punched (reads as zeros) and then quarantined until a flush has made both the punch and
@@ -36,6 +41,7 @@ public sealed partial class StoragePool : IDisposable
     private readonly IDisposable _lockFile;
     private readonly PoolMetadataStore _meta;
     private readonly List<IStorageFile> _data;
+    private readonly List<BlockChecksumStore>? _checksums;
     private readonly Dictionary<uint, ThinVolume> _volumes = [];
     private readonly Dictionary<long, int> _pins = [];
     private readonly HashSet<long> _unusable = [];
@@ -47,15 +53,22 @@ public sealed partial class StoragePool : IDisposable
     private long _checkpointThreshold = DefaultCheckpointThreshold;
     private long _nextCheckpointAt = DefaultCheckpointThreshold;
 
-    private StoragePool(IFileSystem files, string directory, PoolMetadataStore meta, List<IStorageFile> data, IDisposable lockFile, ILogger logger)
+    private StoragePool(IFileSystem files, string directory, PoolMetadataStore meta, List<IStorageFile> data, List<BlockChecksumStore>? checksums,
+        IDisposable lockFile, ILogger logger)
     {
         _files = files;
         _directory = directory;
         _meta = meta;
         _data = data;
+        _checksums = checksums;
         _lockFile = lockFile;
         _logger = logger;
         var state = meta.State;
+        if (_checksums is not null && (_checksums.Count != _data.Count || _checksums.Where((c, i) => c.DataCapacity != state.FileCapacities[i]).Any()))
+        {
+            throw new InvalidDataException("a pool file has no block checksum file of its size");
+        }
+
         foreach (var volume in state.Volumes)
         {
             _volumes[volume.LocalId] = new ThinVolume(this, volume);
@@ -65,6 +78,12 @@ public sealed partial class StoragePool : IDisposable
     }
 
     public int ExtentSize => _meta.State.ExtentSize;
+
+    /// <summary>Whether every block is stored with its checksum (off only in a pool made for a reference measurement).</summary>
+    public bool BlockChecksums => _checksums is not null;
+
+    /// <summary>Orders block writes against the confirmation and repair of damaged blocks (see <see cref="BlockGuard"/>).</summary>
+    internal BlockGuard Guard { get; } = new();
 
     /// <summary>Journal size at which the pool checkpoints (tests lower it to checkpoint often).</summary>
     internal long CheckpointThreshold
@@ -193,7 +212,20 @@ public sealed partial class StoragePool : IDisposable
             MaybeCheckpointLocked();
         }
 
-        DiscardAndQuarantine(discard);
+        // The deletion is durable before its extents are punched: a volume that a power loss brought back would
+        // find blocks punched under checksums that still name their old data, outside any activity log's reach.
+        try
+        {
+            lock (_lock)
+            {
+                _meta.Flush();
+            }
+        }
+        finally
+        {
+            DiscardAndQuarantine(discard);
+        }
+
         Flush();
     }
 
@@ -210,11 +242,13 @@ public sealed partial class StoragePool : IDisposable
                 releasable = _quarantine.Count;
             }
 
+            // Data, then checksums, then the journal: a mapping is durable only with what it maps.
             foreach (var file in _data)
             {
                 file.Flush();
             }
 
+            _checksums?.ForEach(c => c.Flush());
             lock (_lock)
             {
                 _meta.Flush();
@@ -245,6 +279,7 @@ public sealed partial class StoragePool : IDisposable
                     file.Flush();
                 }
 
+                _checksums?.ForEach(c => c.Flush());
                 _meta.Flush();
                 _meta.Checkpoint();
             }
@@ -256,6 +291,8 @@ public sealed partial class StoragePool : IDisposable
                     file.Dispose();
                 }
 
+                _checksums?.ForEach(c => c.Dispose());
+                Guard.Dispose();
                 _lockFile.Dispose();
             }
         }
@@ -315,6 +352,7 @@ public sealed partial class StoragePool : IDisposable
                 var inFile = (_meta.State.FileCapacities[file] - offset) / ExtentSize;
                 var run = Math.Min(count - (extent - first), inFile);
                 _data[file].Discard(offset, run * ExtentSize);
+                _checksums?[file].Clear(offset >> BlockChecksum.BlockShift, (run * ExtentSize) >> BlockChecksum.BlockShift);
                 extent += run;
             }
         }
@@ -323,6 +361,8 @@ public sealed partial class StoragePool : IDisposable
         {
             file.Flush();
         }
+
+        _checksums?.ForEach(c => c.Flush());
     }
 }
 

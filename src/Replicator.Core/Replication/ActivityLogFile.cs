@@ -80,7 +80,7 @@ internal sealed class ActivityLogFile : IDisposable
             if (file.Read(0, header) < HeaderBytes || !header.AsSpan().StartsWith(Magic)
                 || BinaryPrimitives.ReadUInt32LittleEndian(header.AsSpan(24)) != Crc32C.Compute(header.AsSpan(0, 24)))
             {
-                throw new InvalidDataException($"{path}: the activity log header is damaged");
+                throw new StorageDamagedException($"{path}: the activity log header is damaged (it is written once, at creation, and synced)");
             }
 
             var version = BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(8));
@@ -106,7 +106,8 @@ internal sealed class ActivityLogFile : IDisposable
             var b = ReadRecord(file, SlotsOffset + slotBytes, buffer, slots);
             var (record, slot) = (a, b) switch
             {
-                (null, null) => throw new InvalidDataException($"{path}: neither activity log slot holds an intact record"),
+                (null, null) => throw new StorageDamagedException(
+                    $"{path}: neither activity log slot holds an intact record (a crash tears at most the one being written): without it this node cannot tell which extents may differ from its peer"),
                 (not null, null) => (a, 0),
                 (null, not null) => (b, 1),
                 _ => a.Sequence >= b.Sequence ? (a, 0) : (b, 1),

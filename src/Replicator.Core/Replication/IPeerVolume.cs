@@ -25,14 +25,19 @@ internal interface IPeerVolume
 
     ValueTask FlushAsync(CancellationToken cancellationToken);
 
-    /// <summary>Reads from the peer's replica (for ranges this replica does not hold up to date).</summary>
-    ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken);
+    /// <summary>
+    /// Reads from the peer's replica (ranges this replica does not hold up to date, blocks it repairs). The peer
+    /// checks every block against its own checksum first and fails the read when one is damaged there. For a
+    /// block-aligned read <paramref name="checksums"/> (8 bytes per block, else empty) receives the peer's checksum
+    /// of each block, already checked against the data that arrived.
+    /// </summary>
+    ValueTask ReadAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken);
 
     /// <summary>Tells the resync target that it holds everything: it takes <paramref name="source"/>'s data set and is up to date.</summary>
     ValueTask CompleteResyncAsync(GenerationIds source, CancellationToken cancellationToken);
 
-    /// <summary>One XXH3-64 per region of <paramref name="regionSize"/> bytes over the range (holes read as zeros).</summary>
-    ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken);
+    /// <summary>The peer's hash and status of each region of <paramref name="regionSize"/> bytes over the range (see <see cref="RegionSums"/>).</summary>
+    ValueTask<RegionSums> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken);
 }
 
 /// <summary>The peer link is down: the request may or may not have reached the peer.</summary>

@@ -33,7 +33,8 @@ internal static class ReplicaMetadataFile
         }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: {e.Message}", e);
+            // Written whole by rename: a crash leaves the old file or the new one, so a bad one is damage, not a crash.
+            throw new StorageDamagedException($"{path}: {e.Message}; without it this node cannot tell which data set its replica holds", e);
         }
     }
 

@@ -5,6 +5,9 @@ namespace Replicator.Core.Replication;
 /// <summary>The activity log around each write, and the transitions of a replica's life: connect, resync, close.</summary>
 internal sealed partial class ReplicaStore
 {
+    /// <summary>The longest change the activity log tracks; a longer one is tracked by the bitmap (see <see cref="BeginActivityAsync"/>).</summary>
+    public long ActivityLogReach => _activity.ExtentSize * (_activity.Slots / 2);
+
     /// <summary>A write's hold on its activity-log extents, returned to <see cref="EndActivity"/>.</summary>
     public readonly record struct Activity(long Offset, long Length, bool Held);
 
@@ -21,7 +24,7 @@ internal sealed partial class ReplicaStore
             return new Activity(offset, length, Held: false);
         }
 
-        if (length == 0 || length > _activity.ExtentSize * (_activity.Slots / 2))
+        if (length == 0 || length > ActivityLogReach)
         {
             if (length > 0)
             {
@@ -322,6 +325,9 @@ internal sealed partial class ReplicaStore
 
             try
             {
+                // An extent the new snapshot leaves out is no longer checked after a crash: what a kill -9 must not lose
+                // of its writes (their checksums) reaches the page cache first.
+                BeforeActivityLogWrite?.Invoke();
                 _activityFile.Write(snapshot);
             }
             catch (IOException e) when (e is not BlockDeviceException)

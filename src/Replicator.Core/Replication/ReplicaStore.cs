@@ -90,6 +90,9 @@ internal sealed partial class ReplicaStore : IDisposable
     /// <summary>The node found this replica's activity log non-empty at start: it died with writes possibly in flight.</summary>
     public bool Crashed { get; }
 
+    /// <summary>After a crash, the volume ranges of the activity log's extents: every write that may not have been durable lies in them.</summary>
+    public IReadOnlyList<(long Offset, long Length)> CrashRanges { get; private init; } = [];
+
     public Guid PeerNodeId
     {
         get
@@ -113,6 +116,18 @@ internal sealed partial class ReplicaStore : IDisposable
     }
 
     public int Granularity => _bitmap.Granularity;
+
+    /// <summary>
+    /// Runs before every write of the activity log that may drop extents from it: whatever must reach the page cache
+    /// before an extent stops being named there (the volume's block checksums) goes now.
+    /// </summary>
+    public Action? BeforeActivityLogWrite { get; set; }
+
+    /// <summary>The directory of this replica's files (<c>replicas/&lt;volume id&gt;/</c>).</summary>
+    public string Directory => _directory;
+
+    /// <summary>The file system this replica's files are kept in (the volume's other state files go there too).</summary>
+    public IFileSystem Files => _files;
 
     /// <summary>Out-of-sync bytes the resync has sent and the target confirmed, waiting for the target's next flush to clear.</summary>
     public long SentAwaitingFlushBytes
@@ -190,6 +205,7 @@ internal sealed partial class ReplicaStore : IDisposable
         var crashed = loaded.Extents.Count > 0;
         var activity = ActivityLog.Restore(loaded, metadata.ActivityLogSlots, metadata.ActivityLogExtentSize);
         var mayMatch = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
+        var crashRanges = new List<(long, long)>();
         if (crashed)
         {
             var recovered = new DirtyBitmap(bitmap.VolumeSize, bitmap.Granularity);
@@ -199,6 +215,7 @@ internal sealed partial class ReplicaStore : IDisposable
                 if (offset < volumeSize)
                 {
                     recovered.Mark(offset, Math.Min(length, volumeSize - offset), null);
+                    crashRanges.Add((offset, Math.Min(length, volumeSize - offset)));
                 }
             }
 
@@ -210,7 +227,7 @@ internal sealed partial class ReplicaStore : IDisposable
 
         metadata = metadata.AfterRestart(out _);
         ReplicaMetadataFile.Write(files, Path.Combine(directory, MetadataFileName), metadata);
-        return new ReplicaStore(files, directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger);
+        return new ReplicaStore(files, directory, metadata, bitmap, mayMatch, bitmapFile, activity, activityFile, crashed, logger) { CrashRanges = crashRanges };
     }
 
     /// <summary>Whether this replica lacks data in the range (it is not up to date there) and must read it from the peer.</summary>

@@ -25,8 +25,11 @@ internal sealed partial class ReplicatedVolume
     /// <summary>Whether this node acknowledges writes its peer does not get: no session, or a peer without a disk.</summary>
     public bool WritesWithoutPeer => Session is not { PeerHasDisk: true };
 
-    /// <summary>An error that means the disk below this replica failed (EIO) or is full (ENOSPC).</summary>
-    internal static bool IsDiskFault(BlockDeviceException e) => e.Error is StorageError.Io or StorageError.NoSpace;
+    /// <summary>
+    /// An error that means the disk below this replica failed (EIO) or is full (ENOSPC). A block that fails its
+    /// checksum is not one: it is healed from the peer or fails its request, and the disk stays attached.
+    /// </summary>
+    internal static bool IsDiskFault(BlockDeviceException e) => e is not CorruptBlockException && e.Error is StorageError.Io or StorageError.NoSpace;
 
     /// <summary>
     /// Attaches the disk again (an admin repaired it, or the full pool has room): its files are written
@@ -196,19 +199,23 @@ internal sealed partial class ReplicatedVolume
         return ReadFromPeerAsync(offset, destination, cancellationToken);
     }
 
-    /// <summary>Reads this replica; an I/O error detaches its disk, and the read goes to the peer.</summary>
-    private ValueTask ReadLocalAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads this replica, every block checked (see <see cref="ReadCheckedAsync"/>); an I/O error detaches its disk,
+    /// and the read goes to the peer. A block that fails its checksum is no disk fault: it is healed or fails the read.
+    /// </summary>
+    private async ValueTask ReadLocalAsync(long offset, Memory<byte> destination, IntegrityPath path, CancellationToken cancellationToken)
     {
         try
         {
-            // The thin volume reads synchronously: a failure is thrown here, not from the task.
-            return _local.ReadAsync(offset, destination, cancellationToken);
+            await ReadCheckedAsync(offset, destination, path, cancellationToken);
+            return;
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
         {
             OnLocalFault(e);
-            return ReadThroughPeerAsync(offset, destination, cancellationToken);
         }
+
+        await ReadThroughPeerAsync(offset, destination, cancellationToken);
     }
 
     /// <summary>

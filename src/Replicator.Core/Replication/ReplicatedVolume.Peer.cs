@@ -1,7 +1,7 @@
 using System.Buffers;
-using System.Buffers.Binary;
 using Replicator.Core.Devices;
 using Replicator.Core.Hashing;
+using Replicator.Core.Volumes;
 
 namespace Replicator.Core.Replication;
 
@@ -36,7 +36,13 @@ internal sealed partial class ReplicatedVolume
 
         try
         {
-            await op.ApplyAsync(_local, cancellationToken);
+            await ApplyLocalAsync(op, cancellationToken);
+            if (resync)
+            {
+                // No activity log covers resync data: its checksums reach the page cache with it.
+                _local.WriteBackChecksums();
+            }
+
             Replica.NoteInSync(op.Offset, op.Length);
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
@@ -93,8 +99,12 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    /// <summary>Reads this replica for the peer, which lacks the range during its resync.</summary>
-    public ValueTask ReadForPeerAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads this replica for the peer: a range it lacks during its resync, or a block it repairs. Every block is
+    /// checked here first (see <see cref="ReadForPeer"/>); <paramref name="checksums"/>, for a block-aligned read,
+    /// receives each block's checksum to send with it.
+    /// </summary>
+    public ValueTask ReadForPeerAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken)
     {
         CheckRange(offset, destination.Length);
         if (!Replica.IsUpToDate || !DiskUsable)
@@ -102,28 +112,36 @@ internal sealed partial class ReplicatedVolume
             throw new BlockDeviceException(StorageError.NotPermitted, $"volume '{Name}' on this node is not up to date; it cannot serve the peer's reads");
         }
 
+        if (!checksums.IsEmpty && (!BlockChecksum.IsAligned(offset, destination.Length) || checksums.Length != BlockChecksum.BytesFor(destination.Length)))
+        {
+            throw new BlockDeviceException(StorageError.InvalidArgument, $"block checksums are given for block-aligned reads only, not [{offset}, +{destination.Length})");
+        }
+
         try
         {
-            return _local.ReadAsync(offset, destination, cancellationToken);
+            ReadForPeer(offset, destination.Span, checksums.Span);
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
         {
             OnLocalFault(e);
             throw;
         }
+
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>
-    /// One XXH3-64 per region of <paramref name="regionSize"/> bytes over the range, computed over the
-    /// contents (a hole hashes as the zeros it reads as), so both replicas compare equal exactly
-    /// when their contents do, whatever their allocation.
+    /// Hashes and statuses of the regions of <paramref name="regionSize"/> bytes over the range (see <see cref="RegionSums"/>),
+    /// reading every block and checking it against its checksum. A damaged block is counted and logged here, and
+    /// reported in its region's status; it is not repaired: the caller decides which side is good.
     /// </summary>
-    public async ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    public ValueTask<RegionSums> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
     {
         CheckRange(offset, length);
-        if (regionSize <= 0 || regionSize > 16 << 20)
+        if (regionSize < BlockChecksum.BlockSize || regionSize > 16 << 20 || regionSize % BlockChecksum.BlockSize != 0 || !BlockChecksum.IsAligned(offset, length))
         {
-            throw new BlockDeviceException(StorageError.InvalidArgument, $"region size {regionSize} is outside 1 byte to 16 MiB");
+            throw new BlockDeviceException(StorageError.InvalidArgument,
+                $"region checksums need a region size that is a multiple of 4 KiB up to 16 MiB (not {regionSize}) over a 4 KiB-aligned range (not [{offset}, +{length}))");
         }
 
         if (!DiskUsable)
@@ -133,7 +151,7 @@ internal sealed partial class ReplicatedVolume
 
         try
         {
-            return await LocalChecksumsAsync(offset, length, regionSize, cancellationToken);
+            return ValueTask.FromResult(LocalChecksums(offset, length, regionSize));
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
         {
@@ -142,85 +160,39 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
-    private async ValueTask<ulong[]> LocalChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    private RegionSums LocalChecksums(long offset, long length, int regionSize)
     {
-        var count = (int)((length + regionSize - 1) / regionSize);
-        var sums = new ulong[count];
-        var allocation = await _local.GetAllocationAsync(offset, length, cancellationToken);
+        var count = RegionSums.CountFor(length, regionSize);
+        var sums = new RegionSums(new ulong[count], new BlockStatus[count]);
         var buffer = ArrayPool<byte>.Shared.Rent(regionSize);
+        var checksums = ArrayPool<byte>.Shared.Rent(BlockChecksum.BytesFor(regionSize));
+        var damaged = new List<DamagedBlock>();
         try
         {
             for (var i = 0; i < count; i++)
             {
                 var start = offset + ((long)i * regionSize);
                 var size = (int)Math.Min(regionSize, offset + length - start);
-                if (IsHole(allocation, offset, start, size))
+                var regionChecksums = checksums.AsSpan(0, BlockChecksum.BytesFor(size));
+                damaged.Clear();
+                _local.ReadBlocks(start, buffer.AsSpan(0, size), regionChecksums, damaged);
+                sums.Hashes[i] = ContentHash.Of(regionChecksums);
+                foreach (var block in damaged)
                 {
-                    buffer.AsSpan(0, size).Clear();
+                    sums.Status[i] = RegionSums.Worse(sums.Status[i], block.Status);
+                    if (block.Status == BlockStatus.Bad && Integrity.Detected(block.Offset, LocalName, IntegrityPath.Compare))
+                    {
+                        LogDamaged(Name, block.Offset, LocalName, IntegrityPath.Compare);
+                    }
                 }
-                else
-                {
-                    await _local.ReadAsync(start, buffer.AsMemory(0, size), cancellationToken);
-                }
-
-                sums[i] = ContentHash.Of(buffer.AsSpan(0, size));
             }
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(checksums);
         }
 
         return sums;
-    }
-
-    /// <summary>Encodes checksums for the wire (little-endian u64 each).</summary>
-    public static byte[] EncodeChecksums(ulong[] sums)
-    {
-        var bytes = new byte[sums.Length * sizeof(ulong)];
-        for (var i = 0; i < sums.Length; i++)
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(i * sizeof(ulong)), sums[i]);
-        }
-
-        return bytes;
-    }
-
-    public static ulong[] DecodeChecksums(ReadOnlySpan<byte> bytes)
-    {
-        if (bytes.Length % sizeof(ulong) != 0)
-        {
-            throw new InvalidDataException($"a checksum list of {bytes.Length} bytes is not a whole number of 8-byte values");
-        }
-
-        var sums = new ulong[bytes.Length / sizeof(ulong)];
-        for (var i = 0; i < sums.Length; i++)
-        {
-            sums[i] = BinaryPrimitives.ReadUInt64LittleEndian(bytes[(i * sizeof(ulong))..]);
-        }
-
-        return sums;
-    }
-
-    private static bool IsHole(IReadOnlyList<AllocationExtent> allocation, long origin, long start, int size)
-    {
-        var position = origin;
-        foreach (var extent in allocation)
-        {
-            var end = position + extent.Length;
-            if (end > start)
-            {
-                if ((extent.State & AllocationState.Zero) == 0 || end < start + size)
-                {
-                    return false;
-                }
-
-                return true;
-            }
-
-            position = end;
-        }
-
-        return false;
     }
 }

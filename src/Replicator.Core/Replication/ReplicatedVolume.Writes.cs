@@ -1,3 +1,4 @@
+using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
 
@@ -10,6 +11,22 @@ internal sealed partial class ReplicatedVolume
     {
         CheckRange(op.Offset, op.Length);
         NoteForeground();
+        op = WithChecksums(op, out var rented);
+        try
+        {
+            await ExecuteWithChecksumsAsync(op, cancellationToken);
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    private async ValueTask ExecuteWithChecksumsAsync(WriteOp op, CancellationToken cancellationToken)
+    {
         if (!HasPeer)
         {
             if (!DiskUsable)
@@ -17,11 +34,15 @@ internal sealed partial class ReplicatedVolume
                 throw Detached("write");
             }
 
+            // Overlapping writes never run at once on a replica (see ThinVolume): alone, the order is taken here. The
+            // activity log names where a crash may leave a write not durable (or its checksums not written back), so
+            // the check at the next start covers it.
+            using var order = await _order.AcquireAsync(op.Offset, op.Length, cancellationToken);
             try
             {
-                await op.ApplyAsync(_local, cancellationToken);
+                await WriteWithoutPeerAsync(op, cancellationToken);
             }
-            catch (BlockDeviceException e) when (e.Error == StorageError.Io)
+            catch (BlockDeviceException e) when (e.Error == StorageError.Io && IsDiskFault(e) && DiskUsable)
             {
                 // Without a peer a full pool only fails the write (nothing is lost); an I/O error fails the disk.
                 OnLocalFault(e);
@@ -89,6 +110,27 @@ internal sealed partial class ReplicatedVolume
         }
     }
 
+    /// <summary>A change on a node without a peer, in the activity log like any other (or, too long for it, flushed before it is acknowledged).</summary>
+    private async ValueTask WriteWithoutPeerAsync(WriteOp op, CancellationToken cancellationToken)
+    {
+        if (op.Length > Replica.ActivityLogReach)
+        {
+            await ApplyLocalAsync(op, cancellationToken);
+            await FlushBeforeAcknowledgingAsync(cancellationToken);
+            return;
+        }
+
+        var activity = await Replica.BeginActivityAsync(op.Offset, op.Length, cancellationToken);
+        try
+        {
+            await ApplyLocalAsync(op, cancellationToken);
+        }
+        finally
+        {
+            Replica.EndActivity(activity);
+        }
+    }
+
     /// <summary>
     /// On the owner: orders the change, applies it on both replicas in parallel, returns when both have it.
     /// <see cref="Ordered.SessionChanged"/>, with nothing done, when the session changed while the change waited
@@ -135,7 +177,7 @@ internal sealed partial class ReplicatedVolume
             BlockDeviceException? localFailure = null;
             try
             {
-                await op.ApplyAsync(_local, CancellationToken.None);
+                await ApplyLocalAsync(op, CancellationToken.None);
             }
             catch (BlockDeviceException e)
             {
@@ -201,7 +243,7 @@ internal sealed partial class ReplicatedVolume
             try
             {
                 Replica.MarkOutOfSync(op.Offset, op.Length, alone);
-                await op.ApplyAsync(_local, cancellationToken);
+                await ApplyLocalAsync(op, cancellationToken);
             }
             finally
             {
@@ -215,6 +257,20 @@ internal sealed partial class ReplicatedVolume
         }
 
         return true;
+    }
+
+    /// <summary>Flushes this replica for a change the activity log does not cover; a failed flush fails the disk, even with ENOSPC.</summary>
+    private async ValueTask FlushBeforeAcknowledgingAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _local.FlushAsync(cancellationToken);
+        }
+        catch (BlockDeviceException e) when (IsDiskFault(e))
+        {
+            OnLocalFault(e, flushing: true);
+            throw;
+        }
     }
 
     /// <summary>

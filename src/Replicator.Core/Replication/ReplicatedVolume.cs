@@ -53,6 +53,8 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         HasPeer = peerName is not null;
         _logger = logger;
         Resync = new ResyncEngine(this, logger);
+        Scrub = new ScrubEngine(this, replica.Files, Path.Combine(replica.Directory, ScrubStateFile.FileName), logger);
+        replica.BeforeActivityLogWrite = local.WriteBackChecksums;
         _pairingState = PairingState.Initial(replica.Status);
     }
 
@@ -77,6 +79,8 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public string PeerName { get; }
 
     public ResyncEngine Resync { get; }
+
+    public ScrubEngine Scrub { get; }
 
     public ReplicationSession? Session => Volatile.Read(ref _session);
 
@@ -116,7 +120,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
             return ReadOnceLeasedAsync(session, offset, destination, cancellationToken);
         }
 
-        return ReadLocalAsync(offset, destination, cancellationToken);
+        return ReadLocalAsync(offset, destination, IntegrityPath.Read, cancellationToken);
     }
 
     public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, IoFlags flags, CancellationToken cancellationToken = default) =>
@@ -168,6 +172,9 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     /// <summary>A clean stop: empties the activity log so the next start has nothing to recover.</summary>
     public void Dispose()
     {
+        Scrub.StopAsync().GetAwaiter().GetResult();
+
+        // Flushes the data first, checksums included, before the activity log stops naming it.
         Replica.CloseCleanly();
         Replica.Dispose();
     }
@@ -181,7 +188,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
         await _quorum.EnsureMayServeAloneAsync(this, cancellationToken);
         try
         {
-            await _local.ReadAsync(offset, destination, cancellationToken);
+            await ReadCheckedAsync(offset, destination, IntegrityPath.Read, cancellationToken);
         }
         catch (BlockDeviceException e) when (IsDiskFault(e))
         {
@@ -220,7 +227,7 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
             $"volume '{Name}' on this node lacks data at [{offset}, +{destination.Length}) until its resync completes, and its peer {PeerName} is not connected");
         try
         {
-            await session.Peer.ReadAsync(offset, destination, cancellationToken);
+            await session.Peer.ReadAsync(offset, destination, default, cancellationToken);
         }
         catch (PeerUnavailableException e)
         {

@@ -2,6 +2,8 @@ using System.Buffers;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
+using Replicator.Core.Volumes;
 
 namespace Replicator.Core.Replication;
 
@@ -387,6 +389,7 @@ internal sealed partial class ResyncEngine
                 _volume.OnLocalFault(local);
             }
 
+            // A run with a block that has no good copy keeps failing until a write replaces the block.
             LogRunFailed(_volume.Name, session.PeerName, offset, length, e.Message);
             var failures = Interlocked.Increment(ref _failuresInARow);
             await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 100 << Math.Min(failures - 1, 6))), ct);
@@ -396,9 +399,13 @@ internal sealed partial class ResyncEngine
     /// <summary>
     /// Sends one dirty run under the volume's write order. Comparing first (a checksum-based
     /// resync, and after a crash for the runs that may match, <see cref="OutOfSyncRun.MayMatch"/>:
-    /// most activity-log extents hold the same data on both sides), only the regions whose
-    /// checksums differ are sent. A run this replica changed alone differs for certain: comparing
-    /// it would read it on both sides only to send it anyway.
+    /// most activity-log extents hold the same data on both sides), only the regions that differ are
+    /// sent, and each side's blocks are checked against their own checksums on the way
+    /// (<see cref="RegionCompare"/>): a region damaged here is repaired from the peer's good copy, one
+    /// damaged there gets this one, one damaged on both is left alone (it reads as an I/O error). A run
+    /// this replica changed alone differs for certain: comparing it would read it on both sides only to
+    /// send it anyway. A block of the run that fails its checksum here with no good copy anywhere is
+    /// never sent: its region stays marked and the run fails, to be retried after a back-off.
     /// </summary>
     private async Task SendRunAsync(ReplicationSession session, long offset, long length, bool mayMatch, CancellationToken ct)
     {
@@ -408,48 +415,127 @@ internal sealed partial class ResyncEngine
             return;
         }
 
+        var unsent = new List<long>();
         if (ChecksumFirst || _checksumPass || (session.CompareFirst && mayMatch))
         {
             var granularity = _volume.Replica.Granularity;
             var remote = session.Peer.ChecksumsAsync(offset, length, granularity, ct);
             var local = await _volume.ChecksumsAsync(offset, length, granularity, ct);
             var peer = await remote;
-            for (var i = 0; i < local.Length;)
+            if (peer.Count != local.Count)
             {
-                if (local[i] == peer[i])
+                throw new PeerFailedException(StorageError.Io, $"the peer returned {peer.Count} region checksums for {local.Count} regions");
+            }
+
+            for (var i = 0; i < local.Count;)
+            {
+                var verdict = RegionCompare.Judge(local, peer, i);
+                var start = offset + ((long)i * granularity);
+                if (verdict is RegionVerdict.Same)
                 {
                     i++;
                     continue;
                 }
 
+                if (verdict is RegionVerdict.TakePeer or RegionVerdict.Unrecoverable)
+                {
+                    await RepairFromPeerAsync(start, Math.Min(granularity, offset + length - start), ct);
+                    i++;
+                    continue;
+                }
+
                 var first = i;
-                while (i < local.Length && local[i] != peer[i])
+                while (i < local.Count && RegionCompare.Judge(local, peer, i) is RegionVerdict.Differ or RegionVerdict.SendLocal)
                 {
                     i++;
                 }
 
-                var start = offset + ((long)first * granularity);
-                await SendRangeAsync(session, start, Math.Min(offset + length, offset + ((long)i * granularity)) - start, ct);
+                await SendRangeAsync(session, start, Math.Min(offset + length, offset + ((long)i * granularity)) - start, unsent, ct);
             }
 
             Interlocked.Add(ref _compared, length);
         }
         else
         {
-            await SendRangeAsync(session, offset, length, ct);
+            await SendRangeAsync(session, offset, length, unsent, ct);
         }
 
-        _volume.Replica.NoteSent(offset, length);
+        NoteSentAllBut(offset, length, unsent);
         Interlocked.Add(ref _covered, length);
+        if (unsent.Count > 0)
+        {
+            throw new CorruptBlockException(unsent[0], Hashing.BlockStatus.Bad,
+                $"volume '{_volume.Name}': {unsent.Count} block(s) of [{offset}, +{length}), the first at {unsent[0]}, fail their checksums and have no good copy; they are not sent");
+        }
     }
 
-    /// <summary>Sends a range as this replica holds it: data where it has data, a trim where it has a hole, so thin stays thin.</summary>
-    private async Task SendRangeAsync(ReplicationSession session, long offset, long length, CancellationToken ct)
+    /// <summary>
+    /// Repairs the damaged blocks of a region from the peer's copy, which the comparison found good (or at least
+    /// better). A block with no good copy on either side stays as it is: it reads as an I/O error on both.
+    /// </summary>
+    private async Task RepairFromPeerAsync(long offset, long length, CancellationToken ct)
+    {
+        var damaged = new List<DamagedBlock>();
+        var buffer = ArrayPool<byte>.Shared.Rent((int)length);
+        try
+        {
+            _volume.Local.ReadBlocks(offset, buffer.AsSpan(0, (int)length), default, damaged);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        foreach (var block in damaged)
+        {
+            try
+            {
+                await _volume.RecoverBlockAsync(block, IntegrityPath.Compare, peerIsCurrent: true, ct);
+            }
+            catch (CorruptBlockException)
+            {
+                // Counted and logged as unrecoverable; nothing is copied either way.
+            }
+        }
+    }
+
+    /// <summary>
+    /// Notes the run's regions sent (cleared once the target's flush made them durable, see <see cref="ReplicaStore.NoteSent"/>),
+    /// except those holding a block that could not be sent: they stay marked.
+    /// </summary>
+    private void NoteSentAllBut(long offset, long length, List<long> unsent)
+    {
+        var granularity = _volume.Replica.Granularity;
+        var position = offset;
+        foreach (var block in unsent)
+        {
+            var region = block / granularity * granularity;
+            if (region > position)
+            {
+                _volume.Replica.NoteSent(position, region - position);
+            }
+
+            position = Math.Max(position, region + granularity);
+        }
+
+        if (offset + length > position)
+        {
+            _volume.Replica.NoteSent(position, offset + length - position);
+        }
+    }
+
+    /// <summary>
+    /// Sends a range as this replica holds it: data where it has data, a trim where it has a hole, so thin stays thin.
+    /// Every block is checked as it is read; one that fails with no good copy is left out (its offset goes to
+    /// <paramref name="unsent"/>) and the data around it is sent.
+    /// </summary>
+    private async Task SendRangeAsync(ReplicationSession session, long offset, long length, List<long> unsent, CancellationToken ct)
     {
         var local = _volume.Local;
         var allocation = await local.GetAllocationAsync(offset, length, ct);
         var position = offset;
         var buffer = ArrayPool<byte>.Shared.Rent((int)length);
+        var checksums = ArrayPool<byte>.Shared.Rent(BlockChecksum.BytesFor((int)length) + BlockChecksum.Size);
         try
         {
             foreach (var extent in allocation)
@@ -460,10 +546,7 @@ internal sealed partial class ResyncEngine
                 }
                 else
                 {
-                    var data = buffer.AsMemory(0, (int)extent.Length);
-                    await local.ReadAsync(position, data, ct);
-                    await session.Peer.ResyncAsync(WriteOp.Write(position, data, IoFlags.None), ct);
-                    Interlocked.Add(ref _sent, extent.Length);
+                    await SendDataAsync(session, position, buffer.AsMemory(0, (int)extent.Length), checksums, unsent, ct);
                 }
 
                 position += extent.Length;
@@ -472,7 +555,54 @@ internal sealed partial class ResyncEngine
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(checksums);
         }
+    }
+
+    /// <summary>Reads and sends one allocated piece, with its blocks' checksums (computed by the check), around any block that cannot be sent.</summary>
+    private async Task SendDataAsync(ReplicationSession session, long offset, Memory<byte> data, byte[] checksums, List<long> unsent, CancellationToken ct)
+    {
+        var aligned = BlockChecksum.IsAligned(offset, data.Length) && _volume.Local.BlockChecksums;
+        var sums = aligned ? checksums.AsMemory(0, BlockChecksum.BytesFor(data.Length)) : Memory<byte>.Empty;
+        var damaged = new List<DamagedBlock>();
+        _volume.Local.ReadBlocks(offset, data.Span, sums.Span, damaged);
+        var skip = new List<long>();
+        foreach (var block in damaged)
+        {
+            try
+            {
+                var good = await _volume.RecoverBlockAsync(block, IntegrityPath.Resync, peerIsCurrent: false, ct);
+                var start = Math.Max(offset, block.Offset);
+                var end = Math.Min(offset + data.Length, block.Offset + BlockChecksum.BlockSize);
+                good.AsSpan((int)(start - block.Offset), (int)(end - start)).CopyTo(data.Span[(int)(start - offset)..]);
+                if (aligned)
+                {
+                    BlockChecksum.Set(sums.Span, (int)((block.Offset - offset) / BlockChecksum.BlockSize), BlockChecksum.Of(good));
+                }
+            }
+            catch (CorruptBlockException)
+            {
+                skip.Add(block.Offset);
+            }
+        }
+
+        var from = offset;
+        foreach (var bad in skip.Append(offset + data.Length))
+        {
+            var start = Math.Max(from, offset);
+            var end = Math.Min(bad, offset + data.Length);
+            if (end > start)
+            {
+                var piece = data.Slice((int)(start - offset), (int)(end - start));
+                var pieceSums = aligned ? sums.Slice(BlockChecksum.BytesFor((int)(start - offset)), BlockChecksum.BytesFor(piece.Length)) : default;
+                await session.Peer.ResyncAsync(WriteOp.Write(start, piece, IoFlags.None) with { Checksums = pieceSums }, ct);
+                Interlocked.Add(ref _sent, piece.Length);
+            }
+
+            from = bad + BlockChecksum.BlockSize;
+        }
+
+        unsent.AddRange(skip);
     }
 
     private async Task ThrottleAsync(TimeSpan spent, long bytes, CancellationToken ct)

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
 using Replicator.Core.Metadata;
 using Replicator.Core.Pool;
 
@@ -13,9 +14,10 @@ namespace Replicator.Core.Volumes;
 /// The data path is synchronous (pread/pwrite on the pool files) behind the asynchronous
 /// <see cref="IBlockDevice"/> signature: callers run requests on worker threads. Each request
 /// pins its extents for as long as it moves data (see <see cref="StoragePool"/>), and runs of
-/// consecutive extents are moved with one call each.
+/// consecutive extents are moved with one call each. Every 4 KiB block is stored with its checksum
+/// and checked when read (see ThinVolume.Blocks.cs).
 /// </remarks>
-public sealed class ThinVolume : IBlockDevice
+public sealed partial class ThinVolume : IBlockDevice
 {
     private const int StackUnits = 64;
 
@@ -45,25 +47,32 @@ public sealed class ThinVolume : IBlockDevice
 
     internal VolumeState State { get; }
 
+    /// <summary>Whether blocks are stored with checksums and checked on read (see <see cref="StoragePool.BlockChecksums"/>).</summary>
+    public bool BlockChecksums => _pool.BlockChecksums;
+
+    /// <summary>Reads the range; a block that fails its checksum fails the read (nothing here can repair it).</summary>
     public ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken = default)
     {
-        CheckRange(offset, destination.Length);
-        if (!destination.IsEmpty)
+        var damaged = new List<DamagedBlock>();
+        ReadBlocks(offset, destination.Span, default, damaged);
+        if (damaged.Count > 0)
         {
-            Transfer(offset, destination, write: false);
+            throw Corrupt(damaged[0], "reading");
         }
 
         return ValueTask.CompletedTask;
     }
 
-    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, IoFlags flags, CancellationToken cancellationToken = default)
-    {
-        CheckRange(offset, source.Length);
-        if (!source.IsEmpty)
-        {
-            Transfer(offset, System.Runtime.InteropServices.MemoryMarshal.AsMemory(source), write: true);
-        }
+    public ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, IoFlags flags, CancellationToken cancellationToken = default) =>
+        WriteAsync(offset, source, default, flags);
 
+    /// <summary>
+    /// Writes with the blocks' checksums already computed (<paramref name="checksums"/>: one per block of a
+    /// block-aligned write, checked against the data where they came from; empty to compute them here).
+    /// </summary>
+    internal ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> source, ReadOnlyMemory<byte> checksums, IoFlags flags)
+    {
+        WriteBlocks(offset, source.Span, checksums.Span);
         FlushIfFua(flags);
         return ValueTask.CompletedTask;
     }
@@ -124,63 +133,6 @@ public sealed class ThinVolume : IBlockDevice
     }
 
     internal void MarkDeleted() => IsDeleted = true;
-
-    /// <summary>Moves data between <paramref name="buffer"/> and the pool, one call per run of consecutive extents.</summary>
-    private void Transfer(long offset, Memory<byte> buffer, bool write)
-    {
-        var first = offset / UnitSize;
-        var units = (int)(((offset + buffer.Length - 1) / UnitSize) - first + 1);
-        long[]? rented = null;
-        var extents = units <= StackUnits ? stackalloc long[units] : (rented = ArrayPool<long>.Shared.Rent(units)).AsSpan(0, units);
-        extents.Fill(StoragePool.NoExtent);
-        try
-        {
-            if (write)
-            {
-                _pool.PinForWrite(State, first, extents);
-            }
-            else
-            {
-                _pool.PinMapped(State, first, extents);
-            }
-
-            var span = buffer.Span;
-            for (var i = 0; i < units;)
-            {
-                var run = extents[i] == StoragePool.NoExtent ? HoleRun(extents, i) : _pool.ContiguousRun(extents, i);
-                var runStart = Math.Max(offset, (first + i) * UnitSize);
-                var runEnd = Math.Min(offset + buffer.Length, (first + i + run) * UnitSize);
-                var slice = span.Slice((int)(runStart - offset), (int)(runEnd - runStart));
-                var within = runStart - ((first + i) * UnitSize);
-                if (extents[i] == StoragePool.NoExtent)
-                {
-                    slice.Clear();
-                }
-                else if (write)
-                {
-                    _pool.WriteData(extents[i], within, slice);
-                }
-                else
-                {
-                    _pool.ReadData(extents[i], within, slice);
-                }
-
-                i += run;
-            }
-        }
-        catch (IOException e) when (e is not BlockDeviceException)
-        {
-            throw Translate(e, write ? "writing" : "reading");
-        }
-        finally
-        {
-            _pool.Unpin(extents);
-            if (rented is not null)
-            {
-                ArrayPool<long>.Shared.Return(rented);
-            }
-        }
-    }
 
     /// <summary>Frees the whole units in the range and zeroes the covered part of partial units that hold data.</summary>
     private void FreeRange(long offset, long length)
@@ -269,7 +221,7 @@ public sealed class ThinVolume : IBlockDevice
             var unitStart = (first + i) * UnitSize;
             var start = Math.Max(offset, unitStart);
             var stop = Math.Min(offset + length, unitStart + UnitSize);
-            _pool.ZeroData(extents[i], start - unitStart, stop - start);
+            ZeroInExtent(extents[i], start - unitStart, stop - start, unitStart);
         }
     }
 
@@ -305,6 +257,10 @@ public sealed class ThinVolume : IBlockDevice
 
         return n;
     }
+
+    private CorruptBlockException Corrupt(DamagedBlock block, string doing) => new(block.Offset, block.Status, block.Status == BlockStatus.Bad
+        ? $"volume '{Name}': the 4 KiB block at {block.Offset} fails its checksum while {doing}: the disk returned wrong data"
+        : $"volume '{Name}': the 4 KiB block at {block.Offset} was being written when the node crashed and is not vouched for");
 
     private BlockDeviceException Translate(IOException e, string doing) => BlockDeviceException.FromIOException(e, $"{doing} volume '{Name}'");
 }

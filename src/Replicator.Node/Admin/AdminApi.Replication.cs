@@ -14,7 +14,7 @@ internal static partial class AdminApi
                 try
                 {
                     var verifier = volumes.StartVerify(volume, regionSize ?? VolumeVerifier.DefaultRegionSize);
-                    return Results.Accepted($"{Prefix}/volumes/{name}/verify", ToVerifyInfo(verifier.Report));
+                    return Results.Accepted($"{Prefix}/volumes/{name}/verify", ToVerifyInfo(verifier.Report, volumes.LocalName, volume.PeerName));
                 }
                 catch (ArgumentOutOfRangeException e)
                 {
@@ -23,7 +23,7 @@ internal static partial class AdminApi
             }));
         api.MapGet("/volumes/{name}/verify", (string name, ReplicationManager volumes) =>
             WithVolume(volumes, name, volume => volumes.LatestVerify(volume) is { } verifier
-                ? Results.Ok(ToVerifyInfo(verifier.Report))
+                ? Results.Ok(ToVerifyInfo(verifier.Report, volumes.LocalName, volume.PeerName))
                 : Results.Problem(statusCode: StatusCodes.Status404NotFound, title: "No verify yet", detail: $"No verify of '{name}' has run since this node started; start one with POST.")));
         api.MapGet("/volumes/{name}/resync", (string name, ReplicationManager volumes) =>
             WithVolume(volumes, name, volume => Results.Ok(ToReplicaInfo(volume, volumes))));
@@ -126,9 +126,21 @@ internal static partial class AdminApi
     private static IResult WithVolume(ReplicationManager volumes, string name, Func<ReplicatedVolume, IResult> action) =>
         volumes.Find(name) is { } volume ? action(volume) : NoSuchVolume(name);
 
-    internal static VerifyInfo ToVerifyInfo(VerifyReport report) => new(
+    internal static VerifyInfo ToVerifyInfo(VerifyReport report, string localName, string peerName) => new(
         Kebab(report.State.ToString()), report.TotalBytes, report.CheckedBytes, report.RegionSize, report.DifferingRegions,
-        report.Differing.Select(d => new RangeInfo(d.Offset, d.Length)).ToList(), report.Started, report.Elapsed.TotalSeconds, report.Error);
+        report.Differing.Select(d => new RangeInfo(d.Offset, d.Length)
+        {
+            DamagedOn = d.Damaged switch
+            {
+                DamagedReplica.Local => [localName],
+                DamagedReplica.Peer => [peerName],
+                DamagedReplica.Both => [localName, peerName],
+                _ => [],
+            },
+        }).ToList(), report.Started, report.Elapsed.TotalSeconds, report.Error)
+    {
+        UnrecoverableRegions = report.Differing.Where(d => d.Damaged == DamagedReplica.Both).Sum(d => d.Length / report.RegionSize),
+    };
 }
 
 internal sealed record ResolveRequest(string? Discard);
@@ -140,7 +152,19 @@ internal sealed record ResyncSettingsRequest(string? RateLimit, bool? Adaptive)
     public bool? Checksum { get; init; }
 }
 
-internal sealed record RangeInfo(long Offset, long Length);
+internal sealed record RangeInfo(long Offset, long Length)
+{
+    /// <summary>
+    /// The nodes whose copy of the range fails its checksums: one (the other holds the good copy, which a checksum
+    /// resync takes), both (no good copy: the range is unrecoverable and reads as an I/O error), or none (both copies
+    /// are intact and differ: a real divergence, repaired from the side the generation rules choose).
+    /// </summary>
+    public string[] DamagedOn { get; init; } = [];
+}
 
 internal sealed record VerifyInfo(string State, long TotalBytes, long CheckedBytes, int RegionSize, long DifferingRegions, List<RangeInfo> Differing,
-    DateTimeOffset Started, double ElapsedSeconds, string? Error);
+    DateTimeOffset Started, double ElapsedSeconds, string? Error)
+{
+    /// <summary>Regions whose copies fail their checksums on both nodes.</summary>
+    public long UnrecoverableRegions { get; init; }
+}

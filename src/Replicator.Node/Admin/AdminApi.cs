@@ -28,6 +28,7 @@ internal static partial class AdminApi
         api.MapDelete("/volumes/{name}", DeleteVolumeAsync);
         api.MapPut("/volumes/{name}/preferred", SetPreferredAsync);
         MapReplication(api);
+        MapScrub(api);
     }
 
     internal static NodeInfo Describe(NodeIdentity identity, ReplicationManager volumes)
@@ -157,7 +158,7 @@ internal static partial class AdminApi
     internal static PoolInfo ToInfo(StoragePool pool)
     {
         var usage = pool.Usage;
-        return new PoolInfo(usage.Capacity, usage.Virtual, usage.Allocated, usage.Free, usage.Volumes, pool.ExtentSize);
+        return new PoolInfo(usage.Capacity, usage.Virtual, usage.Allocated, usage.Free, usage.Volumes, pool.ExtentSize) { BlockChecksums = pool.BlockChecksums };
     }
 
     /// <summary>A volume of a node that is not running (the CLI works on its directory): no replication state to report.</summary>
@@ -169,6 +170,8 @@ internal static partial class AdminApi
             PreferredNode = volumes.PreferredNode(volume),
             Io = exports.Rates(volume.Name) ?? new Metrics.IoRates(0, 0, 0, 0),
             Replication = volume.HasPeer ? ToReplicaInfo(volume, volumes) : null,
+            Integrity = volume.Local.BlockChecksums ? ToIntegrityInfo(volume.Integrity.Snapshot) : null,
+            Scrub = volume.Local.BlockChecksums ? ToScrubInfo(volume.Scrub) : null,
         };
 
     private static ReplicaInfo ToReplicaInfo(ReplicatedVolume volume, ReplicationManager volumes)

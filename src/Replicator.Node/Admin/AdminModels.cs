@@ -38,7 +38,11 @@ internal sealed record PeerInfo(string Name, bool Connected, string? Address, Da
     public string? LastRefusedRequest { get; init; }
 }
 
-internal sealed record PoolInfo(long CapacityBytes, long VirtualBytes, long AllocatedBytes, long FreeBytes, int Volumes, int ExtentSize);
+internal sealed record PoolInfo(long CapacityBytes, long VirtualBytes, long AllocatedBytes, long FreeBytes, int Volumes, int ExtentSize)
+{
+    /// <summary>Whether every block is stored with a checksum and checked on read; false only for a reference measurement.</summary>
+    public bool BlockChecksums { get; init; } = true;
+}
 
 internal sealed record VolumeInfo(string Name, Guid Id, long SizeBytes, long AllocatedBytes, int AllocationUnit, int AttachedClients)
 {
@@ -48,7 +52,30 @@ internal sealed record VolumeInfo(string Name, Guid Id, long SizeBytes, long All
     public Metrics.IoRates? Io { get; init; }
 
     public ReplicaInfo? Replication { get; init; }
+
+    /// <summary>Blocks found failing their checksums on this node's replica and what became of them; null without block checksums.</summary>
+    public IntegrityInfo? Integrity { get; init; }
+
+    /// <summary>This replica's background scrub; null without block checksums.</summary>
+    public ScrubInfo? Scrub { get; init; }
 }
+
+/// <summary>A volume's damaged blocks since the node started (see <c>IntegrityCounters</c>).</summary>
+internal sealed record IntegrityInfo(long Detected, long Healed, long Unrecoverable, long Unverified, long Settled, IntegrityEventInfo? Last);
+
+/// <summary>The last damaged block: where, on which node's replica, found by what, and what became of it.</summary>
+internal sealed record IntegrityEventInfo(DateTimeOffset At, long Offset, string Replica, string Path, string Outcome);
+
+/// <summary>Where a volume's scrub stands on this node.</summary>
+/// <param name="State">idle, running, paused, or waiting (this replica is a resync target).</param>
+internal sealed record ScrubInfo(string State, long DoneBytes, long TotalBytes, double BytesPerSecond, double? EtaSeconds,
+    ScrubFindingsInfo Pass, ScrubFindingsInfo LastPass, DateTimeOffset? PassStarted, DateTimeOffset LastCompleted, DateTimeOffset? NextDue)
+{
+    /// <summary>Bytes per second the scrub may read (0: no cap).</summary>
+    public long RateLimit { get; init; }
+}
+
+internal sealed record ScrubFindingsInfo(long ScannedBytes, long Detected, long Healed, long Unrecoverable);
 
 /// <summary>One volume's replication state on this node.</summary>
 /// <param name="Connection">connected, disconnected, standalone (no peer configured), or unpaired (split brain and the like).</param>

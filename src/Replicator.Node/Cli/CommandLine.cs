@@ -15,6 +15,7 @@ internal static class CommandLine
         root.Subcommands.Add(GatewayCommands.Build());
         root.Subcommands.Add(ReplicationCommands.Verify());
         root.Subcommands.Add(ReplicationCommands.Resync());
+        root.Subcommands.Add(ScrubCommands.Build());
         root.Subcommands.Add(StatusCommand.Build());
         root.Subcommands.Add(CertCommands.Build());
 

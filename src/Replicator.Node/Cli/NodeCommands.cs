@@ -4,14 +4,52 @@ using Replicator.Node.Roles;
 
 namespace Replicator.Node.Cli;
 
-/// <summary><c>replicator node run</c>.</summary>
+/// <summary><c>replicator node run</c> and <c>replicator node rebuild</c>.</summary>
 internal static class NodeCommands
 {
     public static Command Build()
     {
-        var node = new Command("node", "Run a storage node");
+        var node = new Command("node", "Run a storage node, or rebuild one whose storage is damaged");
         node.Subcommands.Add(Run());
+        node.Subcommands.Add(Rebuild());
         return node;
+    }
+
+    private static Command Rebuild()
+    {
+        var dir = CommonOptions.Dir(required: true, "The stopped node's data directory");
+        var yes = new Option<bool>("--yes") { Description = "Confirm: this node's copy of every volume is set aside and taken again from its peer" };
+        var command = new Command("rebuild",
+            "Set a stopped node's damaged pool and replica files aside (nothing is deleted) so that it starts empty and takes every volume back from its peer by a full resync")
+            { dir, yes };
+        command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
+        {
+            var directory = parse.GetValue(dir)!.FullName;
+            var config = Configuration.NodeConfig.TryLoad(directory)
+                ?? throw new CliException(ExitCodes.Usage, $"{directory} is not a node directory (no {Configuration.NodeConfig.FileName})");
+            if (!parse.GetValue(yes))
+            {
+                throw new CliException(ExitCodes.Usage,
+                    $"rebuilding sets node {config.Name}'s pool and replica files aside; every volume then comes back from {config.Peer?.Name ?? "its peer"} " +
+                    "by a full resync, and until it has, this node serves none of them. Repeat with --yes to go ahead.");
+            }
+
+            string aside;
+            try
+            {
+                aside = Storage.NodeRebuild.Run(directory, config, DateTimeOffset.UtcNow);
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new CliException(ExitCodes.Failed, e.Message);
+            }
+
+            Console.WriteLine($"node {config.Name}: the pool and replica files are set aside in {aside} (delete them once the volumes are back).");
+            Console.WriteLine($"Start the node ('replicator node run --dir {directory}'): it takes every volume from {config.Peer!.Name} by a full resync; " +
+                "'replicator status' shows the progress and 'replicator verify VOLUME' checks the result.");
+            return Task.FromResult(ExitCodes.Ok);
+        }));
+        return command;
     }
 
     private static Command Run()
@@ -22,6 +60,10 @@ internal static class NodeCommands
         var admin = new Option<string?>("--admin-listen") { Description = "Admin HTTP address:port (default 127.0.0.1 with a free port, kept)" };
         var poolSize = new Option<string?>("--pool-size") { Description = "Capacity of the storage pool at first start (sparse file; default 64G)" };
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
+        var checksums = new Option<bool?>("--block-checksums")
+        {
+            Description = "Store and check a checksum with every 4 KiB block (default true, kept in node.json); false only to measure what they cost",
+        };
         var peerName = new Option<string?>("--peer-name") { Description = "The peer node's name (with --peer-id and one of --peer-address or --peer-listen: writes node.json's peer section)" };
         var peerId = new Option<Guid?>("--peer-id") { Description = "The peer node's id, as its certificate carries it ('replicator cert show' prints it)" };
         var peerAddress = new Option<string?>("--peer-address") { Description = "Dial the peer at address:port" };
@@ -32,7 +74,7 @@ internal static class NodeCommands
         var witness = new Option<string?>("--witness") { Description = "The witness's address:port" };
         var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM; at the first start, a certificate in DIR/tls (replicator cert issue node) says who the node is")
         {
-            dir, name, nbd, admin, poolSize, parentPid, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
+            dir, name, nbd, admin, poolSize, parentPid, checksums, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
         };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
@@ -49,6 +91,7 @@ internal static class NodeCommands
                 AdminListen = parse.GetValue(admin),
                 PoolSize = pool,
                 ParentPid = parse.GetValue(parentPid),
+                BlockChecksums = parse.GetValue(checksums),
                 Peer = parse.GetValue(peerName) is { } peer
                     ? new Configuration.PeerConfig
                     {

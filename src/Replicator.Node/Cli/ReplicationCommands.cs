@@ -40,10 +40,17 @@ internal static class ReplicationCommands
             else if (report.State == "completed")
             {
                 Console.WriteLine($"{parse.GetValue(volume)}: {report.DifferingRegions} differing region(s) of {ByteSize.Format(report.RegionSize)} " +
-                    $"({ByteSize.Format(report.TotalBytes)} compared in {report.ElapsedSeconds:0.0} s)");
+                    $"({ByteSize.Format(report.TotalBytes)} compared in {report.ElapsedSeconds:0.0} s)" +
+                    (report.UnrecoverableRegions > 0 ? $", {report.UnrecoverableRegions} unrecoverable" : ""));
                 foreach (var range in report.Differing)
                 {
-                    Console.WriteLine($"  differs: [{range.Offset}, {range.Offset + range.Length})  ({ByteSize.Format(range.Length)} at {ByteSize.Format(range.Offset)})");
+                    var why = range.DamagedOn.Length switch
+                    {
+                        0 => "both copies intact but different",
+                        1 => $"bad copy on {range.DamagedOn[0]} (fails its checksum; 'resync checksum' repairs it from the other)",
+                        _ => $"unrecoverable: the copies on {string.Join(" and ", range.DamagedOn)} both fail their checksums (reads fail with EIO)",
+                    };
+                    Console.WriteLine($"  differs: [{range.Offset}, {range.Offset + range.Length})  ({ByteSize.Format(range.Length)} at {ByteSize.Format(range.Offset)}): {why}");
                 }
             }
 
@@ -120,7 +127,8 @@ internal static class ReplicationCommands
     private static Command Checksum()
     {
         var volume = new Argument<string>("volume") { Description = "Volume" };
-        var command = new Command("checksum", "Compare every region of a volume with the peer and resend those that differ (repairs drifted replicas)") { volume };
+        var command = new Command("checksum",
+            "Compare every region of a volume with the peer and repair those that differ, from the copy that passes its checksums (a copy that fails them is never sent)") { volume };
         var target = AdminTarget.AddTo(command);
         command.SetAction((parse, ct) => CliRunner.RunAsync(async () =>
         {

@@ -101,7 +101,13 @@ internal static class StatusCommand
                 rows.Add(new Markup($"  [yellow]refused on the peer link[/]: {info.Peer.RefusedConnections} connection(s), {info.Peer.RefusedRequests} request(s); last: "
                     + Markup.Escape(new[] { info.Peer.LastRefusedRequest, info.Peer.LastRefusedConnection }.Max(StringComparer.Ordinal) ?? "")));
             }
-            rows.Add(new Markup($"  pool {ByteSize.Format(node.Pool!.AllocatedBytes)} allocated of {ByteSize.Format(node.Pool.CapacityBytes)}, {ByteSize.Format(node.Pool.FreeBytes)} free, {ByteSize.Format(node.Pool.VirtualBytes)} provisioned"));
+            rows.Add(new Markup($"  pool {ByteSize.Format(node.Pool!.AllocatedBytes)} allocated of {ByteSize.Format(node.Pool.CapacityBytes)}, {ByteSize.Format(node.Pool.FreeBytes)} free, {ByteSize.Format(node.Pool.VirtualBytes)} provisioned" +
+                (node.Pool.BlockChecksums ? ", block checksums on" : "")));
+            if (!node.Pool.BlockChecksums)
+            {
+                rows.Add(new Markup("  [bold red]BLOCK CHECKSUMS ARE OFF[/] [red](blockChecksums: false in node.json, a measurement option): bad blocks are neither detected nor repaired on this node[/]"));
+            }
+
             if (info.Quorum is not null)
             {
                 rows.Add(new Markup($"  quorum: {Markup.Escape(info.Quorum)}"));
@@ -128,6 +134,15 @@ internal static class StatusCommand
             foreach (var v in node.Volumes.Where(v => v.Replication?.Problem is not null))
             {
                 rows.Add(new Markup($"  [red]{Markup.Escape(v.Name)}[/]: {Markup.Escape(v.Replication!.Problem!)}"));
+            }
+
+            foreach (var v in node.Volumes.Where(v => v.Scrub is not null))
+            {
+                var i = v.Integrity!;
+                var damage = i.Detected + i.Unrecoverable == 0 ? "[green]no damaged block found[/]"
+                    : $"[{(i.Unrecoverable > 0 ? "red" : "yellow")}]{i.Detected} damaged block(s) found, {i.Healed} healed, {i.Unrecoverable} unrecoverable[/]" +
+                        (i.Last is { } last ? Markup.Escape($" (last: {last.Outcome} at {last.Offset} on {last.Replica}, {last.Path}, {last.At:HH:mm:ss})") : "");
+                rows.Add(new Markup($"  {Markup.Escape(v.Name)}: {damage}; {Markup.Escape(ScrubCommands.Describe(v.Scrub!))}"));
             }
 
             foreach (var v in node.Volumes.Where(v => v.Replication?.Alert is not null))

@@ -52,6 +52,17 @@ internal sealed record NodeConfig
 
     public int ExtentSize { get; init; } = Core.Pool.PoolOptions.DefaultExtentSize;
 
+    /// <summary>
+    /// Store a checksum with every 4 KiB block and check it on every read (the default). false is a measurement
+    /// option, for comparing against a node without checksums: such a node cannot tell a bad block from a good one,
+    /// and says so loudly in its log, <c>status</c>, the admin API and the status page. Switching it back on
+    /// computes the checksums from the data at the next start.
+    /// </summary>
+    public bool BlockChecksums { get; init; } = true;
+
+    /// <summary>The background scrub of every volume on this node.</summary>
+    public ScrubConfig Scrub { get; init; } = new();
+
     internal static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web)
     {
         WriteIndented = true,
@@ -138,6 +149,7 @@ internal sealed record NodeConfig
             throw new ConfigurationException($"{path}: maxVolumeSize must be between {Core.Volumes.VolumeNames.SizeAlignment} bytes and {Core.ByteSize.Format(Core.Replication.DirtyBitmap.MaxVolumeSize)}");
         }
 
+        Scrub.Validate(path);
         if (Witness is not null && !IPEndPoint.TryParse(Witness.Address, out _))
         {
             throw new ConfigurationException($"{path}: witness.address '{Witness.Address}' is not an address:port");
@@ -271,6 +283,36 @@ internal sealed record PeerConfig
         {
             throw new ConfigurationException(
                 $"{path}: peer.readLeaseSeconds must be between 0.03 and the keepalive timeout ({KeepaliveTimeoutSeconds} s), or left out for a quarter of it");
+        }
+    }
+}
+
+/// <summary>When and how fast each volume is scrubbed (every allocated block read and checked, damage healed from the peer).</summary>
+internal sealed record ScrubConfig
+{
+    /// <summary>Days from the end of one pass to the start of the next; 0 scrubs only when asked (<c>replicator scrub start</c>).</summary>
+    public double IntervalDays { get; init; } = 7;
+
+    /// <summary>Bytes per second a scrub may read, like <c>64M</c>; <c>0</c> for no cap. It also yields to client I/O.</summary>
+    public string RateLimit { get; init; } = "64M";
+
+    /// <summary>The interval, or null when scrubs run only when asked.</summary>
+    [JsonIgnore]
+    public TimeSpan? Interval => IntervalDays > 0 ? TimeSpan.FromDays(IntervalDays) : null;
+
+    [JsonIgnore]
+    public long RateLimitBytes => Core.ByteSize.TryParse(RateLimit, out var bytes) ? bytes : 0;
+
+    public void Validate(string path)
+    {
+        if (IntervalDays is < 0 or > 3650 || double.IsNaN(IntervalDays))
+        {
+            throw new ConfigurationException($"{path}: scrub.intervalDays must be between 0 (only when asked) and 3650");
+        }
+
+        if (!Core.ByteSize.TryParse(RateLimit, out _))
+        {
+            throw new ConfigurationException($"{path}: scrub.rateLimit '{RateLimit}' is not a rate; write bytes per second like 64M, or 0 for no cap");
         }
     }
 }

@@ -30,6 +30,18 @@ internal sealed class NodeTelemetry : BackgroundService
         meter.CreateObservableGauge("replicator.resync.rate", () => PerVolume(v => (long)v.Resync.Progress.BytesPerSecond), "By/s", "Current resync rate from this node, by volume");
         meter.CreateObservableGauge("replicator.replication.lag", () => volumes.PeerRoundTrip?.TotalSeconds ?? 0, "s",
             "Replication lag: the last round trip to the peer (what a write waits for beyond the local disk)");
+        meter.CreateObservableGauge("replicator.pool.block_checksums", () => storage.Pool.BlockChecksums ? 1 : 0, null,
+            "1 while every block is stored with a checksum and checked on read; 0 only for a reference measurement (bad blocks go unnoticed)");
+        meter.CreateObservableCounter("replicator.integrity.detected", () => PerVolume(v => v.Integrity.Snapshot.Detected), "{block}",
+            "4 KiB blocks found failing their checksums on this node's replica, by volume");
+        meter.CreateObservableCounter("replicator.integrity.healed", () => PerVolume(v => v.Integrity.Snapshot.Healed), "{block}",
+            "Damaged blocks rewritten from the peer's verified copy, by volume");
+        meter.CreateObservableCounter("replicator.integrity.unrecoverable", () => PerVolume(v => v.Integrity.Snapshot.Unrecoverable), "{block}",
+            "Damaged blocks with no good copy on either replica (they read as I/O errors), by volume");
+        meter.CreateObservableCounter("replicator.integrity.unverified", () => PerVolume(v => v.Integrity.Snapshot.Unverified), "{block}",
+            "Blocks the check after a crash could not vouch for (a write that was not durable), by volume");
+        meter.CreateObservableGauge("replicator.scrub.done", () => PerVolume(v => v.Scrub.Progress.DoneBytes), "By", "Bytes the running scrub pass has covered, by volume");
+        meter.CreateObservableGauge("replicator.scrub.rate", () => PerVolume(v => (long)v.Scrub.Progress.BytesPerSecond), "By/s", "Current scrub rate, by volume");
         meter.CreateObservableGauge("replicator.replica.disk_detached", DetachedDisks, null,
             "1 while this node's replica of the volume has its disk detached, by volume and reason (failed: an I/O error; pool-full)");
         meter.CreateObservableGauge("replicator.replication.degraded", () => PerVolume(v => v.HasPeer && !IsRedundant(v) ? 1 : 0), null,

@@ -23,15 +23,18 @@ internal sealed class PeerVolumeChannel(PeerConnection connection, Guid volumeId
         using var reply = await SendAsync(new Envelope { Flush = new FlushRequest { VolumeId = _id } }, default, cancellationToken);
     }
 
-    public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    public async ValueTask ReadAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken)
     {
-        using var reply = await SendAsync(new Envelope { Read = new ReadRequest { VolumeId = _id, Offset = (ulong)offset, Length = (uint)destination.Length } }, default, cancellationToken);
-        if (reply.Payload.Length != destination.Length)
+        var request = new ReadRequest { VolumeId = _id, Offset = (ulong)offset, Length = (uint)destination.Length, BlockChecksums = !checksums.IsEmpty };
+        using var reply = await SendAsync(new Envelope { Read = request }, default, cancellationToken);
+        if (reply.Payload.Length != destination.Length || reply.BlockChecksums.Length != checksums.Length)
         {
-            throw new PeerFailedException(Core.Devices.StorageError.Io, $"the peer answered a read of {destination.Length} bytes with {reply.Payload.Length}");
+            throw new PeerFailedException(Core.Devices.StorageError.Io,
+                $"the peer answered a read of {destination.Length} bytes ({checksums.Length} bytes of block checksums) with {reply.Payload.Length} ({reply.BlockChecksums.Length})");
         }
 
         reply.Payload.CopyTo(destination);
+        reply.BlockChecksums.CopyTo(checksums);
     }
 
     public async ValueTask CompleteResyncAsync(Core.Replication.GenerationIds source, CancellationToken cancellationToken)
@@ -39,27 +42,34 @@ internal sealed class PeerVolumeChannel(PeerConnection connection, Guid volumeId
         using var reply = await SendAsync(new Envelope { ResyncComplete = new ResyncCompleteRequest { VolumeId = _id, Generation = PeerMessages.ToProto(source) } }, default, cancellationToken);
     }
 
-    public async ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
+    public async ValueTask<RegionSums> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken)
     {
         using var reply = await SendAsync(new Envelope
         {
             RegionChecksums = new RegionChecksumRequest { VolumeId = _id, Offset = (ulong)offset, Length = (ulong)length, RegionSize = (uint)regionSize },
         }, default, cancellationToken);
-        return ReplicatedVolume.DecodeChecksums(reply.Payload.Span);
+        try
+        {
+            return RegionSums.Decode(reply.Payload.Span, RegionSums.CountFor(length, regionSize));
+        }
+        catch (InvalidDataException e)
+        {
+            throw new PeerFailedException(Core.Devices.StorageError.Io, $"{connection.PeerName} sent unusable region checksums: {e.Message}");
+        }
     }
 
     private async ValueTask SendChangeAsync(WriteOp op, WriteKind kind, CancellationToken cancellationToken)
     {
-        using var reply = await SendAsync(PeerMessages.ToEnvelope(volumeId, op, kind), op.Data, cancellationToken);
+        using var reply = await SendAsync(PeerMessages.ToEnvelope(volumeId, op, kind), op.Data, cancellationToken, op.Checksums);
     }
 
     /// <summary>Sends a request; a connection that ends is <see cref="PeerUnavailableException"/>, a refusal <see cref="PeerFailedException"/>.</summary>
-    private async Task<PeerReply> SendAsync(Envelope request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async Task<PeerReply> SendAsync(Envelope request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken, ReadOnlyMemory<byte> blockChecksums = default)
     {
         PeerReply reply;
         try
         {
-            reply = await connection.SendRequestAsync(request, payload, cancellationToken);
+            reply = await connection.SendRequestAsync(request, payload, blockChecksums, cancellationToken);
         }
         catch (PeerConnectionClosedException e)
         {

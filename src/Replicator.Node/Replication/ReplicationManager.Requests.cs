@@ -64,7 +64,8 @@ internal sealed partial class ReplicationManager
         {
             case Envelope.BodyOneofCase.Write:
                 var write = header.Write;
-                await ApplyChangeAsync(write.VolumeId, write.Kind, new WriteOp(WriteOpKind.Write, (long)write.Offset, write.Length, request.Payload, PeerMessages.FromProto(write.Flags)), ct);
+                await ApplyChangeAsync(write.VolumeId, write.Kind,
+                    new WriteOp(WriteOpKind.Write, (long)write.Offset, write.Length, request.Payload, PeerMessages.FromProto(write.Flags), request.BlockChecksums), ct);
                 break;
             case Envelope.BodyOneofCase.Trim:
                 var trim = header.Trim;
@@ -83,7 +84,7 @@ internal sealed partial class ReplicationManager
             case Envelope.BodyOneofCase.RegionChecksums:
                 var sums = header.RegionChecksums;
                 var checksums = await RequireVolume(sums.VolumeId).ChecksumsAsync((long)sums.Offset, (long)sums.Length, (int)sums.RegionSize, ct);
-                await request.ReplyAsync(ReplyStatus.Ok, null, ReplicatedVolume.EncodeChecksums(checksums));
+                await request.ReplyAsync(ReplyStatus.Ok, null, checksums.Encode());
                 return;
             case Envelope.BodyOneofCase.ResyncComplete:
                 // The source may finish before this side has attached its pairing: complete after it.
@@ -173,15 +174,19 @@ internal sealed partial class ReplicationManager
     private async ValueTask ServeReadAsync(PeerIncomingRequest request, ReadRequest read, CancellationToken ct)
     {
         var volume = RequireVolume(read.VolumeId);
-        var buffer = ArrayPool<byte>.Shared.Rent((int)read.Length);
+        var length = (int)read.Length;
+        var buffer = ArrayPool<byte>.Shared.Rent(length);
+        var sumBytes = read.BlockChecksums ? length / Core.Hashing.BlockChecksum.BlockSize * Core.Hashing.BlockChecksum.Size : 0;
+        var sums = ArrayPool<byte>.Shared.Rent(sumBytes);
         try
         {
-            await volume.ReadForPeerAsync((long)read.Offset, buffer.AsMemory(0, (int)read.Length), ct);
-            await request.ReplyAsync(ReplyStatus.Ok, null, buffer.AsMemory(0, (int)read.Length));
+            await volume.ReadForPeerAsync((long)read.Offset, buffer.AsMemory(0, length), sums.AsMemory(0, sumBytes), ct);
+            await request.ReplyAsync(ReplyStatus.Ok, null, buffer.AsMemory(0, length), sums.AsMemory(0, sumBytes));
         }
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            ArrayPool<byte>.Shared.Return(sums);
         }
     }
 

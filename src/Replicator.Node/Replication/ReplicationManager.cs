@@ -142,7 +142,19 @@ internal sealed partial class ReplicationManager : IPeerRequestHandler, IDisposa
             : origin == ReplicaOrigin.CreatedHere
                 ? ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.NewVolume, ReplicaDiskState.UpToDate, ReplicaFlags.None, logger)
                 : ReplicaStore.Create(_files, directory, local.Id, local.Size, Core.Replication.GenerationIds.EmptyReplica, ReplicaDiskState.Inconsistent, ReplicaFlags.None, logger);
-        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { RepairRequested = OnRepairRequested };
+        var volume = new ReplicatedVolume(local, store, _quorum, PeerName, logger, _promisedBeforeStart) { LocalName = LocalName, RepairRequested = OnRepairRequested };
+        if (store.Crashed)
+        {
+            volume.RecheckAfterCrash();
+        }
+
+        if (local.BlockChecksums)
+        {
+            volume.Scrub.Interval = _config.Scrub.Interval;
+            volume.Scrub.RateLimit = _config.Scrub.RateLimitBytes;
+            volume.Scrub.Start();
+        }
+
         lock (_lock)
         {
             _volumes[local.Id] = volume;

@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Net;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Replicator.Core.Replication;
 using Replicator.Core.Storage;
 using Replicator.Node.Admin;
 using Replicator.Node.Configuration;
-using Replicator.Core.Replication;
 using Replicator.Node.Hosting;
 using Replicator.Node.Metrics;
 using Replicator.Node.Replication;
@@ -29,6 +29,9 @@ internal sealed record NodeRunSettings(string Directory)
 
     /// <summary>Stop when this process is gone (set by cluster up, so its nodes never outlive it).</summary>
     public int? ParentPid { get; init; }
+
+    /// <summary>Block checksums on or off (a measurement option); kept in node.json.</summary>
+    public bool? BlockChecksums { get; init; }
 
     /// <summary>The peer section to write into node.json (replacing the one there), as given on the command line.</summary>
     public PeerConfig? Peer { get; init; }
@@ -118,6 +121,15 @@ internal static class NodeRole
             // Open the pool and the replicas before anything listens, so damage fails the start with a clear message.
             app.Services.GetRequiredService<VolumeExports>();
         }
+        catch (StorageDamagedException e)
+        {
+            logger.LogCritical(
+                "Cannot open the storage of node {Name} in {Directory}: {Message}. Recover by bringing this replica back from its peer{Peer}: " +
+                "'replicator node rebuild --dir {Directory} --yes' sets the damaged files aside, then 'replicator node run --dir {Directory}' " +
+                "starts the node empty and every volume comes back by a full resync (see docs/recovery.md)",
+                config.Name, directory, e.Message, config.Peer is { } peer ? $" {peer.Name}" : " (this node has none: restore it from a backup)", directory, directory);
+            return Cli.ExitCodes.Failed;
+        }
         catch (Exception e) when (e is IOException or InvalidDataException or UnauthorizedAccessException)
         {
             logger.LogCritical("Cannot open the storage pool in {Directory}: {Message}", directory, e.Message);
@@ -153,6 +165,7 @@ internal static class NodeRole
             NbdListen = s.NbdListen ?? config.NbdListen,
             AdminListen = s.AdminListen ?? config.AdminListen,
             PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
+            BlockChecksums = s.BlockChecksums ?? config.BlockChecksums,
             Peer = s.Peer ?? config.Peer,
             Witness = s.Witness ?? config.Witness,
         };

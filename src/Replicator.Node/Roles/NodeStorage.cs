@@ -30,10 +30,10 @@ internal sealed class NodeStorage : IDisposable
         var poolDirectory = Path.Combine(directory, "pool");
         if (StoragePool.Exists(files, poolDirectory))
         {
-            return StoragePool.Open(files, poolDirectory, logger);
+            return StoragePool.Open(files, poolDirectory, logger, config.BlockChecksums);
         }
 
-        var pool = StoragePool.Create(files, poolDirectory, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize }, logger);
+        var pool = StoragePool.Create(files, poolDirectory, new PoolOptions { FileCapacity = config.PoolFileCapacity, ExtentSize = config.ExtentSize, BlockChecksums = config.BlockChecksums }, logger);
         logger.LogInformation("Created a {Capacity} storage pool in {Directory}", Core.ByteSize.Format(config.PoolFileCapacity), poolDirectory);
         return pool;
     }

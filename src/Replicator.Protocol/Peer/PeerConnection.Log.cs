@@ -13,8 +13,8 @@ internal sealed partial class PeerConnection
         [LoggerMessage(2, LogLevel.Warning, "Peer connection to {Peer} failed: {Reason}: {Message}")]
         public static partial void ConnectionFailed(ILogger logger, string peer, PeerConnectionEndReason reason, string message, Exception? exception);
 
-        [LoggerMessage(3, LogLevel.Warning, "The {Body} payload of request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum (sent 0x{Expected:X16}, computed 0x{Computed:X16}); not applied, asking the peer to resend it")]
-        public static partial void RequestPayloadCorrupted(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, int length, ulong expected, ulong computed);
+        [LoggerMessage(3, LogLevel.Warning, "The {Body} payload of request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum ({Problem}); not applied, asking the peer to resend it")]
+        public static partial void RequestPayloadCorrupted(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, int length, string problem);
 
         [LoggerMessage(4, LogLevel.Warning, "A payload of {Body} request {RequestId} to peer {Peer} arrived corrupted; sending the request again (retry {Attempt} of {MaxRetries})")]
         public static partial void ChecksumMismatchResending(ILogger logger, string peer, Envelope.BodyOneofCase body, ulong requestId, int attempt, int maxRetries);
@@ -22,8 +22,8 @@ internal sealed partial class PeerConnection
         [LoggerMessage(5, LogLevel.Error, "A payload of {Body} request to peer {Peer} arrived corrupted at each of {Attempts} attempts; giving up on the request")]
         public static partial void ChecksumRetriesExhausted(ILogger logger, string peer, Envelope.BodyOneofCase body, int attempts);
 
-        [LoggerMessage(6, LogLevel.Warning, "The reply payload to request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum (sent 0x{Expected:X16}, computed 0x{Computed:X16}); the request will be sent again")]
-        public static partial void ReplyPayloadCorrupted(ILogger logger, string peer, ulong requestId, int length, ulong expected, ulong computed);
+        [LoggerMessage(6, LogLevel.Warning, "The reply payload to request {RequestId} from peer {Peer} ({Length} bytes) failed its checksum ({Problem}); the request will be sent again")]
+        public static partial void ReplyPayloadCorrupted(ILogger logger, string peer, ulong requestId, int length, string problem);
 
         [LoggerMessage(7, LogLevel.Debug, "Peer {Peer} replied to request {RequestId}, which is no longer waiting (cancelled or already answered)")]
         public static partial void ReplyWithoutRequest(ILogger logger, string peer, ulong requestId);

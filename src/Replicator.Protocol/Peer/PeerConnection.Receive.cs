@@ -141,9 +141,9 @@ internal sealed partial class PeerConnection
         }
 
         PeerReply reply;
-        if (payload is not null && !PayloadChecksumMatches(header, payload, out var computed))
+        if (payload is not null && CheckPayload(header, payload) is { } problem)
         {
-            Log.ReplyPayloadCorrupted(_logger, PeerName, header.RequestId, payload.Length, header.PayloadChecksum, computed);
+            Log.ReplyPayloadCorrupted(_logger, PeerName, header.RequestId, payload.Length, problem);
             payload.Dispose();
             reply = new PeerReply(ReplyStatus.ChecksumMismatch, "the reply's payload arrived corrupted", null);
         }
@@ -169,16 +169,16 @@ internal sealed partial class PeerConnection
             PeerProtocolException.Throw(PeerProtocolError.UnexpectedMessage, $"The peer sent a request ({header.BodyCase}) without a request id.");
         }
 
-        if (frame.Payload is { } payload && !PayloadChecksumMatches(header, payload, out var computed))
+        if (frame.Payload is { } payload && CheckPayload(header, payload) is { } problem)
         {
-            Log.RequestPayloadCorrupted(_logger, PeerName, header.BodyCase, header.RequestId, payload.Length, header.PayloadChecksum, computed);
+            Log.RequestPayloadCorrupted(_logger, PeerName, header.BodyCase, header.RequestId, payload.Length, problem);
             _receiveWindow.Release(window);
             payload.Dispose();
             _ = SendReplyInBackgroundAsync(header.RequestId, ReplyStatus.ChecksumMismatch, "the payload arrived corrupted and was not applied; send it again");
             return;
         }
 
-        if (PeerRequestValidator.Validate(header, frame.PayloadLength, _options.FrameLimits) is { } refusal)
+        if (PeerRequestValidator.Validate(header, frame.Payload?.Data.Length ?? 0, _options.FrameLimits) is { } refusal)
         {
             Log.RequestRefused(_logger, PeerName, header.BodyCase, header.RequestId, refusal.Status, refusal.Message);
             _receiveWindow.Release(window);
@@ -190,10 +190,34 @@ internal sealed partial class PeerConnection
         _ = DispatchAsync(new PeerIncomingRequest(this, header, frame.Payload, window));
     }
 
-    private static bool PayloadChecksumMatches(Envelope header, PeerPayload payload, out ulong computed)
+    /// <summary>
+    /// Checks a payload against its checksum, or against its block checksums when it carries them (then splits it
+    /// into data and checksums); returns what is wrong with it, or null.
+    /// </summary>
+    private static string? CheckPayload(Envelope header, PeerPayload payload)
     {
-        computed = ContentHash.Of(payload.Memory.Span);
-        return computed == header.PayloadChecksum;
+        if (header.BlockChecksumSize == 0)
+        {
+            var computed = ContentHash.Of(payload.Memory.Span);
+            return computed == header.PayloadChecksum ? null : $"sent 0x{header.PayloadChecksum:X16}, computed 0x{computed:X16}";
+        }
+
+        const int perBlock = PeerWire.BlockChecksumSize + sizeof(ulong);
+        if (header.BlockChecksumSize != PeerWire.BlockChecksumSize || payload.Length % perBlock != 0)
+        {
+            return $"{payload.Length} bytes are not whole blocks of {header.BlockChecksumSize} bytes with their checksums";
+        }
+
+        var dataLength = payload.Length / perBlock * PeerWire.BlockChecksumSize;
+        var span = payload.Memory.Span;
+        var bad = BlockChecksum.FirstMismatch(span[..dataLength], span[dataLength..]);
+        if (bad >= 0)
+        {
+            return $"block {bad} does not match its block checksum";
+        }
+
+        payload.DataLength = dataLength;
+        return null;
     }
 
     /// <summary>Runs the handler for one request and makes sure the request gets exactly one reply.</summary>

@@ -28,7 +28,14 @@ internal sealed partial class PeerConnection
     /// <param name="cancellationToken">Stops waiting for a request slot, the send lock or the reply.</param>
     /// <returns>The reply, whatever its status; dispose it to release a data payload.</returns>
     /// <exception cref="PeerConnectionClosedException">The connection ended before the reply arrived.</exception>
-    public async Task<PeerReply> SendRequestAsync(Envelope request, ReadOnlyMemory<byte> payload = default, CancellationToken cancellationToken = default)
+    public Task<PeerReply> SendRequestAsync(Envelope request, ReadOnlyMemory<byte> payload = default, CancellationToken cancellationToken = default) =>
+        SendRequestAsync(request, payload, ReadOnlyMemory<byte>.Empty, cancellationToken);
+
+    /// <summary>
+    /// Sends a request whose block data travels with its block checksums (8 bytes per 4 KiB block, computed where
+    /// the data entered the pair): the peer checks the blocks against them instead of a payload checksum.
+    /// </summary>
+    public async Task<PeerReply> SendRequestAsync(Envelope request, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!PeerRequestValidator.IsRequest(request.BodyCase))
@@ -36,20 +43,20 @@ internal sealed partial class PeerConnection
             throw new ArgumentException($"{request.BodyCase} is not a request; the connection sends its own control messages.", nameof(request));
         }
 
-        if (payload.Length > _options.FrameLimits.MaxPayloadLength)
+        if ((long)payload.Length + blockChecksums.Length > _options.FrameLimits.MaxPayloadLength)
         {
-            throw new ArgumentException($"The payload is {payload.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
+            throw new ArgumentException($"The payload is {payload.Length + blockChecksums.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
         }
 
-        PeerFrameWriter.SealPayload(request, payload.Span);
+        PeerFrameWriter.SealPayload(request, payload.Span, blockChecksums.Span);
         await WaitAsync(_requestSlots, cancellationToken);
         var window = 0L;
         try
         {
-            window = await TakeSendWindowAsync(payload.Length, cancellationToken);
+            window = await TakeSendWindowAsync(payload.Length + blockChecksums.Length, cancellationToken);
             for (var attempt = 1; ; attempt++)
             {
-                var reply = await SendOnceAsync(request, payload, cancellationToken);
+                var reply = await SendOnceAsync(request, payload, blockChecksums, cancellationToken);
                 if (reply.Status != ReplyStatus.ChecksumMismatch)
                 {
                     return reply;
@@ -94,7 +101,7 @@ internal sealed partial class PeerConnection
         }
     }
 
-    private async Task<PeerReply> SendOnceAsync(Envelope request, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async Task<PeerReply> SendOnceAsync(Envelope request, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums, CancellationToken cancellationToken)
     {
         var requestId = (ulong)Interlocked.Increment(ref _lastRequestId);
         request.RequestId = requestId;
@@ -108,7 +115,7 @@ internal sealed partial class PeerConnection
                 throw ClosedException();
             }
 
-            await SendFrameAsync(request, payload, cancellationToken);
+            await SendFrameAsync(request, payload, blockChecksums, cancellationToken);
             await using var registration = cancellationToken.Register(
                 static (state, token) => ((TaskCompletionSource<PeerReply>)state!).TrySetCanceled(token),
                 pending);
@@ -121,22 +128,22 @@ internal sealed partial class PeerConnection
     }
 
     /// <summary>Sends the reply to an incoming request (<see cref="PeerIncomingRequest.ReplyAsync"/>).</summary>
-    internal ValueTask SendReplyAsync(ulong requestId, ReplyStatus status, string? message, ReadOnlyMemory<byte> payload) =>
-        SendReplyAsync(requestId, new Reply { Status = status, Message = message ?? string.Empty }, payload);
+    internal ValueTask SendReplyAsync(ulong requestId, ReplyStatus status, string? message, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums = default) =>
+        SendReplyAsync(requestId, new Reply { Status = status, Message = message ?? string.Empty }, payload, blockChecksums);
 
-    internal async ValueTask SendReplyAsync(ulong requestId, Reply reply, ReadOnlyMemory<byte> payload)
+    internal async ValueTask SendReplyAsync(ulong requestId, Reply reply, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums = default)
     {
         var header = new Envelope { RequestId = requestId, Reply = reply };
-        PeerFrameWriter.SealPayload(header, payload.Span);
-        await SendFrameAsync(header, payload, CancellationToken.None);
+        PeerFrameWriter.SealPayload(header, payload.Span, blockChecksums.Span);
+        await SendFrameAsync(header, payload, blockChecksums, CancellationToken.None);
     }
 
     /// <summary>Throws unless a reply payload of this size fits in a frame; checked before a request counts as replied.</summary>
-    internal void ValidateReplyPayload(ReadOnlyMemory<byte> payload)
+    internal void ValidateReplyPayload(ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums = default)
     {
-        if (payload.Length > _options.FrameLimits.MaxPayloadLength)
+        if ((long)payload.Length + blockChecksums.Length > _options.FrameLimits.MaxPayloadLength)
         {
-            throw new ArgumentException($"The reply payload is {payload.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
+            throw new ArgumentException($"The reply payload is {payload.Length + blockChecksums.Length} bytes, more than the {_options.FrameLimits.MaxPayloadLength} bytes a peer accepts in one frame.", nameof(payload));
         }
     }
 
@@ -144,12 +151,12 @@ internal sealed partial class PeerConnection
     /// Writes and flushes one frame under the send lock. The flush waits only for the connection
     /// to end, never for <paramref name="cancellationToken"/>: a frame once started goes out whole.
     /// </summary>
-    private async ValueTask SendFrameAsync(Envelope header, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken)
+    private async ValueTask SendFrameAsync(Envelope header, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> trailer, CancellationToken cancellationToken)
     {
         await WaitAsync(_sendLock, cancellationToken);
         try
         {
-            PeerFrameWriter.WriteFrame(_transport.Output, header, payload.Span, _options.FrameLimits);
+            PeerFrameWriter.WriteFrame(_transport.Output, header, payload.Span, trailer.Span, _options.FrameLimits);
             var result = await _transport.Output.FlushAsync(_closing.Token);
             if (result.IsCompleted)
             {
@@ -187,7 +194,7 @@ internal sealed partial class PeerConnection
     {
         try
         {
-            await SendFrameAsync(header, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
+            await SendFrameAsync(header, ReadOnlyMemory<byte>.Empty, ReadOnlyMemory<byte>.Empty, CancellationToken.None);
         }
         catch (PeerConnectionClosedException)
         {

@@ -28,7 +28,10 @@ internal sealed class PeerIncomingRequest
     public ulong RequestId => Header.RequestId;
 
     /// <summary>The request's data (a write's blocks), checksum verified; valid until the handler's task completes.</summary>
-    public ReadOnlyMemory<byte> Payload => _payload?.Memory ?? ReadOnlyMemory<byte>.Empty;
+    public ReadOnlyMemory<byte> Payload => _payload?.Data ?? ReadOnlyMemory<byte>.Empty;
+
+    /// <summary>The block checksums that came with <see cref="Payload"/> (each already checked against its block), or empty.</summary>
+    public ReadOnlyMemory<byte> BlockChecksums => _payload?.BlockChecksums ?? ReadOnlyMemory<byte>.Empty;
 
     public bool HasReplied => Volatile.Read(ref _replied) != 0;
 
@@ -39,16 +42,20 @@ internal sealed class PeerIncomingRequest
     /// <exception cref="InvalidOperationException">The request was already replied to.</exception>
     /// <exception cref="PeerConnectionClosedException">The connection ended; the peer will never see the reply.</exception>
     /// <exception cref="ArgumentException">The payload is larger than a frame may carry; the request still awaits its reply.</exception>
-    public ValueTask ReplyAsync(ReplyStatus status, string? message = null, ReadOnlyMemory<byte> payload = default)
+    public ValueTask ReplyAsync(ReplyStatus status, string? message = null, ReadOnlyMemory<byte> payload = default) =>
+        ReplyAsync(status, message, payload, ReadOnlyMemory<byte>.Empty);
+
+    /// <summary>Sends the reply with data and their block checksums (8 bytes per 4 KiB block), which the peer checks and keeps.</summary>
+    public ValueTask ReplyAsync(ReplyStatus status, string? message, ReadOnlyMemory<byte> payload, ReadOnlyMemory<byte> blockChecksums)
     {
-        _connection.ValidateReplyPayload(payload);
+        _connection.ValidateReplyPayload(payload, blockChecksums);
         if (Interlocked.Exchange(ref _replied, 1) != 0)
         {
             throw new InvalidOperationException($"Peer request {RequestId} ({Header.BodyCase}) was already replied to.");
         }
 
         ReleaseWindow();
-        return _connection.SendReplyAsync(RequestId, status, message, payload);
+        return _connection.SendReplyAsync(RequestId, status, message, payload, blockChecksums);
     }
 
     /// <summary>Sends a reply with a typed result (<see cref="Reply"/>'s result field); its status is normally OK.</summary>

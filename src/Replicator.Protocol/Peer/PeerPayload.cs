@@ -22,6 +22,15 @@ internal sealed class PeerPayload : IMemoryOwner<byte>
         ? buffer.AsMemory(0, Length)
         : throw new ObjectDisposedException(nameof(PeerPayload));
 
+    /// <summary>Bytes of block data; the rest of the payload, if any, is their block checksums (set once they are checked).</summary>
+    public int DataLength { get; set; } = -1;
+
+    /// <summary>The block data: the whole payload unless it carries block checksums.</summary>
+    public Memory<byte> Data => DataLength < 0 ? Memory : Memory[..DataLength];
+
+    /// <summary>The block checksums after the data (8 bytes per 4 KiB block), or empty.</summary>
+    public Memory<byte> BlockChecksums => DataLength < 0 ? Memory<byte>.Empty : Memory[DataLength..];
+
     /// <summary>Copies <paramref name="source"/> into a pooled buffer.</summary>
     public static PeerPayload CopyFrom(in ReadOnlySequence<byte> source)
     {

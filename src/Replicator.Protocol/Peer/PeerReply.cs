@@ -29,7 +29,10 @@ internal sealed class PeerReply : IDisposable
     public bool IsOk => Status == ReplyStatus.Ok;
 
     /// <summary>Data that came with the reply, checksum verified; empty when there is none.</summary>
-    public ReadOnlyMemory<byte> Payload => _payload?.Memory ?? ReadOnlyMemory<byte>.Empty;
+    public ReadOnlyMemory<byte> Payload => _payload?.Data ?? ReadOnlyMemory<byte>.Empty;
+
+    /// <summary>The block checksums that came with <see cref="Payload"/> (each already checked against its block), or empty.</summary>
+    public ReadOnlyMemory<byte> BlockChecksums => _payload?.BlockChecksums ?? ReadOnlyMemory<byte>.Empty;
 
     /// <summary>Throws <see cref="PeerRequestFailedException"/> unless the status is OK.</summary>
     public void ThrowIfFailed()

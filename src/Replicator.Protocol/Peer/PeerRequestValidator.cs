@@ -27,7 +27,7 @@ internal static class PeerRequestValidator
         _ => true,
     };
 
-    /// <summary>The reply refusing <paramref name="request"/>, or null when it may go to the handler.</summary>
+    /// <summary>The reply refusing <paramref name="request"/>, or null when it may go to the handler. <paramref name="payloadLength"/> counts block data, not block checksums.</summary>
     public static (ReplyStatus Status, string Message)? Validate(Envelope request, int payloadLength, PeerFrameLimits limits)
     {
         switch (request.BodyCase)
@@ -36,6 +36,12 @@ internal static class PeerRequestValidator
                 return (ReplyStatus.NotSupported, $"this node speaks peer protocol {PeerWire.ProtocolMajor}.{PeerWire.ProtocolMinor} and does not know the request");
             case Envelope.BodyOneofCase.Write when payloadLength != request.Write.Length:
                 return (ReplyStatus.Invalid, $"a write of {request.Write.Length} bytes came with {payloadLength} bytes of payload");
+            case Envelope.BodyOneofCase.Write when request.BlockChecksumSize != 0 && request.Write.Offset % PeerWire.BlockChecksumSize != 0:
+                return (ReplyStatus.Invalid, $"a write at {request.Write.Offset} came with block checksums; only 4 KiB-aligned writes carry them");
+            case Envelope.BodyOneofCase.Read when request.Read.BlockChecksums
+                && (request.Read.Offset % PeerWire.BlockChecksumSize != 0 || request.Read.Length % PeerWire.BlockChecksumSize != 0
+                    || (long)request.Read.Length / PeerWire.BlockChecksumSize * (PeerWire.BlockChecksumSize + sizeof(ulong)) > limits.MaxPayloadLength):
+                return (ReplyStatus.Invalid, $"block checksums are sent for 4 KiB-aligned reads that fit a frame, not [{request.Read.Offset}, +{request.Read.Length})");
             case Envelope.BodyOneofCase.Read when request.Read.Length > limits.MaxPayloadLength:
                 return (ReplyStatus.Invalid, $"a read of {request.Read.Length} bytes exceeds the largest reply payload ({limits.MaxPayloadLength} bytes)");
             case Envelope.BodyOneofCase.Trim

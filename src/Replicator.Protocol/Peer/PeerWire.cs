@@ -11,8 +11,12 @@ internal static class PeerWire
     /// Major version of the peer protocol this build speaks. Nodes of different major versions
     /// refuse each other; bump it when a peer of the previous version could misread a message.
     /// </summary>
-    /// <remarks>3: the link is a mutual TLS session before the first frame (and stays one unless both nodes let encryption go).</remarks>
-    public const uint ProtocolMajor = 3;
+    /// <remarks>
+    /// 3 came twice, from two lines of work merged later: block checksums travelling with block data
+    /// (Envelope.block_checksum_size, region checksums with a status) on one, the mutual TLS session before
+    /// the first frame on the other. 4 is both: a node of either 3 cannot talk to a node of 4.
+    /// </remarks>
+    public const uint ProtocolMajor = 4;
 
     /// <summary>Minor version: compatible additions (new messages, new fields).</summary>
     public const uint ProtocolMinor = 0;
@@ -34,6 +38,9 @@ internal static class PeerWire
     /// <summary>Largest header accepted by default: a Hello with a few hundred volumes fits.</summary>
     public const int DefaultMaxHeaderLength = 64 * 1024;
 
-    /// <summary>Largest payload accepted by default: the largest NBD request (32 MiB) fits in one frame.</summary>
-    public const int DefaultMaxPayloadLength = 32 * 1024 * 1024;
+    /// <summary>Largest payload accepted by default: the largest NBD request (32 MiB) and its block checksums fit in one frame.</summary>
+    public const int DefaultMaxPayloadLength = (32 * 1024 * 1024) + (32 * 1024 * 1024 / BlockChecksumSize * 8);
+
+    /// <summary>The only block size block checksums are carried for (<c>Envelope.block_checksum_size</c>).</summary>
+    public const int BlockChecksumSize = 4096;
 }

@@ -122,6 +122,104 @@ public class JournalTests
         Assert.Equal(Samples.Take(3), applied);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(3)]
+    public void A_bad_record_followed_by_intact_ones_is_damage_not_a_torn_tail_and_nothing_is_applied_or_cut(int damaged)
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("journal");
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
+        {
+            journal.Append(Samples.AsSpan(0, 5));
+        }
+
+        var at = Enumerable.Range(0, damaged).Sum(i => Encode(Samples[i], (ulong)i + 1).Length) + JournalCodec.PrefixSize + 4;
+        var bytes = File.ReadAllBytes(path);
+        bytes[at] ^= 0x10;
+        File.WriteAllBytes(path, bytes);
+
+        var applied = new List<JournalRecord>();
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, applied.Add, out _));
+        Assert.Contains("that is not a torn tail", e.Message);
+        Assert.Contains(path, e.Message);
+        Assert.Empty(applied);
+        Assert.Equal(bytes, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public void A_synced_record_is_followed_by_its_sync_mark_so_damage_to_it_is_not_a_torn_tail_while_an_unsynced_one_is()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("journal");
+        long synced;
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
+        {
+            journal.Append(Samples.AsSpan(0, 2));
+            synced = journal.Length;
+            journal.Append([JournalRecord.SyncMark(synced)]);
+            journal.Append(Samples.AsSpan(2, 1));
+        }
+
+        var bytes = File.ReadAllBytes(path);
+
+        // The record after the mark was not synced: damage to it is a torn tail, cut off.
+        var tail = (byte[])bytes.Clone();
+        tail[^3] ^= 0x01;
+        File.WriteAllBytes(path, tail);
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out var result))
+        {
+            Assert.Equal(3, result.Applied);
+            Assert.True(result.DroppedBytes > 0);
+        }
+
+        // The last record before the mark was synced: damage to it is damage, even with nothing else after the mark.
+        var synchronous = bytes.AsSpan(0, (int)synced + Encode(JournalRecord.SyncMark(synced), 3).Length).ToArray();
+        synchronous[(int)synced - 3] ^= 0x01;
+        File.WriteAllBytes(path, synchronous);
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _));
+        Assert.Contains("an intact record (sequence 3) follows", e.Message, StringComparison.Ordinal);
+        Assert.Equal(synchronous, File.ReadAllBytes(path));
+    }
+
+    [Fact]
+    public void An_intact_record_whose_sequence_does_not_follow_is_damage()
+    {
+        using var dir = new TempDirectory();
+        var path = dir.File("journal");
+        using (var journal = MetadataJournal.Create(PhysicalFileSystem.Instance, path, 1))
+        {
+            journal.Append(Samples.AsSpan(0, 2));
+        }
+
+        File.AppendAllBytes(path, Encode(Samples[2], 7));
+        var e = Assert.Throws<StorageDamagedException>(() => MetadataJournal.Replay(PhysicalFileSystem.Instance, path, 0, _ => { }, out _));
+        Assert.Contains("has sequence 7 where 3 was due", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_flush_that_synced_new_records_marks_how_far_and_one_with_nothing_new_writes_nothing()
+    {
+        using var dir = new TempDirectory();
+        using var store = PoolMetadataStore.Create(PhysicalFileSystem.Instance, dir.Path, 65536, 1 << 30);
+        store.Commit(JournalRecord.VolumeCreated(1, Guid.NewGuid(), "v", 1 << 30));
+        var before = store.JournalLength;
+        store.Flush();
+        var marked = store.JournalLength;
+        Assert.True(marked > before);
+        store.Flush();
+        Assert.Equal(marked, store.JournalLength);
+
+        var records = new List<JournalRecord>();
+        using (MetadataJournal.Replay(PhysicalFileSystem.Instance, Directory.GetFiles(dir.Path, "journal.*").Single(), 0, records.Add, out _))
+        {
+        }
+
+        Assert.Equal([JournalRecordType.VolumeCreated, JournalRecordType.SyncMark], records.Select(r => r.Type));
+        Assert.Equal(before, records[1].SyncedLength);
+    }
+
     [Fact]
     public void Replay_skips_records_already_in_the_snapshot()
     {

@@ -161,7 +161,7 @@ public class ActivityLogFileTests
             Damage(path, offset);
         }
 
-        var error = Assert.Throws<InvalidDataException>(() => ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _));
+        var error = Assert.Throws<StorageDamagedException>(() => ActivityLogFile.Open(PhysicalFileSystem.Instance, path, out _));
         Assert.Contains(path, error.Message, StringComparison.Ordinal);
     }
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using Replicator.Core.Storage;
 using Replicator.Core.Hashing;
 using Replicator.Core.Replication;
+using Replicator.Core.Storage;
 
 namespace Replicator.Core.Tests.Replication;
 
@@ -63,12 +63,12 @@ public class ReplicaMetadataFileTests
         for (var length = 0; length < bytes.Length; length++)
         {
             File.WriteAllBytes(path, bytes.AsSpan(0, length).ToArray());
-            var error = Assert.Throws<InvalidDataException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
+            var error = Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
             Assert.Contains(path, error.Message, StringComparison.Ordinal);
         }
 
         File.WriteAllBytes(path, [.. bytes, 0]);
-        Assert.Throws<InvalidDataException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
+        Assert.Throws<StorageDamagedException>(() => ReplicaMetadataFile.Read(PhysicalFileSystem.Instance, path));
     }
 
     [Theory]

@@ -39,14 +39,14 @@ public sealed class VolumeVerifierTests
         await using var pair = await ReplicaPair.ConnectedAsync();
         await pair.A.Volume.WriteAsync(0, Pattern(4 * Unit, seed: 52), IoFlags.None);
 
-        await CorruptAsync(pair.B, 100);
-        await CorruptAsync(pair.B, 4096 + 7);
-        await CorruptAsync(pair.B, 3 * Unit + 5000);
+        pair.B.Corrupt(100);
+        pair.B.Corrupt(4096 + 7);
+        pair.B.Corrupt(3 * Unit + 5000);
         var report = await new VolumeVerifier(pair.A.Volume, regionSize).RunAsync(CancellationToken.None).WaitAsync(Timeout);
 
         Assert.Equal(VerifyState.Completed, report.State);
         Assert.Equal(differing, report.DifferingRegions);
-        Assert.Equal([new DifferingRange(firstOffset, firstLength), new DifferingRange(secondOffset, secondLength)], report.Differing);
+        Assert.Equal([new DifferingRange(firstOffset, firstLength, DamagedReplica.Peer), new DifferingRange(secondOffset, secondLength, DamagedReplica.Peer)], report.Differing);
     }
 
     [Fact]
@@ -70,15 +70,5 @@ public sealed class VolumeVerifierTests
 
         Assert.Equal(VerifyState.Failed, report.State);
         Assert.Contains("not connected", report.Error);
-    }
-
-    /// <summary>Flips one byte of the replica's data in its pool's data file, under the volume.</summary>
-    private static async Task CorruptAsync(ReplicaSide side, long volumeOffset)
-    {
-        var at = await side.StoreOffsetOfUnitAsync(volumeOffset / Unit) + (volumeOffset % Unit);
-        var value = new byte[1];
-        side.PoolData.Read(at, value);
-        value[0] ^= 0xFF;
-        side.PoolData.Write(at, value);
     }
 }

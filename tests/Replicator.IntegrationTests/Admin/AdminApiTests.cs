@@ -164,7 +164,9 @@ public sealed class AdminApiTests(ClusterFixture fixture) : IClassFixture<Cluste
         var paths = document.RootElement.GetProperty("paths").EnumerateObject().Select(p => p.Name).ToHashSet();
         foreach (var path in new[] { "/api/v1/node", "/api/v1/cluster", "/api/v1/pool", "/api/v1/volumes", "/api/v1/volumes/{name}", "/api/v1/volumes/{name}/resize",
             "/api/v1/volumes/{name}/preferred", "/api/v1/volumes/{name}/verify", "/api/v1/volumes/{name}/resync", "/api/v1/volumes/{name}/resync/pause",
-            "/api/v1/volumes/{name}/resync/resume", "/api/v1/volumes/{name}/resync/checksum", "/api/v1/volumes/{name}/resync/resolve", "/metrics" })
+            "/api/v1/volumes/{name}/resync/resume", "/api/v1/volumes/{name}/resync/checksum", "/api/v1/volumes/{name}/resync/resolve", "/metrics",
+            "/api/v1/volumes/{name}/scrub", "/api/v1/volumes/{name}/scrub/start", "/api/v1/volumes/{name}/scrub/pause", "/api/v1/volumes/{name}/scrub/resume",
+            "/api/v1/volumes/{name}/scrub/settings" })
         {
             Assert.Contains(path, paths);
         }

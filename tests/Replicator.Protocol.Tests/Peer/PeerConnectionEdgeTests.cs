@@ -39,6 +39,30 @@ public sealed class PeerConnectionEdgeTests
     }
 
     [Theory]
+    [InlineData(4096, 100, 4096, "only 4 KiB-aligned writes")]
+    [InlineData(512, 4096, 4096, "not whole blocks of 512 bytes")]
+    [InlineData(4096, 4096, 4000, "not whole blocks of 4096 bytes")]
+    public async Task A_write_whose_block_checksums_do_not_fit_its_data_is_never_applied(int blockSize, long offset, int length, string phrase)
+    {
+        await using var harness = Harness.Start();
+        var data = PeerFrameSamples.Blocks(length);
+        var sums = new byte[(length + 4095) / 4096 * 8];
+        Core.Hashing.BlockChecksum.Compute(data.AsSpan(0, length / 4096 * 4096), sums);
+        var header = PeerFrameSamples.Write(length, (ulong)offset);
+        header.BlockChecksumSize = (uint)blockSize;
+        var frame = new System.Buffers.ArrayBufferWriter<byte>();
+        PeerFrameWriter.WriteFrame(frame, header, data, sums, PeerFrameLimits.Default);
+
+        await harness.Raw.SendAsync(frame.WrittenSpan.ToArray());
+
+        var reply = await harness.Raw.ReceiveIgnoringKeepaliveAsync();
+        Assert.NotEqual(ReplyStatus.Ok, reply!.Value.Header.Reply.Status);
+        Assert.True(reply.Value.Header.Reply.Message.Contains(phrase, StringComparison.Ordinal) || harness.Log.Contains(phrase), reply.Value.Header.Reply.Message);
+        Assert.Equal(0, harness.HandlerCalls);
+        Assert.Null(harness.Connection.End);
+    }
+
+    [Theory]
     [InlineData("trim")]
     [InlineData("flush")]
     [InlineData("read")]

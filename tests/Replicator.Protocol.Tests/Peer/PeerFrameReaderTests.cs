@@ -142,7 +142,7 @@ public sealed class PeerFrameReaderTests
             { "bad magic", badMagic, nameof(PeerProtocolError.BadMagic), "magic" },
             { "an NBD client on the peer port", nbdMagic, nameof(PeerProtocolError.BadMagic), "not a Replicator peer" },
             { "header over the limit", headerTooLarge, nameof(PeerProtocolError.HeaderTooLarge), "exceeds the limit of 65536" },
-            { "payload over the limit", payloadTooLarge, nameof(PeerProtocolError.PayloadTooLarge), "exceeds the limit of 33554432" },
+            { "payload over the limit", payloadTooLarge, nameof(PeerProtocolError.PayloadTooLarge), $"exceeds the limit of {PeerWire.DefaultMaxPayloadLength}" },
             { "payload length 4 GiB", hugeLengths, nameof(PeerProtocolError.PayloadTooLarge), "4294967295" },
             { "a header bit flipped", flippedHeaderBit, nameof(PeerProtocolError.HeaderChecksumMismatch), "CRC32C" },
             { "the header CRC damaged", damagedCrc, nameof(PeerProtocolError.HeaderChecksumMismatch), "damaged in transit" },

@@ -330,6 +330,9 @@
     if (problem) {
       return /^split brain/i.test(problem.problem) ? { kind: 'split', label: 'split brain' } : { kind: 'split', label: 'unpaired' };
     }
+    if (infos.some((v) => v.integrity && v.integrity.unrecoverable > 0)) {
+      return { kind: 'bad', label: 'unrecoverable blocks' };
+    }
     if (replications.length === 0) {
       return { kind: 'standalone', label: 'not replicated' };
     }
@@ -498,7 +501,11 @@
         h('span', null, `${bytes(pool.allocatedBytes)} of ${bytes(pool.capacityBytes)} used (${used.toFixed(used < 10 ? 1 : 0)}%) · ${bytes(pool.freeBytes)} free`)),
       bar(used, used > 90 ? 'bad' : used > 75 ? 'warn' : 'ok'),
       h('div', { class: 'muted small' },
-        `${plural(pool.volumes, 'volume')}, ${bytes(pool.virtualBytes)} provisioned (${overcommit.toFixed(2)}× the capacity)`));
+        `${plural(pool.volumes, 'volume')}, ${bytes(pool.virtualBytes)} provisioned (${overcommit.toFixed(2)}× the capacity)`),
+      pool.blockChecksums === false
+        ? h('div', { class: 'checksums-off bad-text', dataset: { blockChecksums: 'off' } },
+          'BLOCK CHECKSUMS ARE OFF (a measurement option): bad blocks are neither detected nor repaired on this node')
+        : h('div', { class: 'muted small', dataset: { blockChecksums: 'on' } }, 'every block checksummed and checked on read'));
   }
 
   function witnessCard(view, volumes) {
@@ -592,7 +599,28 @@
       h('span', { class: connection }, r.connection),
       r.role && r.role !== 'none' ? ` · resync ${r.role}` : '',
       r.writesOrderedBy === node.name ? ' · orders writes' : ''),
-    r.outOfSyncBytes > 0 ? h('div', { class: 'small warn-text' }, `${bytes(r.outOfSyncBytes)} out of sync`) : null);
+    r.outOfSyncBytes > 0 ? h('div', { class: 'small warn-text' }, `${bytes(r.outOfSyncBytes)} out of sync`) : null,
+    integrityLine(info));
+  }
+
+  /** Damaged blocks this replica found (and healed, or could not) and where its scrub stands. */
+  function integrityLine(info) {
+    const i = info.integrity;
+    const s = info.scrub;
+    if (!i || !s) {
+      return null;
+    }
+    const damage = i.detected + i.unrecoverable === 0
+      ? h('span', { class: 'muted' }, 'no damaged block')
+      : h('span', { class: i.unrecoverable > 0 ? 'bad-text' : 'warn-text', title: i.last ? `last: ${i.last.outcome} at ${i.last.offset} on ${i.last.replica} (${i.last.path}) at ${clock(i.last.at)}` : '' },
+        `${plural(i.detected, 'damaged block')}, ${i.healed} healed, ${i.unrecoverable} unrecoverable`);
+    const scrub = s.state === 'idle'
+      ? `scrub idle, last pass ${s.lastPass.scannedBytes > 0 ? `found ${s.lastPass.detected}` : 'none yet'}`
+      : `scrub ${s.state} ${s.totalBytes > 0 ? ((s.doneBytes / s.totalBytes) * 100).toFixed(0) : 0}% at ${rate(s.bytesPerSecond)}, ETA ${duration(s.etaSeconds)}`;
+    return h('div', {
+      class: 'small integrity',
+      dataset: { detected: i.detected, healed: i.healed, unrecoverable: i.unrecoverable, scrubState: s.state, scrubDoneBytes: s.doneBytes },
+    }, damage, h('span', { class: 'muted' }, ` · ${scrub}`));
   }
 
   /**

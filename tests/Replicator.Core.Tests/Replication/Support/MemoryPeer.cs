@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Replicator.Core.Devices;
+using Replicator.Core.Hashing;
 using Replicator.Core.Replication;
 
 namespace Replicator.Core.Tests.Replication.Support;
@@ -134,20 +135,33 @@ internal sealed class MemoryPeer(ReplicaSide remote, MemoryLink link) : IPeerVol
     public ValueTask FlushAsync(CancellationToken cancellationToken) =>
         SendAsync(new PeerRequest(PeerCall.Flush, null, 0, 0), t => remote.Volume.FlushForPeerAsync(t), cancellationToken);
 
-    public async ValueTask ReadAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    public async ValueTask ReadAsync(long offset, Memory<byte> destination, Memory<byte> checksums, CancellationToken cancellationToken)
     {
         var received = new byte[destination.Length];
-        await SendAsync(new PeerRequest(PeerCall.Read, null, offset, destination.Length), t => remote.Volume.ReadForPeerAsync(offset, received, t), cancellationToken);
+        var receivedChecksums = new byte[checksums.Length];
+        await SendAsync(new PeerRequest(PeerCall.Read, null, offset, destination.Length), t => remote.Volume.ReadForPeerAsync(offset, received, receivedChecksums, t), cancellationToken);
+        Assert.True(checksums.IsEmpty || BlockChecksum.FirstMismatch(received, receivedChecksums) < 0, "a block read from the peer does not match the checksum it came with");
         received.CopyTo(destination);
+        receivedChecksums.CopyTo(checksums);
     }
 
     public ValueTask CompleteResyncAsync(GenerationIds source, CancellationToken cancellationToken) =>
         SendAsync(new PeerRequest(PeerCall.CompleteResync, null, 0, 0), t => remote.Volume.CompleteResyncAsTargetAsync(source, t), cancellationToken);
 
-    public ValueTask<ulong[]> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken) =>
+    public ValueTask<RegionSums> ChecksumsAsync(long offset, long length, int regionSize, CancellationToken cancellationToken) =>
         SendAsync(new PeerRequest(PeerCall.Checksums, null, offset, length), t => remote.Volume.ChecksumsAsync(offset, length, regionSize, t), cancellationToken);
 
-    private static WriteOp OnTheWire(WriteOp op) => op.Kind == WriteOpKind.Write ? op with { Data = op.Data.ToArray() } : op;
+    /// <summary>What arrives: a copy of the data, and of its block checksums, which the receiving connection checks against the data.</summary>
+    private static WriteOp OnTheWire(WriteOp op)
+    {
+        if (op.Kind != WriteOpKind.Write)
+        {
+            return op;
+        }
+
+        Assert.True(op.Checksums.IsEmpty || BlockChecksum.FirstMismatch(op.Data.Span, op.Checksums.Span) < 0, $"{op} was sent with block checksums that do not match its data");
+        return op with { Data = op.Data.ToArray(), Checksums = op.Checksums.ToArray() };
+    }
 
     private async ValueTask SendAsync(PeerRequest request, Func<CancellationToken, ValueTask> handle, CancellationToken cancellationToken) =>
         await SendAsync(request, async t =>

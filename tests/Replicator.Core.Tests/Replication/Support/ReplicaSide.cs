@@ -34,7 +34,7 @@ internal sealed class ReplicaSide : IDisposable
             empty ? GenerationIds.EmptyReplica : GenerationIds.NewVolume,
             empty ? ReplicaDiskState.Inconsistent : ReplicaDiskState.UpToDate,
             ReplicaFlags.None, NullLogger.Instance);
-        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance, earlierPromise);
+        Volume = new ReplicatedVolume(Thin, Replica, Quorum, peerName, NullLogger.Instance, earlierPromise) { LocalName = name };
     }
 
     public string Name { get; }
@@ -104,21 +104,20 @@ internal sealed class ReplicaSide : IDisposable
         return buffer;
     }
 
-    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the pool's data file (found by its first bytes).</summary>
-    public async Task<long> StoreOffsetOfUnitAsync(long unit)
-    {
-        var head = await ReadLocalAsync(unit * UnitSize, 64);
-        var candidate = new byte[head.Length];
-        for (var offset = 0L; offset < PoolData.Length; offset += UnitSize)
-        {
-            PoolData.Read(offset, candidate);
-            if (candidate.AsSpan().SequenceEqual(head))
-            {
-                return offset;
-            }
-        }
+    /// <summary>Where the data of the volume's allocation unit <paramref name="unit"/> lives in the pool's data file, as the pool maps it.</summary>
+    public long StoreOffsetOfUnit(long unit) =>
+        Thin.State.Map.TryGet(unit, out var extent)
+            ? Pool.Locate(extent).Offset
+            : throw new InvalidOperationException($"unit {unit} of {Name} is not mapped (write to it first)");
 
-        throw new InvalidOperationException($"unit {unit} of {Name} is not in its store (write distinct data to it first)");
+    /// <summary>Flips one byte of this replica's data in its pool's data file, under the volume and its checksums, as a failing disk would.</summary>
+    public void Corrupt(long volumeOffset)
+    {
+        var at = StoreOffsetOfUnit(volumeOffset / UnitSize) + (volumeOffset % UnitSize);
+        var value = new byte[1];
+        PoolData.Read(at, value);
+        value[0] ^= 0xFF;
+        PoolData.Write(at, value);
     }
 
     public void Dispose()

@@ -53,7 +53,14 @@ internal sealed class SingleNode
             var replica = ReplicaStore.Exists(files, directory)
                 ? ReplicaStore.Open(files, directory, volume.Size, NullLogger.Instance)
                 : NewReplica(files, volume.Id, volume.Size);
-            node._volumes[volume.Id] = new ReplicatedVolume(volume, replica, node.Quorum, "peer", NullLogger.Instance);
+            var replicated = new ReplicatedVolume(volume, replica, node.Quorum, "peer", NullLogger.Instance);
+            if (replica.Crashed)
+            {
+                // As the node does at start (ReplicationManager): the blocks a crash may have torn from their checksums are checked first.
+                replicated.RecheckAfterCrash();
+            }
+
+            node._volumes[volume.Id] = replicated;
         }
 
         return node;
