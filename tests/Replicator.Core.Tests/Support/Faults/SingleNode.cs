@@ -69,11 +69,8 @@ internal sealed class SingleNode
         return volume;
     }
 
-    public void ResizeVolume(ReplicatedVolume volume, long size)
-    {
-        Pool.ResizeVolume(volume.Local, size);
-        volume.Replica.Grow(size);
-    }
+    /// <summary>Grows a volume as the node does (<see cref="ReplicatedVolume.Grow"/>).</summary>
+    public void ResizeVolume(ReplicatedVolume volume, long size) => volume.Grow(Pool, size);
 
     /// <summary>Deletes a volume as the node does: closes its replica, deletes it from the pool, then removes the replica's files.</summary>
     public void DeleteVolume(ReplicatedVolume volume)
