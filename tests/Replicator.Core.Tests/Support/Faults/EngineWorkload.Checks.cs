@@ -46,45 +46,54 @@ internal sealed partial class EngineWorkload
     /// </summary>
     public async Task VerifyAfterRestartAsync()
     {
-        var inFlight = _inFlight;
-        _inFlight = null;
-        if (inFlight is InFlight.Changing change && _models.TryGetValue(change.Volume, out var changed))
+        var undecided = _undecided.ToList();
+        if (_inFlight is { } inFlight)
         {
-            changed.MayHaveApplied(change.Offset, change.Length, change.Value);
+            undecided.Add(inFlight);
+        }
+
+        _inFlight = null;
+        _undecided.Clear();
+        foreach (var change in undecided.OfType<InFlight.Changing>())
+        {
+            if (_models.TryGetValue(change.Volume, out var changed))
+            {
+                changed.MayHaveApplied(change.Offset, change.Length, change.Value);
+            }
         }
 
         foreach (var (id, volume) in Node.Volumes)
         {
+            var deleting = undecided.OfType<InFlight.Deleting>().FirstOrDefault(d => d.Model.Id == id);
             if (!_models.TryGetValue(id, out var model))
             {
-                if (inFlight is not InFlight.Creating creating || creating.Name != volume.Name || creating.Size != volume.Size)
+                model = deleting?.Model;
+                if (model is null && undecided.OfType<InFlight.Creating>().Any(c => c.Name == volume.Name && c.Size == volume.Size))
                 {
-                    throw new EngineCheckException(this, $"volume {volume.Name} ({id}) exists after the restart, but nobody created it");
+                    model = new VolumeModel(id, volume.Name, volume.Size);
                 }
 
-                model = new VolumeModel(id, volume.Name, volume.Size);
-                _models[id] = model;
+                _models[id] = model ?? throw new EngineCheckException(this, $"volume {volume.Name} ({id}) exists after the restart, but nobody created it");
             }
 
             if (volume.Size != model.Size)
             {
-                if (inFlight is not InFlight.Resizing resizing || resizing.Volume != id || resizing.Size != volume.Size)
+                if (!undecided.OfType<InFlight.Resizing>().Any(r => r.Volume == id && (volume.Size == r.From || volume.Size == r.Size)))
                 {
                     throw new EngineCheckException(this, $"volume {model.Name} is {volume.Size} bytes after the restart; it was {model.Size}");
                 }
 
-                model.Grow(volume.Size);
+                model.Resize(volume.Size);
             }
 
-            var mayBeGone = inFlight is InFlight.Deleting deleting && deleting.Volume == id;
-            await CheckSurvivorsAsync(model, volume, mayBeGone);
+            await CheckSurvivorsAsync(model, volume, mayBeGone: deleting is not null);
         }
 
         foreach (var model in _models.Values.ToList())
         {
             if (!Node.Volumes.ContainsKey(model.Id))
             {
-                if (inFlight is not InFlight.Deleting deleting || deleting.Volume != model.Id)
+                if (!undecided.OfType<InFlight.Deleting>().Any(d => d.Model.Id == model.Id))
                 {
                     throw new EngineCheckException(this, $"volume {model.Name} is gone after the restart, but nobody deleted it");
                 }
@@ -110,6 +119,11 @@ internal sealed partial class EngineWorkload
                     throw new EngineCheckException(this, $"after the error, {model.Name} sector {index} reads {(value is null ? "as no value's bytes" : $"value {value}")}, which nothing stored there");
                 }
             });
+        }
+
+        if (_models.Count == 0 && !CreateVolume().Succeeded)
+        {
+            throw new EngineCheckException(this, "after the error was gone, a volume could not be created");
         }
 
         var target = _models.Values.First();
