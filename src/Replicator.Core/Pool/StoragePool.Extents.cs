@@ -184,7 +184,7 @@ public sealed partial class StoragePool
 
     private bool TryPinForWriteLocked(VolumeState volume, long firstUnit, Span<long> extents, out bool hasQuarantine)
     {
-        hasQuarantine = _quarantine.Count > 0;
+        hasQuarantine = _quarantine.Count > 0 || _needZeros.Count > 0;
         var missing = 0;
         for (var i = 0; i < extents.Length; i++)
         {
@@ -292,7 +292,19 @@ public sealed partial class StoragePool
 
         lock (_lock)
         {
-            _quarantine.AddRange(extents);
+            foreach (var extent in extents)
+            {
+                Punched(extent);
+                if (_suspect.Contains(extent))
+                {
+                    // An earlier punch of it was lost, and this one may not redo it: only zeros written over it will.
+                    _needZeros.Add(extent);
+                }
+                else
+                {
+                    _quarantine.Add(extent);
+                }
+            }
         }
     }
 
@@ -301,6 +313,10 @@ public sealed partial class StoragePool
     {
         var (file, offset) = Locate(extent);
         _data[file].Discard(offset + within, length);
+        lock (_lock)
+        {
+            Punched(extent);
+        }
     }
 
     /// <summary>The pool-wide number of the block at <paramref name="within"/> in an extent (the key of <see cref="Guard"/>).</summary>

@@ -28,6 +28,8 @@ namespace Replicator.Core.Pool;
 /// either to its own data or to zeros, never to another volume's old data. At open, every extent no
 /// map references is punched, which covers data written to extents whose mapping never reached the
 /// journal.</para>
+/// <para><b>A failed fsync of a data file</b> breaks the punch's promise: see
+/// <c>StoragePool.FailedSync.cs</c> for how such extents are zeroed before they are handed out.</para>
 /// </remarks>
 public sealed partial class StoragePool : IDisposable
 {
@@ -232,22 +234,23 @@ public sealed partial class StoragePool : IDisposable
     /// <summary>Makes everything written, trimmed and mapped so far durable, and lets freed extents be reused.</summary>
     public void Flush()
     {
-        // Flushes run one at a time: each releases exactly the quarantined extents it saw before syncing.
+        // Flushes run one at a time: each releases exactly the quarantined extents it saw before syncing,
+        // and the extents whose zeros it wrote (StoragePool.FailedSync.cs).
         lock (_flushLock)
         {
             int releasable;
+            List<long> zeroing;
+            long[] punched;
             lock (_lock)
             {
                 ThrowIfDisposed();
                 releasable = _quarantine.Count;
+                zeroing = [.. _needZeros];
+                punched = [.. _punchedUnsynced];
             }
 
             // Data, then checksums, then the journal: a mapping is durable only with what it maps.
-            foreach (var file in _data)
-            {
-                file.Flush();
-            }
-
+            var zeroed = SyncData(zeroing, punched);
             _checksums?.ForEach(c => c.Flush());
             lock (_lock)
             {
@@ -258,6 +261,7 @@ public sealed partial class StoragePool : IDisposable
                 }
 
                 _quarantine.RemoveRange(0, releasable);
+                ReleaseZeroedLocked(zeroed);
             }
         }
     }
@@ -274,11 +278,8 @@ public sealed partial class StoragePool : IDisposable
             _disposed = true;
             try
             {
-                foreach (var file in _data)
-                {
-                    file.Flush();
-                }
-
+                // The next process cannot know which free extents lost their punch: they get their zeros now.
+                SyncData([.. _needZeros], [.. _punchedUnsynced]);
                 _checksums?.ForEach(c => c.Flush());
                 _meta.Flush();
                 _meta.Checkpoint();

@@ -143,16 +143,24 @@ internal sealed partial class ReplicaStore
         }
     }
 
-    /// <summary>The volume grew: the bitmap covers the new size.</summary>
+    /// <summary>
+    /// The volume grows: the bitmap covers the new size. The file first, then the bitmaps in memory:
+    /// when the file refuses, nothing has grown, and the next try grows it (were the memory first, the
+    /// next try would find nothing to do, and every mark past the file's end would fail).
+    /// </summary>
     public void Grow(long volumeSize)
     {
         lock (_lock)
         {
+            if (volumeSize > _bitmapFile.VolumeSize)
+            {
+                PersistLocked(() => _bitmapFile.Grow(volumeSize), "out-of-sync bitmap");
+            }
+
             if (volumeSize > _bitmap.VolumeSize)
             {
                 _bitmap.Grow(volumeSize);
                 _mayMatch.Grow(volumeSize);
-                PersistLocked(() => _bitmapFile.Grow(volumeSize), "out-of-sync bitmap");
             }
         }
     }

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Replicator.Core.Devices;
+using Replicator.Core.Pool;
 using Replicator.Core.Volumes;
 
 namespace Replicator.Core.Replication;
@@ -83,6 +84,22 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     public ScrubEngine Scrub { get; }
 
     public ReplicationSession? Session => Volatile.Read(ref _session);
+
+    /// <summary>
+    /// Grows the volume to <paramref name="size"/> bytes in <paramref name="pool"/>: the replica's
+    /// bitmap first, then the pool's volume. A bitmap larger than its volume costs nothing (the next
+    /// resize or start uses it as it is), while a volume larger than its bitmap (a resize whose second
+    /// step failed) could not mark a write to its new end, and every such write would fail.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">The size is not a valid volume size, or smaller than the volume: nothing changes.</exception>
+    public void Grow(StoragePool pool, long size)
+    {
+        ArgumentNullException.ThrowIfNull(pool);
+        StoragePool.ValidateSize(size);
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, _local.Size);
+        Replica.Grow(size);
+        pool.ResizeVolume(_local, size);
+    }
 
     public IWriteQuorum Quorum => _quorum;
 

@@ -74,8 +74,7 @@ internal sealed partial class ReplicationManager
     public async Task ResizeVolumeAsync(ReplicatedVolume volume, long size, CancellationToken ct)
     {
         _config.RequireVolumeSize(size);
-        _pool.ResizeVolume(volume.Local, size);
-        volume.Replica.Grow(size);
+        volume.Grow(_pool, size);
         if (CurrentConnection() is { } connection)
         {
             using var reply = await connection.SendRequestAsync(new Envelope

@@ -113,6 +113,24 @@ public sealed class ReplicaFaultTests
         Assert.False(reopened.Crashed, "a clean stop left the extent of a write that never ran in the activity log");
     }
 
+    [Fact]
+    public async Task A_resize_whose_bitmap_refused_to_grow_leaves_the_volume_as_it_was_and_the_next_resize_makes_its_new_end_writable()
+    {
+        const long Unit = EngineWorkload.ExtentSize;
+        var files = NewFileSystem();
+        var node = SingleNode.Open(files, EngineWorkload.Options, checkpointThreshold: 1 << 20);
+        var volume = node.CreateVolume("v", 4 * Unit);
+        files.FailNext(IoOperation.Write, Errno.EIO, p => p.EndsWith(".bitmap", StringComparison.Ordinal));
+
+        Assert.ThrowsAny<IOException>(() => node.ResizeVolume(volume, 8 * Unit));
+
+        Assert.Equal(4 * Unit, volume.Size);
+        await volume.WriteAsync(4 * Unit - 512, new byte[512], IoFlags.None);
+        node.ResizeVolume(volume, 8 * Unit);
+        await volume.WriteAsync(8 * Unit - 512, new byte[512], IoFlags.None);
+        Assert.True(IsMarked(volume.Replica, 8 * Unit - 512, 512));
+    }
+
     private static bool IsMarked(ReplicaStore store, long offset, long length)
     {
         for (var run = store.NextOutOfSyncRun(0, 1 << 20); run is { } r; run = store.NextOutOfSyncRun(r.Offset + r.Length, 1 << 20))

@@ -3,6 +3,7 @@ using Replicator.Core.Devices;
 using Replicator.Core.Pool;
 using Replicator.Core.Storage;
 using Replicator.Core.Tests.Support.Faults;
+using Replicator.Core.Volumes;
 using static Replicator.Core.Tests.Pool.ThinVolumeTests;
 
 namespace Replicator.Core.Tests.Faults;
@@ -100,6 +101,72 @@ public sealed class StorageFaultTests
 
         using var reopened = StoragePool.Open(files, "/pool", NullLogger.Instance);
         Assert.Equal(Pattern(Unit, 6), await ReadAsync(reopened.Find("v")!, 0, Unit));
+    }
+
+    [Fact]
+    public async Task An_extent_freed_before_an_fsync_of_the_data_failed_never_shows_its_old_data_in_a_new_mapping_after_a_power_loss()
+    {
+        var (files, pool, first, second) = await OneExtentPoolAsync();
+        await first.TrimAsync(0, Unit, IoFlags.None);
+        files.FailNext(IoOperation.Flush, Errno.EIO, IsData);
+
+        Assert.ThrowsAny<IOException>(pool.Flush);
+
+        // Linux forgot the punched pages when that fsync failed; this one succeeds without writing them.
+        pool.Flush();
+        await AssertANewMappingHoldsOnlyItsOwnDataAsync(files, second);
+    }
+
+    [Fact]
+    public async Task An_extent_partly_trimmed_before_an_fsync_of_the_data_failed_never_shows_its_old_data_in_a_new_mapping_after_a_power_loss()
+    {
+        var (files, pool, first, second) = await OneExtentPoolAsync();
+        files.FailNext(IoOperation.Flush, Errno.EIO, IsData);
+        await Assert.ThrowsAnyAsync<BlockDeviceException>(() => first.TrimAsync(0, Unit / 2, IoFlags.Fua).AsTask());
+
+        // The punch of the whole extent skips the half the page cache holds as a hole already.
+        await first.TrimAsync(0, Unit, IoFlags.Fua);
+        pool.Flush();
+        await AssertANewMappingHoldsOnlyItsOwnDataAsync(files, second);
+    }
+
+    [Fact]
+    public async Task An_extent_freed_before_an_fsync_of_the_data_failed_is_safe_to_reuse_after_a_clean_restart()
+    {
+        var (files, pool, first, _) = await OneExtentPoolAsync();
+        await first.TrimAsync(0, Unit, IoFlags.None);
+        files.FailNext(IoOperation.Flush, Errno.EIO, IsData);
+        Assert.ThrowsAny<IOException>(pool.Flush);
+        pool.Dispose();
+
+        // The new process punches every free extent at open; where the page cache already holds a hole, that changes nothing on the disk.
+        var restarted = StoragePool.Open(files, "/pool", NullLogger.Instance);
+        await AssertANewMappingHoldsOnlyItsOwnDataAsync(files, restarted.Find("b")!);
+    }
+
+    private static bool IsData(string path) => path.EndsWith(".img", StringComparison.Ordinal);
+
+    /// <summary>A pool of one extent, which volume a holds (data durable); volume b's first write must get that extent when a frees it.</summary>
+    private static async Task<(FaultFileSystem Files, StoragePool Pool, ThinVolume First, ThinVolume Second)> OneExtentPoolAsync()
+    {
+        var files = new FaultFileSystem();
+        var pool = StoragePool.Create(files, "/pool", new PoolOptions { FileCapacity = Unit, ExtentSize = Unit }, NullLogger.Instance);
+        var first = pool.CreateVolume("a", 4L * Unit);
+        var second = pool.CreateVolume("b", 4L * Unit);
+        await first.WriteAsync(0, Pattern(Unit, 7), IoFlags.Fua);
+        return (files, pool, first, second);
+    }
+
+    /// <summary>Writes the last sector of <paramref name="volume"/>'s first unit (FUA), cuts the power, and checks that unit holds that sector and zeros.</summary>
+    private static async Task AssertANewMappingHoldsOnlyItsOwnDataAsync(FaultFileSystem files, ThinVolume volume)
+    {
+        await volume.WriteAsync(Unit - 512, Pattern(512, 8), IoFlags.Fua);
+        files.PowerLoss();
+
+        using var reopened = StoragePool.Open(files, "/pool", NullLogger.Instance);
+        var expected = new byte[Unit];
+        Pattern(512, 8).CopyTo(expected, Unit - 512);
+        Assert.Equal(expected, await ReadAsync(reopened.Find(volume.Name)!, 0, Unit));
     }
 
     private static async Task<byte[]> ReadAsync(IBlockDevice device, long offset, int length)

@@ -19,19 +19,19 @@ internal sealed partial class EngineWorkload
             Files.CutPowerAt(cut);
             try
             {
-                Node = SingleNode.Open(Files, Options, CheckpointEvery);
+                Node = SingleNode.Open(Files, Options, CheckpointEvery, PeerName);
                 Files.CancelPowerCut();
             }
             catch (PowerCutException)
             {
                 Note("-- power cut again during recovery");
                 Files.PowerLoss();
-                Node = SingleNode.Open(Files, Options, CheckpointEvery);
+                Node = SingleNode.Open(Files, Options, CheckpointEvery, PeerName);
             }
         }
         else
         {
-            Node = SingleNode.Open(Files, Options, CheckpointEvery);
+            Node = SingleNode.Open(Files, Options, CheckpointEvery, PeerName);
         }
 
         await VerifyAfterRestartAsync();
@@ -46,45 +46,54 @@ internal sealed partial class EngineWorkload
     /// </summary>
     public async Task VerifyAfterRestartAsync()
     {
-        var inFlight = _inFlight;
-        _inFlight = null;
-        if (inFlight is InFlight.Changing change && _models.TryGetValue(change.Volume, out var changed))
+        var undecided = _undecided.ToList();
+        if (_inFlight is { } inFlight)
         {
-            changed.MayHaveApplied(change.Offset, change.Length, change.Value);
+            undecided.Add(inFlight);
+        }
+
+        _inFlight = null;
+        _undecided.Clear();
+        foreach (var change in undecided.OfType<InFlight.Changing>())
+        {
+            if (_models.TryGetValue(change.Volume, out var changed))
+            {
+                changed.MayHaveApplied(change.Offset, change.Length, change.Value);
+            }
         }
 
         foreach (var (id, volume) in Node.Volumes)
         {
+            var deleting = undecided.OfType<InFlight.Deleting>().FirstOrDefault(d => d.Model.Id == id);
             if (!_models.TryGetValue(id, out var model))
             {
-                if (inFlight is not InFlight.Creating creating || creating.Name != volume.Name || creating.Size != volume.Size)
+                model = deleting?.Model;
+                if (model is null && undecided.OfType<InFlight.Creating>().Any(c => c.Name == volume.Name && c.Size == volume.Size))
                 {
-                    throw new EngineCheckException(this, $"volume {volume.Name} ({id}) exists after the restart, but nobody created it");
+                    model = new VolumeModel(id, volume.Name, volume.Size);
                 }
 
-                model = new VolumeModel(id, volume.Name, volume.Size);
-                _models[id] = model;
+                _models[id] = model ?? throw new EngineCheckException(this, $"volume {volume.Name} ({id}) exists after the restart, but nobody created it");
             }
 
             if (volume.Size != model.Size)
             {
-                if (inFlight is not InFlight.Resizing resizing || resizing.Volume != id || resizing.Size != volume.Size)
+                if (!undecided.OfType<InFlight.Resizing>().Any(r => r.Volume == id && (volume.Size == r.From || volume.Size == r.Size)))
                 {
                     throw new EngineCheckException(this, $"volume {model.Name} is {volume.Size} bytes after the restart; it was {model.Size}");
                 }
 
-                model.Grow(volume.Size);
+                model.Resize(volume.Size);
             }
 
-            var mayBeGone = inFlight is InFlight.Deleting deleting && deleting.Volume == id;
-            await CheckSurvivorsAsync(model, volume, mayBeGone);
+            await CheckSurvivorsAsync(model, volume, mayBeGone: deleting is not null);
         }
 
         foreach (var model in _models.Values.ToList())
         {
             if (!Node.Volumes.ContainsKey(model.Id))
             {
-                if (inFlight is not InFlight.Deleting deleting || deleting.Volume != model.Id)
+                if (!undecided.OfType<InFlight.Deleting>().Any(d => d.Model.Id == model.Id))
                 {
                     throw new EngineCheckException(this, $"volume {model.Name} is gone after the restart, but nobody deleted it");
                 }
@@ -103,6 +112,13 @@ internal sealed partial class EngineWorkload
     {
         foreach (var (id, model) in _models)
         {
+            if (!Node.Volumes[id].DiskUsable)
+            {
+                // The error detached the disk (issue 13, finding 4); the admin attaches it again once it is repaired.
+                Note($"-- attach-disk {model.Name}");
+                Node.Volumes[id].AttachDisk();
+            }
+
             await ForEachSectorAsync(model, Node.Volumes[id], (index, value) =>
             {
                 if (value is null || !model.MayReadNow(index, value.Value))
@@ -110,6 +126,11 @@ internal sealed partial class EngineWorkload
                     throw new EngineCheckException(this, $"after the error, {model.Name} sector {index} reads {(value is null ? "as no value's bytes" : $"value {value}")}, which nothing stored there");
                 }
             });
+        }
+
+        if (_models.Count == 0 && !CreateVolume().Succeeded)
+        {
+            throw new EngineCheckException(this, "after the error was gone, a volume could not be created");
         }
 
         var target = _models.Values.First();
@@ -142,7 +163,7 @@ internal sealed partial class EngineWorkload
                 throw new EngineCheckException(this, $"{model.Name} sector {index} holds value {value} after the power loss; only {model.Survivors(index)} may survive there");
             }
 
-            if (value != 0 && !fullSync && !dirty[index])
+            if (PeerName is not null && value != 0 && !fullSync && !dirty[index])
             {
                 throw new EngineCheckException(this, $"{model.Name} sector {index} holds value {value}, which the peer lacks, but its region is not marked in the bitmap: the peer would never get it");
             }

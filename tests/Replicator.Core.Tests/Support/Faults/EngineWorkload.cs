@@ -24,21 +24,28 @@ internal sealed partial class EngineWorkload
     private readonly Dictionary<Guid, VolumeModel> _models = [];
     private readonly Queue<string> _recent = new();
     private InFlight? _inFlight;
+
+    /// <summary>Volume operations that failed and may or may not have happened: the next restart settles them.</summary>
+    private readonly List<InFlight> _undecided = [];
     private int _nextValue = 1;
     private int _nextName = 1;
 
-    public EngineWorkload(int seed, FaultFileSystem files)
+    /// <param name="peerName">The node's peer (away the whole time), or null for a node without one.</param>
+    public EngineWorkload(int seed, FaultFileSystem files, string? peerName = "peer")
     {
         Seed = seed;
+        PeerName = peerName;
         _random = new Random(seed);
         Files = files;
-        Node = SingleNode.Open(files, Options, CheckpointEvery);
+        Node = SingleNode.Open(files, Options, CheckpointEvery, PeerName);
         CreateVolume();
     }
 
     public static PoolOptions Options { get; } = new() { FileCapacity = PoolCapacity, ExtentSize = ExtentSize };
 
     public int Seed { get; }
+
+    public string? PeerName { get; }
 
     public FaultFileSystem Files { get; }
 
@@ -74,35 +81,68 @@ internal sealed partial class EngineWorkload
         };
     }
 
+    /// <summary>An fsync failed inside the last operation: from now on a flush only adds to what may survive (see <see cref="VolumeModel"/>).</summary>
+    public void FlushFailed()
+    {
+        foreach (var model in _models.Values)
+        {
+            model.FlushFailed();
+        }
+    }
+
     /// <summary>Notes that the power was cut during the operation in flight.</summary>
     public void PowerWasCut() => Note("-- power cut");
 
-    private Outcome CreateVolume()
+    /// <summary>
+    /// Creates, resizes or deletes a volume. When that fails, the pool may have done it or not (its
+    /// journal took the record, the flush after it failed): the model takes what the engine shows
+    /// now, and the next restart settles what is durable.
+    /// </summary>
+    private Outcome CreateVolume() => Administer(new InFlight.Creating($"v{_nextName++}", (long)_random.Next(4, 17) * ExtentSize), () =>
     {
-        var name = $"v{_nextName++}";
-        var size = (long)_random.Next(4, 17) * ExtentSize;
-        _inFlight = new InFlight.Creating(name, size);
-        var volume = Node.CreateVolume(name, size);
-        _models[volume.Id] = new VolumeModel(volume.Id, name, size);
-        _inFlight = null;
-        return Outcome.Done;
-    }
+        var creating = (InFlight.Creating)_inFlight!;
+        var volume = Node.CreateVolume(creating.Name, creating.Size);
+        _models[volume.Id] = new VolumeModel(volume.Id, creating.Name, creating.Size);
+    });
 
-    private Outcome Resize(VolumeModel model, ReplicatedVolume volume)
-    {
-        var size = model.Size + ((long)_random.Next(1, 5) * ExtentSize);
-        _inFlight = new InFlight.Resizing(model.Id, size);
-        Node.ResizeVolume(volume, size);
-        model.Grow(size);
-        _inFlight = null;
-        return Outcome.Done;
-    }
+    private Outcome Resize(VolumeModel model, ReplicatedVolume volume) =>
+        Administer(new InFlight.Resizing(model.Id, model.Size, model.Size + ((long)_random.Next(1, 5) * ExtentSize)), () =>
+        {
+            var size = ((InFlight.Resizing)_inFlight!).Size;
+            Node.ResizeVolume(volume, size);
+            model.Resize(size);
+        });
 
-    private Outcome Delete(VolumeModel model, ReplicatedVolume volume)
+    private Outcome Delete(VolumeModel model, ReplicatedVolume volume) => Administer(new InFlight.Deleting(model), () =>
     {
-        _inFlight = new InFlight.Deleting(model.Id);
         Node.DeleteVolume(volume);
         _models.Remove(model.Id);
+    });
+
+    private Outcome Administer(InFlight operation, Action run)
+    {
+        _inFlight = operation;
+        try
+        {
+            run();
+        }
+        catch (Exception e) when (e is not PowerCutException)
+        {
+            _inFlight = null;
+            _undecided.Add(operation);
+            switch (operation)
+            {
+                case InFlight.Resizing resizing when Node.Volumes.TryGetValue(resizing.Volume, out var resized):
+                    _models[resizing.Volume].Resize(resized.Size);
+                    break;
+                case InFlight.Deleting deleting when !Node.Volumes.ContainsKey(deleting.Model.Id):
+                    _models.Remove(deleting.Model.Id);
+                    break;
+            }
+
+            throw;
+        }
+
         _inFlight = null;
         return Outcome.Done;
     }
@@ -126,7 +166,7 @@ internal sealed partial class EngineWorkload
 
         try
         {
-            Node = SingleNode.Open(Files, Options, CheckpointEvery);
+            Node = SingleNode.Open(Files, Options, CheckpointEvery, PeerName);
         }
         catch (Exception e) when (e is not PowerCutException)
         {
@@ -134,7 +174,7 @@ internal sealed partial class EngineWorkload
             Note($"   start failed: {e.GetType().Name}: {e.Message}");
             Files.KillProcess();
             Files.ClearFaults();
-            Node = SingleNode.Open(Files, Options, CheckpointEvery);
+            Node = SingleNode.Open(Files, Options, CheckpointEvery, PeerName);
         }
 
         return failure is null ? Outcome.Done : Outcome.Failed(failure);
@@ -182,7 +222,7 @@ internal sealed partial class EngineWorkload
             }
 
             Note($"   failed: {e.GetType().Name}: {e.Message}");
-            return Outcome.Failed(e);
+            return Outcome.Failed(e, clientRequest: true);
         }
 
         _inFlight = null;
@@ -213,7 +253,7 @@ internal sealed partial class EngineWorkload
         catch (Exception e) when (e is not PowerCutException)
         {
             Note($"read {model.Name} [{offset}, +{length}) failed: {e.GetType().Name}: {e.Message}");
-            return Outcome.Failed(e);
+            return Outcome.Failed(e, clientRequest: true);
         }
 
         for (var at = 0; at < length; at += VolumeModel.SectorSize)
@@ -265,9 +305,9 @@ internal sealed partial class EngineWorkload
     {
         public sealed record Creating(string Name, long Size) : InFlight;
 
-        public sealed record Resizing(Guid Volume, long Size) : InFlight;
+        public sealed record Resizing(Guid Volume, long From, long Size) : InFlight;
 
-        public sealed record Deleting(Guid Volume) : InFlight;
+        public sealed record Deleting(VolumeModel Model) : InFlight;
 
         public sealed record Changing(Guid Volume, long Offset, long Length, int Value) : InFlight;
 
@@ -276,11 +316,12 @@ internal sealed partial class EngineWorkload
 }
 
 /// <summary>What became of an operation: done, or failed with an error the test may expect.</summary>
-internal readonly record struct Outcome(Exception? Error)
+/// <param name="IsClientRequest">A request a client sends (read, write, trim, write-zeroes, flush), whose error reaches it as an NBD error.</param>
+internal readonly record struct Outcome(Exception? Error, bool IsClientRequest = false)
 {
     public static Outcome Done => default;
 
-    public static Outcome Failed(Exception e) => new(e);
+    public static Outcome Failed(Exception e, bool clientRequest = false) => new(e, clientRequest);
 
     public bool Succeeded => Error is null;
 

@@ -24,11 +24,15 @@ internal sealed class SingleNode
 
     private readonly Dictionary<Guid, ReplicatedVolume> _volumes = [];
 
-    private SingleNode(FaultFileSystem files, StoragePool pool)
+    private SingleNode(FaultFileSystem files, StoragePool pool, string? peerName)
     {
         Files = files;
         Pool = pool;
+        PeerName = peerName;
     }
+
+    /// <summary>The peer this node is configured with (away the whole time), or null for a node without one.</summary>
+    public string? PeerName { get; }
 
     public FaultFileSystem Files { get; }
 
@@ -39,21 +43,21 @@ internal sealed class SingleNode
     public IReadOnlyDictionary<Guid, ReplicatedVolume> Volumes => _volumes;
 
     /// <summary>Opens (on first use, creates) the pool and every volume's replica, as the node does at start.</summary>
-    public static SingleNode Open(FaultFileSystem files, PoolOptions options, long checkpointThreshold)
+    public static SingleNode Open(FaultFileSystem files, PoolOptions options, long checkpointThreshold, string? peerName = "peer")
     {
         var pool = StoragePool.Exists(files, PoolDirectory)
             ? StoragePool.Open(files, PoolDirectory, NullLogger.Instance)
             : StoragePool.Create(files, PoolDirectory, options, NullLogger.Instance);
         pool.CheckpointThreshold = checkpointThreshold;
         files.CreateDirectory(ReplicasDirectory);
-        var node = new SingleNode(files, pool);
+        var node = new SingleNode(files, pool, peerName);
         foreach (var volume in pool.Volumes)
         {
             var directory = ReplicaDirectory(volume.Id);
             var replica = ReplicaStore.Exists(files, directory)
                 ? ReplicaStore.Open(files, directory, volume.Size, NullLogger.Instance)
                 : NewReplica(files, volume.Id, volume.Size);
-            var replicated = new ReplicatedVolume(volume, replica, node.Quorum, "peer", NullLogger.Instance);
+            var replicated = new ReplicatedVolume(volume, replica, node.Quorum, peerName, NullLogger.Instance);
             if (replica.Crashed)
             {
                 // As the node does at start (ReplicationManager): the blocks a crash may have torn from their checksums are checked first.
@@ -71,16 +75,13 @@ internal sealed class SingleNode
     public ReplicatedVolume CreateVolume(string name, long size)
     {
         var local = Pool.CreateVolume(name, size);
-        var volume = new ReplicatedVolume(local, NewReplica(Files, local.Id, size), Quorum, "peer", NullLogger.Instance);
+        var volume = new ReplicatedVolume(local, NewReplica(Files, local.Id, size), Quorum, PeerName, NullLogger.Instance);
         _volumes[local.Id] = volume;
         return volume;
     }
 
-    public void ResizeVolume(ReplicatedVolume volume, long size)
-    {
-        Pool.ResizeVolume(volume.Local, size);
-        volume.Replica.Grow(size);
-    }
+    /// <summary>Grows a volume as the node does (<see cref="ReplicatedVolume.Grow"/>).</summary>
+    public void ResizeVolume(ReplicatedVolume volume, long size) => volume.Grow(Pool, size);
 
     /// <summary>Deletes a volume as the node does: closes its replica, deletes it from the pool, then removes the replica's files.</summary>
     public void DeleteVolume(ReplicatedVolume volume)

@@ -27,7 +27,7 @@ internal sealed class VolumeModel
     {
         Id = id;
         Name = name;
-        Grow(size);
+        Resize(size);
     }
 
     public Guid Id { get; }
@@ -67,11 +67,16 @@ internal sealed class VolumeModel
         return value > 0 && sector.SequenceEqual(expected) ? value : null;
     }
 
-    public void Grow(long size)
+    public void Resize(long size)
     {
         while (Size < size)
         {
             _sectors.Add(new Sector());
+        }
+
+        if (Size > size)
+        {
+            _sectors.RemoveRange((int)(size / SectorSize), (int)((Size - size) / SectorSize));
         }
     }
 
