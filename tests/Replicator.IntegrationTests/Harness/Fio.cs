@@ -23,8 +23,19 @@ public static class Fio
             Errors: job.GetProperty("error").GetInt32(),
             WrittenBytes: job.GetProperty("write").GetProperty("io_bytes").GetInt64(),
             ReadBytes: job.GetProperty("read").GetProperty("io_bytes").GetInt64(),
-            Output: result.Describe());
+            Output: result.Describe())
+        {
+            LongestIo = TimeSpan.FromTicks(Math.Max(LongestNs(job, "write"), LongestNs(job, "read")) / 100),
+        };
     }
+
+    private static long LongestNs(JsonElement job, string direction) =>
+        job.GetProperty(direction).TryGetProperty("lat_ns", out var latency) && latency.TryGetProperty("max", out var max) ? max.GetInt64() : 0;
 }
 
-public sealed record FioResult(int ExitCode, int Errors, long WrittenBytes, long ReadBytes, string Output);
+/// <param name="Errors">fio's error number for the job (0: none).</param>
+public sealed record FioResult(int ExitCode, int Errors, long WrittenBytes, long ReadBytes, string Output)
+{
+    /// <summary>The longest time one I/O took, submission to completion, reads or writes.</summary>
+    public TimeSpan LongestIo { get; init; }
+}

@@ -47,18 +47,62 @@ public sealed class TestCluster : IAsyncDisposable
     public static async Task<TestCluster> StartWithCuttableLinksAsync(
         bool witness, IReadOnlyDictionary<string, double>? keepaliveTimeoutSeconds = null, IReadOnlyDictionary<string, double>? readLeaseSeconds = null)
     {
+        var cluster = await InitAsync(witness);
+        await cluster.RouteLinksThroughRelaysAsync(keepaliveTimeoutSeconds, readLeaseSeconds);
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    /// <summary>
+    /// A cluster (with its witness) whose node <paramref name="node"/> keeps its pool on a small loop-mounted ext4
+    /// file system of <paramref name="fileSystemBytes"/> (see <see cref="SmallPool"/>): its pool file, sparse and
+    /// far larger, fills that file system for real.
+    /// </summary>
+    public static async Task<TestCluster> StartWithSmallPoolAsync(string node, long fileSystemBytes)
+    {
+        var cluster = await InitAsync(witness: true);
+        await cluster.PutPoolOnSmallFileSystemAsync(node, fileSystemBytes);
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    /// <summary>
+    /// Every fault at once: a witness, relays on the peer and witness links, and node <paramref name="smallPoolNode"/>'s
+    /// pool on a small file system of <paramref name="fileSystemBytes"/> (the chaos soak).
+    /// </summary>
+    public static async Task<TestCluster> StartForChaosAsync(string smallPoolNode, long fileSystemBytes)
+    {
+        var cluster = await InitAsync(witness: true);
+        await cluster.RouteLinksThroughRelaysAsync(null, null);
+        await cluster.PutPoolOnSmallFileSystemAsync(smallPoolNode, fileSystemBytes);
+        await cluster.StartUpAsync([]);
+        return cluster;
+    }
+
+    private static async Task<TestCluster> InitAsync(bool witness)
+    {
         var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
         var cluster = new TestCluster(directory, ownsDirectory: true);
         var init = await ReplicatorProcess.RunAsync(["cluster", "init", "--dir", directory, "--pool-size", "8G", .. witness ? Array.Empty<string>() : ["--no-witness"]]);
-        Assert.True(init.ExitCode == 0, init.Describe());
+        if (init.ExitCode != 0)
+        {
+            System.IO.Directory.Delete(directory, recursive: true);
+            Assert.Fail(init.Describe());
+        }
+
+        return cluster;
+    }
+
+    private async Task RouteLinksThroughRelaysAsync(IReadOnlyDictionary<string, double>? keepaliveTimeoutSeconds, IReadOnlyDictionary<string, double>? readLeaseSeconds)
+    {
         foreach (var node in new[] { "a", "b" })
         {
-            var path = Path.Combine(directory, node, "node.json");
+            var path = Path.Combine(Directory, node, "node.json");
             var config = System.Text.Json.Nodes.JsonNode.Parse(await File.ReadAllTextAsync(path))!;
             if (config["peer"]!["address"]?.GetValue<string>() is { } peerAddress)
             {
-                cluster.PeerLink = TcpProxy.Start(System.Net.IPEndPoint.Parse(peerAddress));
-                config["peer"]!["address"] = cluster.PeerLink.EndPoint.ToString();
+                PeerLink = TcpProxy.Start(System.Net.IPEndPoint.Parse(peerAddress));
+                config["peer"]!["address"] = PeerLink.EndPoint.ToString();
             }
 
             if (keepaliveTimeoutSeconds?.GetValueOrDefault(node) is { } keepalive and > 0)
@@ -74,33 +118,19 @@ public sealed class TestCluster : IAsyncDisposable
             if (config["witness"]?["address"]?.GetValue<string>() is { } witnessAddress)
             {
                 var proxy = TcpProxy.Start(System.Net.IPEndPoint.Parse(witnessAddress));
-                cluster._witnessLinks[node] = proxy;
+                _witnessLinks[node] = proxy;
                 config["witness"]!["address"] = proxy.EndPoint.ToString();
             }
 
             await File.WriteAllTextAsync(path, config.ToJsonString());
         }
-
-        await cluster.StartUpAsync([]);
-        return cluster;
     }
 
-    /// <summary>
-    /// A cluster (with its witness) whose node <paramref name="node"/> keeps its pool on a small loop-mounted ext4
-    /// file system of <paramref name="fileSystemBytes"/> (see <see cref="SmallPool"/>): its pool file, sparse and
-    /// far larger, fills that file system for real.
-    /// </summary>
-    public static async Task<TestCluster> StartWithSmallPoolAsync(string node, long fileSystemBytes)
+    private async Task PutPoolOnSmallFileSystemAsync(string node, long fileSystemBytes)
     {
-        var directory = System.IO.Directory.CreateTempSubdirectory("replicator-cluster-").FullName;
-        var cluster = new TestCluster(directory, ownsDirectory: true);
-        var init = await ReplicatorProcess.RunAsync(["cluster", "init", "--dir", directory, "--pool-size", "8G"]);
-        Assert.True(init.ExitCode == 0, init.Describe());
-        cluster.SmallPool = await LoopFileSystem.MountAsync(Path.Combine(directory, $"pool-{node}.img"), Path.Combine(directory, $"pool-{node}.mnt"), fileSystemBytes);
-        var pool = System.IO.Directory.CreateDirectory(Path.Combine(cluster.SmallPool.MountPoint, "pool")).FullName;
-        System.IO.Directory.CreateSymbolicLink(Path.Combine(directory, node, "pool"), pool);
-        await cluster.StartUpAsync([]);
-        return cluster;
+        SmallPool = await LoopFileSystem.MountAsync(Path.Combine(Directory, $"pool-{node}.img"), Path.Combine(Directory, $"pool-{node}.mnt"), fileSystemBytes);
+        var pool = System.IO.Directory.CreateDirectory(Path.Combine(SmallPool.MountPoint, "pool")).FullName;
+        System.IO.Directory.CreateSymbolicLink(Path.Combine(Directory, node, "pool"), pool);
     }
 
     /// <summary>The small file system under one node's pool, when started with one.</summary>
