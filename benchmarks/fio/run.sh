@@ -38,7 +38,7 @@
 # that starts the server in the background, registers every pid it starts with track_pid
 # (they are stopped on exit), puts its files under "$work/<name>" (deleted on exit), creates
 # an export of SIZE bytes, waits until it serves, sets TARGET_URI to an fio nbd URI
-# (nbd://host:port/export or nbd+unix:///export?socket=PATH) and TARGET_PIDS to the pids of its
+# (nbd://host:port/export, nbds://host:port/export?tls-certificates=DIR or nbd+unix:///export?socket=PATH) and TARGET_PIDS to the pids of its
 # server processes (what --perf-stat counts). Then add <name> to TARGETS and a label to
 # target_label. Targets run in TARGETS order; REFERENCE names the one ratios use.
 set -euo pipefail
@@ -53,11 +53,11 @@ target_label() {
   case "$1" in
     nbdkit) echo "nbdkit file (reference)" ;;
     node) echo "replicator node" ;;
-    pair) echo "replicated pair (a → b)" ;;
-    pair-tls) echo "replicated pair, peer link encrypted (a → b, TLS 1.3)" ;;
+    pair) echo "replicated pair (a → b; NBD over TLS)" ;;
+    pair-tls) echo "replicated pair, peer link encrypted (a → b, TLS 1.3; NBD over TLS)" ;;
     proxy) echo "nbdkit NBD proxy → pair (reference hop)" ;;
     gateway) echo "gateway (Unix socket) → pair" ;;
-    gateway-tcp) echo "gateway (TCP) → pair" ;;
+    gateway-tcp) echo "gateway (TCP, NBD over TLS) → pair" ;;
     *) echo "$1" ;;
   esac
 }
@@ -232,11 +232,12 @@ await_nbdkit() {
   return 1
 }
 
-# One replicator node on a fresh directory, with one volume.
+# One replicator node on a fresh directory, with one volume. It has no cluster and so no certificates:
+# plain NBD on loopback (--nbd-tls off), as the nbdkit reference serves.
 start_node() {
   local dir="$work/node"
   mkdir -p "$dir"
-  "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --pool-size 8G >"$dir/node.log" 2>&1 &
+  "$root/replicator" node run --dir "$dir" --nbd-listen 127.0.0.1:0 --nbd-tls off --pool-size 8G >"$dir/node.log" 2>&1 &
   track_pid $!
   TARGET_PIDS=$!
   wait_for_text "$dir/node.log" " ready" 60 $!
@@ -248,7 +249,8 @@ start_node() {
 
 # The replicated pair as `cluster up` runs it: two nodes on loopback and vol0, whose writes node
 # a orders. fio goes through node a, which applies every write on both replicas before it
-# answers (protocol C).
+# answers (protocol C). Over TCP, as cluster up serves it: NBD over TLS with the cluster's client
+# certificates (cluster.json's tls.clientCertificates).
 start_pair() {
   local dir="$work/pair" volume_size
   mkdir -p "$dir"
@@ -257,13 +259,13 @@ start_pair() {
   "$root/replicator" cluster up --dir "$dir/cluster" --volume-size "$volume_size" --pool-size 8G >"$dir/cluster.log" 2>&1 &
   track_pid $!
   wait_for_text "$dir/cluster.log" "Press Ctrl-C" 120 $!
-  read -r PAIR_NBD PAIR_A_SOCKET PAIR_ADMIN PAIR_TOKEN_FILE PAIR_A_PID PAIR_B_PID PAIR_B_DIR < <(python3 -c '
+  read -r PAIR_NBD PAIR_A_SOCKET PAIR_ADMIN PAIR_TOKEN_FILE PAIR_A_PID PAIR_B_PID PAIR_B_DIR PAIR_CERTIFICATES < <(python3 -c '
 import json, sys
 m = json.load(open(sys.argv[1]))
 a, b = (next(n for n in m["nodes"] if n["name"] == name) for name in ("a", "b"))
-print(a["nbd"], a["nbdSocket"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"])' "$dir/cluster/cluster.json")
+print(a["nbd"], a["nbdSocket"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"], b["dataDir"], m["tls"]["clientCertificates"])' "$dir/cluster/cluster.json")
   pair_monitor "$dir/startup.timeline" --until connected --timeout 60
-  TARGET_URI="$PAIR_NBD/vol0"
+  TARGET_URI="$PAIR_NBD/vol0?tls-certificates=$PAIR_CERTIFICATES"
   TARGET_PIDS="$PAIR_A_PID $PAIR_B_PID"
 }
 
@@ -289,7 +291,7 @@ json.dump(config, open(path, "w"), indent=2)' "$dir/cluster/$node/node.json"
 import json, sys
 m = json.load(open(sys.argv[1]))
 a, b = (next(n for n in m["nodes"] if n["name"] == name) for name in ("a", "b"))
-print(a["nbd"] + "/vol0", a["admin"], m["adminTokenFile"], a["pid"], b["pid"])' "$dir/cluster/cluster.json")
+print(a["nbd"] + "/vol0?tls-certificates=" + m["tls"]["clientCertificates"], a["admin"], m["adminTokenFile"], a["pid"], b["pid"])' "$dir/cluster/cluster.json")
   python3 "$root/benchmarks/fio/pair_monitor.py" "$admin" "$token" vol0 "$dir/startup.timeline" --until connected --timeout 60
   if ! grep -q "encrypted (TLS 1.3)" "$dir/cluster/a/node.log"; then
     echo "the pair-tls target's peer link is not encrypted; see $dir/cluster/a/node.log" >&2
@@ -328,7 +330,7 @@ import json, sys
 g = json.load(open(sys.argv[1]))["gateway"]
 print(g["nbd"], g["nbdSocket"], g["pid"])' "$work/pair/cluster/cluster.json")
   if [[ "${1:-}" == tcp ]]; then
-    TARGET_URI="$gateway_nbd/vol0"
+    TARGET_URI="$gateway_nbd/vol0?tls-certificates=$PAIR_CERTIFICATES"
   else
     TARGET_URI="nbd+unix:///vol0?socket=$gateway_socket"
   fi

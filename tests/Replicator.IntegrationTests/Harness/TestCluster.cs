@@ -119,10 +119,16 @@ public sealed class TestCluster : IAsyncDisposable
     public string ClientCertificates => Manifest.GetProperty("tls").GetProperty("clientCertificates").GetString()!;
 
     /// <summary>
-    /// A volume on a node over TCP, with TLS and the cluster's client certificates as libnbd reads them
-    /// (<c>nbds://…?tls-certificates=DIR</c>); <see cref="RealClientTests.QemuIo"/> turns it into QEMU's options.
+    /// A volume on a node as any client reaches it without certificates: its Unix socket. (fio's nbd engine, and
+    /// libnbd's URIs in nbdsh -u, take no certificate directory; the TCP exports require TLS, see <see cref="TlsUri"/>.)
     /// </summary>
-    public string Uri(string node, string volume) => WithCertificates($"{Nbd(node)}/{volume}");
+    public string Uri(string node, string volume) => UnixUri(node, volume);
+
+    /// <summary>
+    /// A volume on a node over TCP, with TLS and the cluster's client certificates as nbdinfo reads them
+    /// (<c>nbds://…?tls-certificates=DIR</c>); <see cref="SingleNode.RealClientTests.QemuIo"/> turns it into QEMU's options.
+    /// </summary>
+    public string TlsUri(string node, string volume) => WithCertificates($"{Nbd(node)}/{volume}");
 
     public string UnixUri(string node, string volume) => $"nbd+unix:///{volume}?socket={Node(node).GetProperty("nbdSocket").GetString()}";
 

@@ -32,7 +32,7 @@ public sealed class NbdTlsClusterTests(ClusterFixture fixture) : IClassFixture<C
     [Fact]
     public async Task Nbdinfo_with_the_cluster_client_certificates_sees_the_export_of_a_node_and_of_the_gateway()
     {
-        foreach (var uri in new[] { Cluster.Uri("a", "vol0"), Cluster.Uri("b", "vol0"), Cluster.GatewayTcpUri("vol0") })
+        foreach (var uri in new[] { Cluster.TlsUri("a", "vol0"), Cluster.TlsUri("b", "vol0"), Cluster.GatewayTcpUri("vol0") })
         {
             var info = await ExternalTool.RunCheckedAsync("nbdinfo", ["--json", uri]);
             Assert.Contains("\"TLS\": true", info.Stdout, StringComparison.Ordinal);
@@ -48,8 +48,8 @@ public sealed class NbdTlsClusterTests(ClusterFixture fixture) : IClassFixture<C
 
         await RealClientTests.QemuIo(Cluster.GatewayTcpUri(volume), "write -P 0x3c 1M 256k", "flush");
 
-        await RealClientTests.QemuIo(Cluster.Uri("a", volume), "read -P 0x3c 1M 256k");
-        await RealClientTests.QemuIo(Cluster.Uri("b", volume), "read -P 0x3c 1M 256k", "write -P 0x3d 2M 64k");
+        await RealClientTests.QemuIo(Cluster.TlsUri("a", volume), "read -P 0x3c 1M 256k");
+        await RealClientTests.QemuIo(Cluster.TlsUri("b", volume), "read -P 0x3c 1M 256k", "write -P 0x3d 2M 64k");
         await RealClientTests.QemuIo(Cluster.GatewayTcpUri(volume), "read -P 0x3d 2M 64k");
     }
 
@@ -85,7 +85,7 @@ public sealed class NbdTlsClusterTests(ClusterFixture fixture) : IClassFixture<C
             // The stranger trusts the cluster's authority, so it checks the node's certificate and goes on to show its own:
             // the node, not the client, must be the one that refuses.
             File.Copy(Path.Combine(Cluster.ClientCertificates, "ca-cert.pem"), Path.Combine(client, "ca-cert.pem"), overwrite: true);
-            var uri = Cluster.Uri("a", "vol0").Replace(Cluster.ClientCertificates, client, StringComparison.Ordinal);
+            var uri = Cluster.TlsUri("a", "vol0").Replace(Cluster.ClientCertificates, client, StringComparison.Ordinal);
 
             var result = await ExternalTool.RunAsync("nbdinfo", [uri]);
 
