@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Replicator.Core.Storage;
 
-/// <summary>The few libc calls .NET does not expose: hole punching, SEEK_DATA/SEEK_HOLE, syncing a directory, signals.</summary>
+/// <summary>The few libc calls .NET does not expose: hole punching, SEEK_DATA/SEEK_HOLE, syncing a directory, signals, a file's group.</summary>
 internal static partial class Posix
 {
     public const int EIO = 5;
@@ -71,6 +71,23 @@ internal static partial class Posix
     /// <summary>True while the process exists (signal 0 checks without sending anything).</summary>
     public static bool IsAlive(int pid) => Signal(pid, 0);
 
+    /// <summary>Gives <paramref name="path"/> to group <paramref name="groupId"/>, keeping its owner (<c>chown(path, -1, gid)</c>).</summary>
+    public static void ChangeGroup(string path, int groupId)
+    {
+        if (Chown(path, uint.MaxValue, (uint)groupId) != 0)
+        {
+            throw Error($"cannot give {path} to group {groupId}");
+        }
+    }
+
+    /// <summary>The id of the group named <paramref name="name"/> (from <c>/etc/group</c> or whatever NSS serves), or null when there is none.</summary>
+    public static int? GroupId(string name)
+    {
+        // struct group { char *gr_name; char *gr_passwd; gid_t gr_gid; char **gr_mem; }: the id follows two pointers.
+        var entry = GetGroupByName(name);
+        return entry == IntPtr.Zero ? null : Marshal.ReadInt32(entry, 2 * IntPtr.Size);
+    }
+
     /// <summary>An <see cref="IOException"/> for the last errno, with the errno as its HResult as .NET's own I/O errors have.</summary>
     private static IOException Error(string doing)
     {
@@ -108,4 +125,10 @@ internal static partial class Posix
 
     [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
     private static partial int Close(int fd);
+
+    [LibraryImport("libc", EntryPoint = "chown", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Chown(string path, uint owner, uint group);
+
+    [LibraryImport("libc", EntryPoint = "getgrnam", StringMarshalling = StringMarshalling.Utf8)]
+    private static partial IntPtr GetGroupByName(string name);
 }

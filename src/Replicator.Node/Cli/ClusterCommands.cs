@@ -81,6 +81,9 @@ internal static class ClusterCommands
                 Console.WriteLine($"node {config.Name}: {Path.Combine(nodeDir, Configuration.NodeConfig.FileName)}");
             }
 
+            Gateway.GatewayConfig.EnsureForCluster(directory);
+            Console.WriteLine($"gateway: {Path.Combine(directory, Gateway.GatewayConfig.FileName)}");
+
             return Task.CompletedTask;
         }));
         return command;

@@ -42,7 +42,10 @@ internal static class GatewayCommands
         };
         var tokenFile = CommonOptions.TokenFile();
         var socket = new Option<string?>("--socket") { Description = "Unix socket to serve NBD on (default DIR/gateway.sock)" };
-        var nbd = new Option<string?>("--nbd-listen") { Description = "Also serve NBD on this loopback TCP address:port (port 0 picks a free one and keeps it)" };
+        var nbd = new Option<string?>("--nbd-listen") { Description = "Also serve NBD on this TCP address:port, over TLS unless --nbd-tls off (port 0 picks a free one and keeps it)" };
+        var nbdTls = new Option<string?>("--nbd-tls") { Description = "TLS on the NBD TCP address: require (the default; clients show a certificate of the cluster) or off (loopback only)" };
+        var tls = new Option<string?>("--tls") { Description = "The gateway's certificate directory (ca-cert.pem, server-cert.pem, server-key.pem; default DIR/tls/gateway): serves TLS, and dials nodes over TCP with it" };
+        var revocations = new Option<string?>("--revocation-list") { Description = "The cluster's revocation list (default DIR/tls/revoked.json, or revoked.json beside --tls)" };
         var admin = new Option<string?>("--admin-listen") { Description = "Status endpoint address:port, GET /api/v1/gateway (default 127.0.0.1 with a free port, kept)" };
         var timeout = Duration("--timeout", "A request unanswered this long fails its node over to the other", defaults.Timeout);
         var holdDown = Duration("--hold-down", "Least time between two moves of a volume not forced by a failure (failback, preferred node changed)", defaults.HoldDown);
@@ -51,7 +54,7 @@ internal static class GatewayCommands
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
         var command = new Command("gateway", "Export every volume as a local NBD export that fails over between the two nodes without the client noticing")
         {
-            cluster, node, tokenFile, socket, nbd, admin, timeout, holdDown, noPath, connections, parentPid,
+            cluster, node, tokenFile, socket, nbd, nbdTls, tls, revocations, admin, timeout, holdDown, noPath, connections, parentPid,
         };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
@@ -75,6 +78,9 @@ internal static class GatewayCommands
                 TokenFile = parse.GetValue(tokenFile)?.FullName,
                 SocketPath = parse.GetValue(socket),
                 NbdListen = parse.GetValue(nbd),
+                NbdTls = parse.GetValue(nbdTls),
+                TlsDirectory = parse.GetValue(tls),
+                RevocationList = parse.GetValue(revocations),
                 AdminListen = parse.GetValue(admin),
                 ParentPid = parse.GetValue(parentPid),
             }, ct);

@@ -57,6 +57,7 @@ internal static class NodeCommands
         var dir = CommonOptions.Dir(required: true, "The node's data directory (created with a new pool on first start)");
         var name = new Option<string?>("--name") { Description = "Node name (first start; default 'node')" };
         var nbd = new Option<string?>("--nbd-listen") { Description = "NBD TCP address:port (default 127.0.0.1:10809; port 0 picks a free one and keeps it)" };
+        var nbdTls = new Option<string?>("--nbd-tls") { Description = "TLS on the NBD TCP address: require (the default; clients show a certificate of the cluster) or off (loopback only); kept in node.json" };
         var admin = new Option<string?>("--admin-listen") { Description = "Admin HTTP address:port (default 127.0.0.1 with a free port, kept)" };
         var poolSize = new Option<string?>("--pool-size") { Description = "Capacity of the storage pool at first start (sparse file; default 64G)" };
         var parentPid = new Option<int?>("--parent-pid") { Description = "Stop when this process exits (cluster up passes its own pid)", Hidden = true };
@@ -74,7 +75,7 @@ internal static class NodeCommands
         var witness = new Option<string?>("--witness") { Description = "The witness's address:port" };
         var command = new Command("run", "Run a storage node on DIR until Ctrl-C or SIGTERM; at the first start, a certificate in DIR/tls (replicator cert issue node) says who the node is")
         {
-            dir, name, nbd, admin, poolSize, parentPid, checksums, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
+            dir, name, nbd, nbdTls, admin, poolSize, parentPid, checksums, peerName, peerId, peerAddress, peerListen, peerAdmin, encryption, dedicated, witness,
         };
         command.SetAction((parse, ct) => CliRunner.RunAsync(() =>
         {
@@ -88,6 +89,7 @@ internal static class NodeCommands
             {
                 Name = parse.GetValue(name),
                 NbdListen = parse.GetValue(nbd),
+                NbdTls = parse.GetValue(nbdTls),
                 AdminListen = parse.GetValue(admin),
                 PoolSize = pool,
                 ParentPid = parse.GetValue(parentPid),

@@ -34,10 +34,11 @@ internal sealed class ChildProcess : IDisposable
     public static ChildProcess Start(string name, IEnumerable<string> arguments, string logPath)
     {
         // The shell only sets up the redirection and then becomes replicator (exec): same pid,
-        // and the child's output does not depend on this process staying alive.
+        // and the child's output does not depend on this process staying alive. umask 077: the
+        // log, and anything the child makes without a mode of its own, is its user's alone.
         var start = new ProcessStartInfo("/bin/sh") { UseShellExecute = false };
         start.ArgumentList.Add("-c");
-        start.ArgumentList.Add("exec \"$@\" >>\"$REPLICATOR_LOG\" 2>&1 </dev/null");
+        start.ArgumentList.Add("umask 077; exec \"$@\" >>\"$REPLICATOR_LOG\" 2>&1 </dev/null");
         start.ArgumentList.Add("replicator");
         foreach (var part in SelfCommand())
         {

@@ -21,6 +21,7 @@ namespace Replicator.Node.Cluster;
 /// DIR/a/tls/, DIR/b/tls/, DIR/witness/tls/, DIR/tls/gateway/
 ///                      ca-cert.pem, server-cert.pem, server-key.pem
 /// DIR/tls/admin/       ca-cert.pem, client-cert.pem, client-key.pem
+/// DIR/tls/client/      ca-cert.pem, client-cert.pem, client-key.pem   an NBD client's (QEMU, libnbd): cluster.json names it
 /// </code>
 /// <para>Every directory holding a key is 0700. The certificates of the processes on loopback name
 /// <c>localhost</c>, <c>127.0.0.1</c> and <c>::1</c>, so clients that check host names accept them too.</para>
@@ -45,6 +46,9 @@ internal static class ClusterLayout
     public static string GatewayTlsDirectory(string directory) => Path.Combine(directory, TlsDirectoryName, "gateway");
 
     public static string AdminTlsDirectory(string directory) => Path.Combine(directory, TlsDirectoryName, "admin");
+
+    /// <summary>The certificates an NBD client on this host attaches with (libnbd's <c>tls-certificates</c>, QEMU's <c>tls-creds-x509</c> dir).</summary>
+    public static string ClientTlsDirectory(string directory) => Path.Combine(directory, TlsDirectoryName, "client");
 
     /// <summary>The host names and addresses the certificates of an embedded cluster's processes carry.</summary>
     private static readonly string[] LoopbackNames = ["localhost"];
@@ -158,6 +162,7 @@ internal static class ClusterLayout
             .Select(n => (Path: n.Config.Tls.DirectoryPath(n.Directory), Identity: new ClusterIdentity(IdentityRole.Node, n.Config.Name, n.Config.NodeId, clusterId)))
             .Append((Path: GatewayTlsDirectory(directory), Identity: new ClusterIdentity(IdentityRole.Gateway, "gateway", Guid.NewGuid(), clusterId)))
             .Append((Path: AdminTlsDirectory(directory), Identity: new ClusterIdentity(IdentityRole.Admin, "admin", Guid.NewGuid(), clusterId)))
+            .Append((Path: ClientTlsDirectory(directory), Identity: new ClusterIdentity(IdentityRole.Client, "client", Guid.NewGuid(), clusterId)))
             .ToList();
         if (WitnessAddress(directory) is not null)
         {

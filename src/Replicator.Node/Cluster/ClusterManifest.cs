@@ -24,6 +24,9 @@ internal sealed record ClusterManifest
     /// <summary>Bearer token file shared by both nodes' admin APIs.</summary>
     public required string AdminTokenFile { get; init; }
 
+    /// <summary>The certificates an NBD client attaches with over TCP (the exports there require TLS).</summary>
+    public ClusterTlsEntry? Tls { get; init; }
+
     /// <summary>The gateway cluster up started: where hypervisors attach. Absent until it is up.</summary>
     public ClusterGatewayEntry? Gateway { get; init; }
 
@@ -61,7 +64,7 @@ internal sealed record ClusterNodeEntry
 
     public int? Pid { get; init; }
 
-    /// <summary><c>nbd://127.0.0.1:PORT</c>; a volume is <c>{nbd}/{volume}</c>.</summary>
+    /// <summary><c>nbds://127.0.0.1:PORT</c> (<c>nbd://</c> when configured without TLS); a volume is <c>{nbd}/{volume}</c>.</summary>
     public required string Nbd { get; init; }
 
     public required string NbdSocket { get; init; }
@@ -81,12 +84,18 @@ internal sealed record ClusterGatewayEntry
     /// <summary>The gateway's Unix socket; a volume is <c>nbd+unix:///{volume}?socket={nbdSocket}</c>.</summary>
     public required string NbdSocket { get; init; }
 
-    /// <summary><c>nbd://127.0.0.1:PORT</c>; a volume is <c>{nbd}/{volume}</c>.</summary>
+    /// <summary><c>nbds://127.0.0.1:PORT</c> (<c>nbd://</c> when configured without TLS); a volume is <c>{nbd}/{volume}</c>.</summary>
     public required string Nbd { get; init; }
 
     /// <summary>Status endpoint base: <c>GET {admin}/api/v1/gateway</c> with the cluster's bearer token.</summary>
     public required string Admin { get; init; }
 }
+
+/// <summary>
+/// The cluster's TLS material for NBD clients: <see cref="ClientCertificates"/> is a directory in the layout libnbd
+/// (<c>tls-certificates=DIR</c>) and QEMU (<c>tls-creds-x509,dir=DIR</c>) read: ca-cert.pem, client-cert.pem, client-key.pem.
+/// </summary>
+internal sealed record ClusterTlsEntry(string ClientCertificates);
 
 /// <summary>A helper process of the cluster (the witness).</summary>
 internal sealed record ClusterProcessEntry(int? Pid, string Address);

@@ -26,8 +26,18 @@ internal static class AdminToken
         return token;
     }
 
+    /// <summary>Reads the token; refused, as ssh refuses such a private key, when other users may read or change the file.</summary>
+    /// <exception cref="ConfigurationException">The file is open to others, or holds no token.</exception>
     public static string Read(string path)
     {
+        const UnixFileMode open = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+        if (File.Exists(path) && (File.GetUnixFileMode(path) & open) != 0)
+        {
+            throw new ConfigurationException(
+                $"permissions {Convert.ToString((int)File.GetUnixFileMode(path), 8).PadLeft(4, '0')} for '{path}' are too open: the admin token gives full control "
+                + $"of the nodes, so no one but its owner may read it. It is not used; make it 0600 (chmod 600 {path})");
+        }
+
         var token = File.ReadAllText(path).Trim();
         if (token.Length < 16)
         {

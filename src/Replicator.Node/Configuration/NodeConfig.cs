@@ -27,6 +27,9 @@ internal sealed record NodeConfig
     /// <summary>Unix socket path of the NBD server, relative to the node directory.</summary>
     public string NbdSocket { get; init; } = "nbd.sock";
 
+    /// <summary>TLS on the TCP end point, the Unix socket's group, the connection caps (see docs/nbd-tls.md).</summary>
+    public NbdConfig Nbd { get; init; } = new();
+
     /// <summary>Admin HTTP endpoint; loopback unless deliberately changed.</summary>
     public string AdminListen { get; init; } = "127.0.0.1:0";
 
@@ -138,6 +141,7 @@ internal sealed record NodeConfig
             throw new ConfigurationException($"{path}: nbdListen '{NbdListen}' is not an address:port");
         }
 
+        (Nbd ?? throw new ConfigurationException($"{path}: nbd must be an object, or be left out")).Validate(path, NbdListen);
         if (!IPEndPoint.TryParse(AdminListen, out _))
         {
             throw new ConfigurationException($"{path}: adminListen '{AdminListen}' is not an address:port");

@@ -21,6 +21,9 @@ internal sealed record GatewayConfig
     /// <summary>Loopback TCP endpoint of the gateway's NBD server (address:port); empty for the Unix socket only.</summary>
     public string NbdListen { get; init; } = "";
 
+    /// <summary>TLS on the TCP end point (its certificate in the cluster's <c>tls/gateway</c>), the Unix socket's group, the connection caps.</summary>
+    public NbdConfig Nbd { get; init; } = new();
+
     /// <summary>The gateway's status endpoint (<c>GET /api/v1/gateway</c>), loopback, same bearer token as the nodes.</summary>
     public string AdminListen { get; init; } = "127.0.0.1:0";
 
@@ -74,12 +77,17 @@ internal sealed record GatewayConfig
 
     public string SocketPath(string directory) => Path.GetFullPath(NbdSocket, directory);
 
-    private void Validate(string path)
+    /// <summary>The TCP export's URI without an export name: <c>nbds://</c> when it requires TLS; null without one.</summary>
+    public string? TcpUri => NbdListen.Length == 0 ? null : Nbd.TcpUri(NbdListen);
+
+    public void Validate(string path)
     {
         if (NbdListen.Length > 0 && !IPEndPoint.TryParse(NbdListen, out _))
         {
             throw new ConfigurationException($"{path}: nbdListen '{NbdListen}' is not an address:port");
         }
+
+        (Nbd ?? throw new ConfigurationException($"{path}: nbd must be an object, or be left out")).Validate(path, NbdListen);
 
         if (!IPEndPoint.TryParse(AdminListen, out _))
         {

@@ -1,3 +1,4 @@
+using System.Net.Security;
 using Replicator.Node.Admin;
 using Replicator.Protocol.Nbd.Client;
 
@@ -6,6 +7,9 @@ namespace Replicator.Node.Gateway;
 /// <summary>A storage node as the gateway reaches it: its NBD server (a volume is an export on it) and its admin API.</summary>
 internal sealed record GatewayNode(string Name, NbdUri Nbd, Uri Admin)
 {
+    /// <summary>The TLS options the gateway dials the node's NBD server with, given its host; null for a plain Unix socket.</summary>
+    public Func<string, SslClientAuthenticationOptions>? Tls { get; init; }
+
     public NbdUri VolumeUri(string volume) => Nbd.WithExport(volume);
 }
 

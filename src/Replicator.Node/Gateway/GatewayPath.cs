@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Net.Sockets;
+using Replicator.Protocol.Nbd;
 using Replicator.Protocol.Nbd.Client;
 
 namespace Replicator.Node.Gateway;
@@ -162,7 +163,12 @@ internal sealed class GatewayPath
     private async Task<NbdClient[]> ConnectAsync(CancellationToken stopping)
     {
         // The gateway forwards its clients' requests as they come, so it cannot promise the node any alignment.
-        var options = new NbdClientOptions { RequestBlockSizes = false };
+        var options = new NbdClientOptions
+        {
+            RequestBlockSizes = false,
+            TlsMode = Node.Tls is null ? NbdTlsMode.Off : NbdTlsMode.Required,
+            TlsAuthentication = Node.Tls,
+        };
         var uri = Node.VolumeUri(_volume.Name);
         var attempts = Enumerable.Range(0, _options.ConnectionsPerNode)
             .Select(i => NbdClient.ConnectAsync(uri, _logger, options, $"{Node.Name}:{_volume.Name}#{i + 1}", stopping))

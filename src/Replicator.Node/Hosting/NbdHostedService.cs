@@ -9,10 +9,11 @@ namespace Replicator.Node.Hosting;
 internal sealed class NbdHostedService(
     INbdExportCatalog catalog,
     IReadOnlyList<EndPoint> endPoints,
+    NbdServerOptions options,
     ILoggerFactory loggerFactory,
     Action<IReadOnlyList<EndPoint>>? bound = null) : IHostedService, IAsyncDisposable
 {
-    private readonly NbdServer _server = new(catalog, loggerFactory);
+    private readonly NbdServer _server = new(catalog, loggerFactory, options);
 
     /// <summary>The NBD end points a node's configuration names: TCP (if any) and the Unix socket.</summary>
     public static IReadOnlyList<EndPoint> Endpoints(NodeConfig config, string directory)

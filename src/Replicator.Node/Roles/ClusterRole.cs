@@ -77,11 +77,12 @@ internal static class ClusterRole
                 AdminTokenFile = tokenPath,
                 Volumes = volumes,
                 Witness = witness is null ? null : new ClusterProcessEntry(witness.Pid, witnessAddress!),
+                Tls = new ClusterTlsEntry(ClusterLayout.ClientTlsDirectory(directory)),
                 Nodes = nodes.Zip(children.Where(c => c != witness), (n, child) => new ClusterNodeEntry
                 {
                     Name = n.Config.Name,
                     Pid = child.Pid,
-                    Nbd = $"nbd://{n.Config.NbdListen}",
+                    Nbd = n.Config.Nbd.TcpUri(n.Config.NbdListen),
                     NbdSocket = n.Config.SocketPath(n.Directory),
                     Admin = $"http://{n.Config.AdminListen}",
                     DataDir = n.Directory,
@@ -151,7 +152,7 @@ internal static class ClusterRole
             throw;
         }
 
-        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = config.SocketPath(directory), Nbd = $"nbd://{config.NbdListen}", Admin = admin };
+        return new ClusterGatewayEntry { Pid = gateway.Pid, NbdSocket = config.SocketPath(directory), Nbd = config.TcpUri ?? "", Admin = admin };
     }
 
     private static async Task WaitReadyAsync(AdminClient client, ChildProcess child, string probe, CancellationToken ct)
@@ -249,11 +250,17 @@ internal static class ClusterRole
             Console.WriteLine($"           admin {node.Admin}, status page {node.Admin}/ (token in {Path.Combine(directory, ClusterLayout.TokenFileName)}), log {Path.Combine(node.DataDir, "node.log")}");
         }
 
+        if (manifest.Tls is { } tls)
+        {
+            Console.WriteLine($"  nbds:// (TCP) needs TLS with the client certificates in {tls.ClientCertificates}: nbdinfo 'nbds://HOST:PORT/<volume>?tls-certificates={tls.ClientCertificates}',");
+            Console.WriteLine($"           qemu --object tls-creds-x509,id=tls0,endpoint=client,dir={tls.ClientCertificates} with tls-creds=tls0 (docs/nbd-tls.md)");
+        }
+
         foreach (var volume in manifest.Volumes)
         {
             Console.WriteLine(manifest.Gateway is { } g
                 ? $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={g.NbdSocket}'  (through the gateway, which rides through a node failure)"
-                : $"  volume {volume}: nbdinfo {manifest.Nodes[0].Nbd}/{volume}");
+                : $"  volume {volume}: nbdinfo 'nbd+unix:///{volume}?socket={manifest.Nodes[0].NbdSocket}'");
         }
 
         Console.WriteLine(manifest.Witness is { } w

@@ -9,6 +9,7 @@ using Replicator.Node.Configuration;
 using Replicator.Node.Gateway;
 using Replicator.Node.Hosting;
 using Replicator.Node.Metrics;
+using Replicator.Node.Security;
 using Replicator.Protocol.Nbd.Client;
 
 namespace Replicator.Node.Roles;
@@ -27,6 +28,15 @@ internal sealed record GatewayRunSettings(GatewayOptions Options)
     public string? SocketPath { get; init; }
 
     public string? NbdListen { get; init; }
+
+    /// <summary>gateway.json's <c>nbd.tls</c>: <c>require</c> or <c>off</c>.</summary>
+    public string? NbdTls { get; init; }
+
+    /// <summary>The gateway's certificate directory, instead of the cluster's <c>tls/gateway</c>.</summary>
+    public string? TlsDirectory { get; init; }
+
+    /// <summary>The revocation list, instead of the cluster's.</summary>
+    public string? RevocationList { get; init; }
 
     public string? AdminListen { get; init; }
 
@@ -68,11 +78,21 @@ internal static class GatewayRole
             NbdSocket = settings.SocketPath ?? config.NbdSocket,
             NbdListen = settings.NbdListen ?? config.NbdListen,
             AdminListen = settings.AdminListen ?? config.AdminListen,
+            Nbd = settings.NbdTls is { } tls ? config.Nbd with { Tls = tls } : config.Nbd,
         };
+        var configPath = directory is null ? "the gateway's settings" : Path.Combine(directory, GatewayConfig.FileName);
         if (directory is not null)
         {
             config.Save(directory);
         }
+        else
+        {
+            config.Validate(configPath);
+        }
+
+        var credentials = GatewayTls.Load(directory, settings.TlsDirectory, settings.RevocationList);
+        var securedNodes = GatewayTls.Secure(nodes, credentials);
+        var nbdOptions = NbdSecurity.ServerOptions(config.Nbd, configPath, config.NbdListen, credentials?.Credentials, credentials?.Trust, NbdSecurity.GatewayClients);
 
         var socketPath = directory is null ? Path.GetFullPath(config.NbdSocket) : config.SocketPath(directory);
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
@@ -84,9 +104,11 @@ internal static class GatewayRole
         builder.WebHost.ConfigureKestrel(k => k.Listen(IPEndPoint.Parse(config.AdminListen)));
         var catalog = new GatewayCatalog();
         builder.Services.AddSingleton(new GatewayMetrics(catalog, nodes));
-        builder.Services.AddSingleton(sp => new GatewayService(nodes, token, catalog, settings.Options, sp.GetRequiredService<ILogger<GatewayService>>()));
+        builder.Services.AddSingleton(sp => new GatewayService(securedNodes(sp.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Gateway.NbdTls")),
+            token, catalog, settings.Options, sp.GetRequiredService<ILogger<GatewayService>>()));
         builder.Services.AddHostedService(sp => sp.GetRequiredService<GatewayService>());
-        builder.Services.AddHostedService(sp => new NbdHostedService(catalog, Endpoints(config, socketPath), sp.GetRequiredService<ILoggerFactory>(),
+        builder.Services.AddHostedService(sp => new NbdHostedService(catalog, Endpoints(config, socketPath),
+            nbdOptions(sp.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Gateway.NbdTls")), sp.GetRequiredService<ILoggerFactory>(),
             bound => SaveChosenNbdPort(directory, bound)));
         if (settings.ParentPid is { } parent)
         {
@@ -97,7 +119,7 @@ internal static class GatewayRole
         await using var app = builder.Build();
         app.UseMiddleware<BearerTokenAuth>(token);
         app.MapGet(StatusPath, (GatewayService service) => new GatewayStatus(
-            Environment.ProcessId, socketPath, config.NbdListen.Length > 0 ? $"nbd://{config.NbdListen}" : null,
+            Environment.ProcessId, socketPath, config.TcpUri,
             settings.Options.Timeout.TotalSeconds, settings.Options.HoldDown.TotalSeconds, settings.Options.ConnectionsPerNode,
             service.DescribeNodes(), [.. catalog.Volumes.Select(v => v.Describe())]));
         app.MapGet("/metrics", (GatewayMetrics metrics) => Results.Text(metrics.Exporter.Render(), "text/plain; version=0.0.4; charset=utf-8"));

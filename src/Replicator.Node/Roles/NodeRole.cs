@@ -23,6 +23,9 @@ internal sealed record NodeRunSettings(string Directory)
 
     public string? NbdListen { get; init; }
 
+    /// <summary>node.json's <c>nbd.tls</c>: <c>require</c> or <c>off</c>.</summary>
+    public string? NbdTls { get; init; }
+
     public string? AdminListen { get; init; }
 
     public long? PoolSize { get; init; }
@@ -95,9 +98,11 @@ internal static class NodeRole
         builder.Services.AddHostedService(sp => new PoolSpaceWatch(sp.GetRequiredService<NodeStorage>(), sp.GetRequiredService<ReplicationManager>(),
             sp.GetRequiredService<ILogger<PoolSpaceWatch>>()));
 
+        var nbdOptions = NbdSecurity.ServerOptions(config.Nbd, NodeConfig.PathIn(directory), config.NbdListen, security?.Credentials, security?.Trust, NbdSecurity.NodeClients);
         builder.Services.AddHostedService(sp => new NbdHostedService(
             sp.GetRequiredService<VolumeExports>(),
             NbdHostedService.Endpoints(config, directory),
+            nbdOptions(sp.GetRequiredService<ILoggerFactory>().CreateLogger("Replicator.Node.NbdTls")),
             sp.GetRequiredService<ILoggerFactory>(),
             endpoints => SaveChosenNbdPort(directory, endpoints)));
         builder.Services.AddProblemDetails();
@@ -164,6 +169,7 @@ internal static class NodeRole
             Name = s.Name ?? config.Name,
             NbdListen = s.NbdListen ?? config.NbdListen,
             AdminListen = s.AdminListen ?? config.AdminListen,
+            Nbd = s.NbdTls is { } tls ? config.Nbd with { Tls = tls } : config.Nbd,
             PoolFileCapacity = existing is null ? s.PoolSize ?? config.PoolFileCapacity : config.PoolFileCapacity,
             BlockChecksums = s.BlockChecksums ?? config.BlockChecksums,
             Peer = s.Peer ?? config.Peer,

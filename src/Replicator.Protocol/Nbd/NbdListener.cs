@@ -9,6 +9,12 @@ internal sealed class NbdListener : IDisposable
 {
     private const int Backlog = 512;
 
+    /// <summary>
+    /// A Unix socket's mode: its owner and its group may connect (connecting takes write permission), nobody else.
+    /// The file mode is what protects an export on a Unix socket, which needs no TLS.
+    /// </summary>
+    public const UnixFileMode UnixSocketMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+
     private NbdListener(Socket socket, EndPoint endPoint, string? socketPath)
     {
         Socket = socket;
@@ -26,8 +32,12 @@ internal sealed class NbdListener : IDisposable
 
     public bool IsTcp => Socket.AddressFamily is AddressFamily.InterNetwork or AddressFamily.InterNetworkV6;
 
-    /// <summary>Binds and listens: TCP on an <see cref="IPEndPoint"/>, or a Unix socket whose stale file is replaced.</summary>
-    public static NbdListener Bind(EndPoint endPoint, ILogger logger)
+    /// <summary>
+    /// Binds and listens: TCP on an <see cref="IPEndPoint"/>, or a Unix socket whose stale file is replaced. A Unix
+    /// socket is made <see cref="UnixSocketMode"/> (0660) and given to group <paramref name="unixSocketGroupId"/> when
+    /// one is named, both before it listens, so no client can connect while it still has the mode the umask gave it.
+    /// </summary>
+    public static NbdListener Bind(EndPoint endPoint, ILogger logger, int? unixSocketGroupId = null)
     {
         switch (endPoint)
         {
@@ -60,6 +70,12 @@ internal sealed class NbdListener : IDisposable
                 try
                 {
                     socket.Bind(unix);
+                    File.SetUnixFileMode(path, UnixSocketMode);
+                    if (unixSocketGroupId is { } group)
+                    {
+                        Core.Storage.Posix.ChangeGroup(path, group);
+                    }
+
                     socket.Listen(Backlog);
                     return new NbdListener(socket, unix, path);
                 }

@@ -71,7 +71,7 @@ internal sealed class NbdServer : IAsyncDisposable
             {
                 foreach (var endPoint in endPoints)
                 {
-                    _listeners.Add(NbdListener.Bind(endPoint, _logger));
+                    _listeners.Add(NbdListener.Bind(endPoint, _logger, _options.UnixSocketGroupId));
                 }
             }
             catch

@@ -71,6 +71,12 @@ internal sealed record NbdServerOptions
     /// </summary>
     public int MaxConnectionsPerExport { get; init; } = 64;
 
+    /// <summary>
+    /// The group Unix sockets are given to (a numeric id), so its members may connect; null keeps the group a new file
+    /// gets. The socket is 0660 either way (<see cref="NbdListener.UnixSocketMode"/>).
+    /// </summary>
+    public int? UnixSocketGroupId { get; init; }
+
     public static NbdServerOptions Default { get; } = new();
 
     /// <summary>Throws when a setting cannot work.</summary>

@@ -151,11 +151,12 @@ internal sealed class NbdServerSession
     /// </summary>
     private async Task<IDuplexPipe> StartTlsAsync(CancellationToken deadline)
     {
-        var authentication = _options.TlsAuthentication!();
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(deadline, _stopping.Token, _aborting.Token);
         NbdTlsTransport tls;
         try
         {
+            // Built per connection, inside the try: a server certificate that cannot be read now fails this handshake only.
+            var authentication = _options.TlsAuthentication!();
             tls = await NbdTlsTransport.AcceptAsync(_transport, authentication, _options.ReceiveBufferSize, _options.SendBufferSize, cancel.Token);
         }
         catch (OperationCanceledException) when (!_aborting.IsCancellationRequested && _stopping.IsCancellationRequested)

@@ -29,8 +29,9 @@ internal enum NbdTlsMode
 /// </summary>
 /// <remarks>
 /// TLS 1.2 and 1.3 only, as the spec asks. Certificates are checked against the given authorities alone, never the
-/// system's store, so only certificates of the cluster's CA are accepted. Revocation lists are not consulted:
-/// removing a client from the cluster means re-issuing the server's trust (a new CA or a shorter validity).
+/// system's store, so only certificates of the cluster's CA are accepted. <see cref="Server"/> and <see cref="Client"/>
+/// consult no revocation list; the node and the gateway build their options with the cluster's trust instead
+/// (Replicator.Node's <c>NbdSecurity</c>), which checks the role and the cluster's revocation list too.
 /// </remarks>
 internal static class NbdTls
 {

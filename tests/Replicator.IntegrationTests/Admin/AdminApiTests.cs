@@ -97,7 +97,7 @@ public sealed class AdminApiTests(ClusterFixture fixture) : IClassFixture<Cluste
     {
         using var _ = await Cluster.SendJsonAsync("a", HttpMethod.Post, "/api/v1/volumes", new { name = "busy", size = "64M" });
         await Cluster.WaitInSyncAsync("busy");
-        await using (var client = await RawNbdClient.ConnectAsync(Cluster.Nbd("b")))
+        await using (var client = await RawNbdClient.ConnectAsync(Cluster.UnixUri("b", "")))
         {
             await client.GoAsync("busy");
             await AssertProblemAsync(HttpMethod.Delete, "/api/v1/volumes/busy?confirm=true", null, HttpStatusCode.Conflict, "attached");

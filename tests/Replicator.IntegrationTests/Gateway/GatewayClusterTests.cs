@@ -22,7 +22,7 @@ public sealed class GatewayClusterTests
             {
                 unix = first.GatewayUri("vol0");
                 tcp = first.GatewayTcpUri("vol0");
-                Assert.StartsWith("nbd://127.0.0.1:", tcp, StringComparison.Ordinal);
+                Assert.StartsWith("nbds://127.0.0.1:", tcp, StringComparison.Ordinal);
                 Assert.NotEqual(first.Pid("a"), first.GatewayPid);
 
                 var info = await ExternalTool.RunCheckedAsync("nbdinfo", ["--json", unix]);

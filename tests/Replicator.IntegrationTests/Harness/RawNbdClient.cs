@@ -33,10 +33,23 @@ public sealed class RawNbdClient : IAsyncDisposable
 
     public long ExportSize { get; private set; }
 
-    public static async Task<RawNbdClient> ConnectAsync(string nbdTcp)
+    /// <summary>Connects to <c>nbd://HOST:PORT</c> (plain TCP) or <c>nbd+unix:///?socket=PATH</c>; this client speaks no TLS.</summary>
+    public static async Task<RawNbdClient> ConnectAsync(string uri)
     {
-        var endpoint = IPEndPoint.Parse(new Uri(nbdTcp).Authority);
-        var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var parsed = new Uri(uri);
+        Socket socket;
+        EndPoint endpoint;
+        if (parsed.Scheme == "nbd+unix")
+        {
+            endpoint = new UnixDomainSocketEndPoint(Uri.UnescapeDataString(parsed.Query.TrimStart('?').Split('&').Single(p => p.StartsWith("socket=", StringComparison.Ordinal))["socket=".Length..]));
+            socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        }
+        else
+        {
+            endpoint = IPEndPoint.Parse(parsed.Authority);
+            socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        }
+
         await socket.ConnectAsync(endpoint).WaitAsync(TimeSpan.FromSeconds(10));
         return new RawNbdClient(socket);
     }

@@ -142,9 +142,23 @@ public sealed class TestCluster : IAsyncDisposable
     /// <summary>The relay between a node and the witness, when started with cuttable links and a witness.</summary>
     public TcpProxy WitnessLink(string node) => _witnessLinks[node];
 
+    /// <summary>A node's TCP export URI without an export name: <c>nbds://127.0.0.1:PORT</c> (TLS required).</summary>
     public string Nbd(string node) => Node(node).GetProperty("nbd").GetString()!;
 
-    public string Uri(string node, string volume) => $"{Nbd(node)}/{volume}";
+    /// <summary>The client certificate directory cluster up made (cluster.json's <c>tls.clientCertificates</c>).</summary>
+    public string ClientCertificates => Manifest.GetProperty("tls").GetProperty("clientCertificates").GetString()!;
+
+    /// <summary>
+    /// A volume on a node as any client reaches it without certificates: its Unix socket. (fio's nbd engine, and
+    /// libnbd's URIs in nbdsh -u, take no certificate directory; the TCP exports require TLS, see <see cref="TlsUri"/>.)
+    /// </summary>
+    public string Uri(string node, string volume) => UnixUri(node, volume);
+
+    /// <summary>
+    /// A volume on a node over TCP, with TLS and the cluster's client certificates as nbdinfo reads them
+    /// (<c>nbds://…?tls-certificates=DIR</c>); <see cref="SingleNode.RealClientTests.QemuIo"/> turns it into QEMU's options.
+    /// </summary>
+    public string TlsUri(string node, string volume) => WithCertificates($"{Nbd(node)}/{volume}");
 
     public string UnixUri(string node, string volume) => $"nbd+unix:///{volume}?socket={Node(node).GetProperty("nbdSocket").GetString()}";
 
@@ -159,7 +173,11 @@ public sealed class TestCluster : IAsyncDisposable
     public string GatewaySocket => Gateway.GetProperty("nbdSocket").GetString()!;
 
     /// <summary>A volume through the gateway's loopback TCP port.</summary>
-    public string GatewayTcpUri(string volume) => $"{Gateway.GetProperty("nbd").GetString()}/{volume}";
+    public string GatewayTcpUri(string volume) => WithCertificates($"{Gateway.GetProperty("nbd").GetString()}/{volume}");
+
+    /// <summary>An <c>nbds://</c> URI with the cluster's client certificates; a plain one as it is.</summary>
+    private string WithCertificates(string uri) =>
+        uri.StartsWith("nbds://", StringComparison.Ordinal) ? $"{uri}?tls-certificates={ClientCertificates}" : uri;
 
     /// <summary>The pid of the gateway, as <c>cluster.json</c> names it (re-read after cluster up started it again).</summary>
     public int GatewayPid => Gateway.GetProperty("pid").GetInt32();

@@ -36,7 +36,8 @@ public sealed class TestNode : IAsyncDisposable
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("replicator-node-").FullName;
         var node = new TestNode(directory, ownsDirectory: true);
-        var args = new List<string> { "--nbd-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0" };
+        // A node of its own, with no cluster and so no certificates: plain TCP on loopback, chosen explicitly.
+        var args = new List<string> { "--nbd-listen", "127.0.0.1:0", "--nbd-tls", "off", "--admin-listen", "127.0.0.1:0" };
         if (poolSize is not null)
         {
             args.AddRange(["--pool-size", poolSize]);

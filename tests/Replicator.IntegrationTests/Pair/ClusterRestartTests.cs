@@ -16,7 +16,7 @@ public sealed class ClusterRestartTests
             string uriA;
             await using (var first = await TestCluster.StartAsync(directory))
             {
-                uriA = first.Uri("a", "vol0");
+                uriA = first.TlsUri("a", "vol0");
                 await RealClientTests.QemuIo(uriA, "write -P 0x3d 5M 2M");
                 await first.CreateVolumeAsync("extra", "64M");
                 await RealClientTests.QemuIo(first.Uri("b", "extra"), "write -P 0x4e 0 1M");
@@ -24,7 +24,7 @@ public sealed class ClusterRestartTests
             }
 
             await using var second = await TestCluster.StartAsync(directory);
-            Assert.Equal(uriA, second.Uri("a", "vol0"));
+            Assert.Equal(uriA, second.TlsUri("a", "vol0"));
             await second.WaitInSyncAsync("vol0");
             await RealClientTests.QemuIo(second.Uri("b", "vol0"), "read -P 0x3d 5M 2M", "read -P 0 0 5M");
             await RealClientTests.QemuIo(second.Uri("a", "extra"), "read -P 0x4e 0 1M");

@@ -107,18 +107,38 @@ public sealed class RealClientTests(NodeFixture fixture) : IClassFixture<NodeFix
         await QemuIo(uri, "read -P 0 0 1M", "read -P 0 1M 64k", "read -P 0x77 1088k 960k", "read -P 0x33 3M 4k");
     }
 
+    /// <summary>
+    /// Runs qemu-io on <paramref name="uri"/>. QEMU reads no certificates from a URI: an <c>nbds://HOST:PORT/EXPORT?tls-certificates=DIR</c>
+    /// one is given as QEMU takes it, a <c>tls-creds-x509</c> object and the NBD driver's options.
+    /// </summary>
     internal static async Task QemuIo(string uri, params string[] commands)
     {
-        var args = new List<string> { "-f", "raw" };
+        var (args, image) = QemuImage(uri);
         foreach (var command in commands)
         {
             args.AddRange(["-c", command]);
         }
 
-        args.Add(uri);
+        args.Add(image);
         var result = await ExternalTool.RunCheckedAsync("qemu-io", args, TimeSpan.FromMinutes(2));
         Assert.DoesNotContain("Pattern verification failed", result.Stdout);
         Assert.DoesNotContain("failed", result.Stderr, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>qemu-io's options and its image argument (last on its command line) for the export at <paramref name="uri"/>.</summary>
+    internal static (List<string> Options, string Image) QemuImage(string uri)
+    {
+        if (!uri.StartsWith("nbds://", StringComparison.Ordinal))
+        {
+            return (["-f", "raw"], uri);
+        }
+
+        var parsed = new Uri(uri);
+        const string parameter = "tls-certificates=";
+        var certificates = Uri.UnescapeDataString(parsed.Query.TrimStart('?').Split('&').Single(p => p.StartsWith(parameter, StringComparison.Ordinal))[parameter.Length..]);
+        var export = Uri.UnescapeDataString(parsed.AbsolutePath.TrimStart('/'));
+        return (["--object", $"tls-creds-x509,id=tls0,endpoint=client,dir={certificates}", "--image-opts"],
+            $"driver=nbd,server.type=inet,server.host={parsed.Host},server.port={parsed.Port},export={export},tls-creds=tls0");
     }
 
     internal static async Task<List<(long Offset, long Length, string Description)>> MapAsync(string uri)
