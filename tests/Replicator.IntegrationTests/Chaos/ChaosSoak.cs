@@ -39,7 +39,7 @@ internal sealed record ChaosReport(
         text.AppendLine("|---|---:|");
         text.AppendLine(CultureInfo.InvariantCulture, $"| fio jobs through the gateway (64 MiB random writes, crc32c, read back) | {Jobs} |");
         text.AppendLine(CultureInfo.InvariantCulture, $"| data written by the client | {WrittenBytes / (1024.0 * 1024 * 1024):0.00} GiB |");
-        text.AppendLine(CultureInfo.InvariantCulture, $"| jobs that saw an I/O error | {FailedJobs} |");
+        text.AppendLine(CultureInfo.InvariantCulture, $"| jobs that saw an I/O error or lost their connection (the gateway killed under them) | {FailedJobs} |");
         text.AppendLine(CultureInfo.InvariantCulture, $"| longest single I/O (stall seen by the client) | {LongestIo.TotalSeconds:0.00} s |");
         text.AppendLine(CultureInfo.InvariantCulture, $"| longest time from a healed fault to both replicas in sync | {LongestRecovery.TotalSeconds:0.0} s |");
         text.AppendLine(CultureInfo.InvariantCulture, $"| resyncs completed | {Resyncs} |");
