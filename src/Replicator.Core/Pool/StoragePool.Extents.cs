@@ -180,6 +180,7 @@ public sealed partial class StoragePool
     {
         var (file, offset) = Locate(extent);
         _data[file].Write(offset + within, source);
+        Written(extent);
     }
 
     private bool TryPinForWriteLocked(VolumeState volume, long firstUnit, Span<long> extents, out bool hasQuarantine)

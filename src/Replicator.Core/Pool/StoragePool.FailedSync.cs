@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Replicator.Core.Hashing;
 
 namespace Replicator.Core.Pool;
 
@@ -33,6 +34,18 @@ public sealed partial class StoragePool
     /// <summary>Freed suspect extents: out of circulation until zeros written over them are synced.</summary>
     private readonly List<long> _needZeros = [];
 
+    /// <summary>Extents written since the last data sync that succeeded: a failed sync may have dropped what was written.</summary>
+    private readonly HashSet<long> _writtenUnsynced = [];
+
+    /// <summary>Notes a write into <paramref name="extent"/>, made before this call.</summary>
+    private void Written(long extent)
+    {
+        lock (_lock)
+        {
+            _writtenUnsynced.Add(extent);
+        }
+    }
+
     /// <summary>Notes a punch in <paramref name="extent"/>, made before this call. Under the lock.</summary>
     private void Punched(long extent) => _punchedUnsynced.Add(extent);
 
@@ -45,6 +58,12 @@ public sealed partial class StoragePool
     private List<long> SyncData(List<long> zeroing, long[] punched)
     {
         var zeroed = TryWriteZeros(zeroing);
+        long[] written;
+        lock (_lock)
+        {
+            written = [.. _writtenUnsynced];
+        }
+
         try
         {
             foreach (var file in _data)
@@ -54,11 +73,15 @@ public sealed partial class StoragePool
         }
         catch (IOException)
         {
+            List<long> changed;
             lock (_lock)
             {
+                changed = [.. _writtenUnsynced.Union(_punchedUnsynced).Where(e => _meta.State.Used[e] && !_unusable.Contains(e))];
+                _writtenUnsynced.Clear();
                 DataSyncFailedLocked();
             }
 
+            MarkSyncLost(changed);
             throw;
         }
 
@@ -71,6 +94,7 @@ public sealed partial class StoragePool
         lock (_lock)
         {
             _punchedUnsynced.ExceptWith(punched);
+            _writtenUnsynced.ExceptWith(written);
         }
 
         return zeroed;
@@ -137,4 +161,91 @@ public sealed partial class StoragePool
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Writing zeros over free extent {Extent}, whose punch a failed fsync may have lost, failed ({Reason}); it stays out of use until a later flush manages")]
     private static partial void LogZerosRefused(ILogger logger, long extent, string reason);
+}
+
+/// <summary>A store of blocks that failed part-way.</summary>
+public sealed partial class StoragePool
+{
+    /// <summary>
+    /// Marks whole blocks <see cref="BlockChecksum.Unverified"/> after a store of them failed part-way. The rule: a write,
+    /// zero or trim stores the blocks' data, then their checksums (<c>ThinVolume</c>); when either fails (EIO, or ENOSPC
+    /// after a short write: the file system wrote what fit), the blocks may hold their old data, the new, or part of each,
+    /// under the old checksum or the new. The change was not acknowledged, so each of those is data the client may see and
+    /// none may fail its check: the blocks are marked as blocks a crash may have torn are (<c>ThinVolume.RecheckAfterCrash</c>),
+    /// and the next read settles them as they are or, on a paired node, takes the peer's copy. The caller holds the blocks'
+    /// stripes of <see cref="Guard"/>, so no read confirms a block between the failure and the mark. The mark is in memory
+    /// and reaches the file with the next write-back; a crash before that leaves the blocks to the check after the crash
+    /// (their extent is still in the activity log). Only when the mark itself fails do the blocks fail their check:
+    /// reported as damage, never served as something else. A repair does not mark: the block it failed to rewrite was
+    /// damaged already.
+    /// </summary>
+    internal void MarkUnverified(long extent, long within, long length)
+    {
+        var slots = new byte[BlockChecksum.BytesFor((int)length)];
+        for (var b = 0; b < slots.Length / BlockChecksum.Size; b++)
+        {
+            BlockChecksum.Set(slots, b, BlockChecksum.Unverified);
+        }
+
+        try
+        {
+            WriteChecksums(extent, within, slots);
+        }
+        catch (IOException e)
+        {
+            LogMarkUnverifiedFailed(_logger, extent, within, length, e.Message);
+        }
+    }
+
+    /// <summary>
+    /// A data sync failed: Linux may have dropped any page written or punched since the last sync that succeeded, and the
+    /// next sync succeeds without them, while the checksums of those blocks (synced by a later flush) name the new data.
+    /// After a power loss such a block would hold its old data under its new checksum: a false alarm on data the client
+    /// may well have, since no flush vouched for it. So every block of the mapped extents changed since that sync which
+    /// passes its check now is marked <see cref="BlockChecksum.Unverified"/>, and the marks are made durable at once:
+    /// whatever survives there passes (settled on its next read, see <c>ThinVolume.SettleBlock</c>, which writes the data
+    /// again so a later sync carries it). A block failing its check already stays so: it was damaged before.
+    /// </summary>
+    private void MarkSyncLost(List<long> extents)
+    {
+        if (_checksums is null || extents.Count == 0)
+        {
+            return;
+        }
+
+        var block = new byte[BlockChecksum.BlockSize];
+        var slot = new byte[BlockChecksum.Size];
+        var unverified = new byte[BlockChecksum.Size];
+        BlockChecksum.Set(unverified, 0, BlockChecksum.Unverified);
+        try
+        {
+            foreach (var extent in extents)
+            {
+                for (var within = 0L; within < ExtentSize; within += BlockChecksum.BlockSize)
+                {
+                    using (Guard.EnterExclusive(PoolBlock(extent, within)))
+                    {
+                        ReadData(extent, within, block);
+                        ReadChecksums(extent, within, slot);
+                        if (BlockChecksum.Check(block, BlockChecksum.Get(slot, 0), out _) == BlockStatus.Good)
+                        {
+                            WriteChecksums(extent, within, unverified);
+                        }
+                    }
+                }
+            }
+
+            _checksums.ForEach(c => c.Flush());
+        }
+        catch (IOException e)
+        {
+            LogSyncLostMarkFailed(_logger, extents.Count, e.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A data sync failed, and marking the blocks of the {Extents} extents changed since the last good one unverified failed too ({Reason}): after a power loss some may be reported as damaged")]
+    private static partial void LogSyncLostMarkFailed(ILogger logger, int extents, string reason);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "A store into extent {Extent} at {Within} (+{Length}) failed part-way, and marking its blocks unverified failed too ({Reason}): they will be reported as damaged")]
+    private static partial void LogMarkUnverifiedFailed(ILogger logger, long extent, long within, long length, string reason);
 }

@@ -22,6 +22,8 @@ internal readonly record struct DamagedBlock(long Offset, BlockStatus Status);
 /// it, merge the new bytes and write the block and its new checksum. A block that fails its check is
 /// not merged into: the write fails with <see cref="CorruptBlockException"/>, and the replicated volume
 /// repairs the block from the peer and writes again.</para>
+/// <para><b>A store that fails part-way</b> (EIO, or ENOSPC after a short write) leaves its blocks marked
+/// unverified: see <c>StoragePool.MarkUnverified</c>.</para>
 /// <para><b>Reads</b> take no lock. A block that fails its check is read again with its checksum under
 /// the block's exclusive lock, which no write of that block holds: a read that raced a write (new data,
 /// old checksum) then sees one write's data and checksum and passes; a failure found there is real and
@@ -177,8 +179,16 @@ public sealed partial class ThinVolume
         {
             using (_pool.Guard.EnterShared(_pool.PoolBlock(extent, wholeStart), (wholeEnd - wholeStart) >> BlockChecksum.BlockShift))
             {
-                _pool.ZeroData(extent, wholeStart, wholeEnd - wholeStart);
-                _pool.ClearChecksums(extent, wholeStart, wholeEnd - wholeStart);
+                try
+                {
+                    _pool.ZeroData(extent, wholeStart, wholeEnd - wholeStart);
+                    _pool.ClearChecksums(extent, wholeStart, wholeEnd - wholeStart);
+                }
+                catch (IOException)
+                {
+                    _pool.MarkUnverified(extent, wholeStart, wholeEnd - wholeStart);
+                    throw;
+                }
             }
         }
 
@@ -239,8 +249,16 @@ public sealed partial class ThinVolume
     {
         using (_pool.Guard.EnterShared(_pool.PoolBlock(extent, blockWithin), data.Length >> BlockChecksum.BlockShift))
         {
-            _pool.WriteData(extent, blockWithin, data);
-            _pool.WriteChecksums(extent, blockWithin, checksums);
+            try
+            {
+                _pool.WriteData(extent, blockWithin, data);
+                _pool.WriteChecksums(extent, blockWithin, checksums);
+            }
+            catch (IOException)
+            {
+                _pool.MarkUnverified(extent, blockWithin, data.Length);
+                throw;
+            }
         }
     }
 
@@ -273,16 +291,24 @@ public sealed partial class ThinVolume
                 bytes[..count].CopyTo(block[at..]);
             }
 
-            if (!block.ContainsAnyExcept((byte)0))
+            try
             {
-                _pool.ZeroData(extent, blockWithin, Block);
-                _pool.ClearChecksums(extent, blockWithin, Block);
-                return;
-            }
+                if (!block.ContainsAnyExcept((byte)0))
+                {
+                    _pool.ZeroData(extent, blockWithin, Block);
+                    _pool.ClearChecksums(extent, blockWithin, Block);
+                    return;
+                }
 
-            BlockChecksum.Set(slot, 0, BlockChecksum.Of(block));
-            _pool.WriteData(extent, blockWithin, block);
-            _pool.WriteChecksums(extent, blockWithin, slot);
+                BlockChecksum.Set(slot, 0, BlockChecksum.Of(block));
+                _pool.WriteData(extent, blockWithin, block);
+                _pool.WriteChecksums(extent, blockWithin, slot);
+            }
+            catch (IOException)
+            {
+                _pool.MarkUnverified(extent, blockWithin, Block);
+                throw;
+            }
         }
     }
 

@@ -62,6 +62,11 @@ public sealed partial class ThinVolume
     /// may have been torn and no verified copy exists). A block that passes its check is left alone. Returns whether it
     /// stored a new checksum.
     /// </summary>
+    /// <remarks>
+    /// The data is written again before its checksum, and both are flushed: a block left unverified by a failed data sync
+    /// (<c>StoragePool.MarkSyncLost</c>) may hold, in the page cache only, data that sync dropped and no later one carries;
+    /// a checksum made durable over it alone would name data a power loss takes away.
+    /// </remarks>
     internal bool SettleBlock(long blockOffset)
     {
         Span<long> extent = [StoragePool.NoExtent];
@@ -83,10 +88,13 @@ public sealed partial class ThinVolume
                 }
 
                 BlockChecksum.Set(slot, 0, BlockChecksum.Of(block));
+                _pool.WriteData(extent[0], within, block);
                 _pool.WriteChecksums(extent[0], within, slot);
-                _pool.WriteBackChecksums();
-                return true;
             }
+
+            // Outside the block's lock: a failing sync marks blocks unverified under their locks.
+            _pool.Flush();
+            return true;
         }
         catch (IOException e) when (e is not Devices.BlockDeviceException)
         {

@@ -173,13 +173,22 @@ internal sealed partial class EngineWorkload
     }
 
     /// <summary>Reads the whole volume, an extent at a time, and hands each sector's value (null: no value's bytes) to <paramref name="check"/>.</summary>
-    private static async Task ForEachSectorAsync(VolumeModel model, ReplicatedVolume volume, Action<long, int?> check)
+    private async Task ForEachSectorAsync(VolumeModel model, ReplicatedVolume volume, Action<long, int?> check)
     {
         var buffer = new byte[ExtentSize];
         for (var offset = 0L; offset < model.Size; offset += buffer.Length)
         {
             var length = (int)Math.Min(buffer.Length, model.Size - offset);
-            await volume.ReadAsync(offset, buffer.AsMemory(0, length));
+            try
+            {
+                await volume.ReadAsync(offset, buffer.AsMemory(0, length));
+            }
+            catch (Exception e) when (e is not PowerCutException)
+            {
+                // A read of the whole volume must work here: the failure names the seed and the steps that led to it.
+                throw new EngineCheckException(this, $"reading {model.Name} [{offset}, +{length}) failed: {e.GetType().Name}: {e.Message}");
+            }
+
             for (var at = 0; at < length; at += VolumeModel.SectorSize)
             {
                 var index = (offset + at) / VolumeModel.SectorSize;
