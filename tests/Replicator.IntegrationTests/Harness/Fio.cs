@@ -14,9 +14,25 @@ public static class Fio
         };
         args.AddRange(options);
         var result = await ExternalTool.RunAsync("fio", args, TimeSpan.FromMinutes(3));
-        var start = result.Stdout.IndexOf('{', StringComparison.Ordinal);
-        Assert.True(start >= 0, result.Describe());
-        using var json = JsonDocument.Parse(result.Stdout[start..]);
+        // The report is the JSON object that starts a line; a fio that failed (its connection died at the start)
+        // may print a broken one or none, and counts as a job with an error.
+        var start = result.Stdout.StartsWith('{') ? 0 : result.Stdout.IndexOf("\n{", StringComparison.Ordinal) + 1;
+        JsonDocument? parsed = null;
+        try
+        {
+            parsed = start >= 0 && (start > 0 || result.Stdout.StartsWith('{')) ? JsonDocument.Parse(result.Stdout[start..]) : null;
+        }
+        catch (JsonException)
+        {
+        }
+
+        if (parsed is null)
+        {
+            Assert.True(result.ExitCode != 0, $"fio succeeded but printed no JSON report: {result.Describe()}");
+            return new FioResult(result.ExitCode, Errors: -1, WrittenBytes: 0, ReadBytes: 0, result.Describe());
+        }
+
+        using var json = parsed;
         var job = json.RootElement.GetProperty("jobs")[0];
         return new FioResult(
             ExitCode: result.ExitCode,
