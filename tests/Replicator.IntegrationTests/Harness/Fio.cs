@@ -33,16 +33,24 @@ public static class Fio
         }
 
         using var json = parsed;
-        var job = json.RootElement.GetProperty("jobs")[0];
-        return new FioResult(
-            ExitCode: result.ExitCode,
-            Errors: job.GetProperty("error").GetInt32(),
-            WrittenBytes: job.GetProperty("write").GetProperty("io_bytes").GetInt64(),
-            ReadBytes: job.GetProperty("read").GetProperty("io_bytes").GetInt64(),
-            Output: result.Describe())
+        try
         {
-            LongestIo = TimeSpan.FromTicks(Math.Max(LongestNs(job, "write"), LongestNs(job, "read")) / 100),
-        };
+            var job = json.RootElement.GetProperty("jobs")[0];
+            return new FioResult(
+                ExitCode: result.ExitCode,
+                Errors: job.GetProperty("error").GetInt32(),
+                WrittenBytes: job.GetProperty("write").GetProperty("io_bytes").GetInt64(),
+                ReadBytes: job.GetProperty("read").GetProperty("io_bytes").GetInt64(),
+                Output: result.Describe())
+            {
+                LongestIo = TimeSpan.FromTicks(Math.Max(LongestNs(job, "write"), LongestNs(job, "read")) / 100),
+            };
+        }
+        catch (Exception e) when (result.ExitCode != 0 && e is FormatException or InvalidOperationException or KeyNotFoundException or IndexOutOfRangeException)
+        {
+            // A report cut short by the failure: the job failed, whatever it holds.
+            return new FioResult(result.ExitCode, Errors: -1, WrittenBytes: 0, ReadBytes: 0, result.Describe());
+        }
     }
 
     private static long LongestNs(JsonElement job, string direction) =>
