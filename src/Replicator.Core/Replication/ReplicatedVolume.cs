@@ -96,7 +96,10 @@ internal sealed partial class ReplicatedVolume : IBlockDevice, IDisposable
     {
         ArgumentNullException.ThrowIfNull(pool);
         StoragePool.ValidateSize(size);
-        ArgumentOutOfRangeException.ThrowIfLessThan(size, _local.Size);
+        if (size < _local.Size)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, $"volume '{Name}' is {_local.Size} bytes; shrinking is not supported");
+        }
         Replica.Grow(size);
         pool.ResizeVolume(_local, size);
     }
