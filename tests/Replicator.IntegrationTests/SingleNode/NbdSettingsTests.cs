@@ -27,8 +27,25 @@ public sealed class NbdSettingsTests
         Assert.True(perExport.ExitCode != 0, perExport.Describe());
         await WaitForLogAsync(node, "export 'capped' already has 1 connections, the most this server allows on one export");
 
-        await using var second = await RawNbdClient.ConnectAsync(node.UnixUri("capped"));
-        await second.GreetAsync();
+        // nbdinfo's refused connection counts until the server has seen it close: greet again until it has (bounded).
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        RawNbdClient second;
+        while (true)
+        {
+            second = await RawNbdClient.ConnectAsync(node.UnixUri("capped"));
+            try
+            {
+                await second.GreetAsync();
+                break;
+            }
+            catch (EndOfStreamException) when (DateTime.UtcNow < deadline)
+            {
+                await second.DisposeAsync();
+                await Task.Delay(200);
+            }
+        }
+
+        await using var greeted = second;
         var overall = await ExternalTool.RunAsync("nbdinfo", ["--list", node.NbdTcp]);
         Assert.True(overall.ExitCode != 0, overall.Describe());
         await WaitForLogAsync(node, "2 connections are open, the most it allows");
